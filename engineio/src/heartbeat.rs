@@ -1,0 +1,140 @@
+//! Heartbeat deadlines (sans-IO): when to ping, and when a missing pong ends the session.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// What the heartbeat wants done now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Beat {
+    /// Nothing until this instant.
+    WaitUntil(Instant),
+    /// Send a ping now, then look again at the instant given (the pong deadline).
+    Ping { deadline: Instant },
+    /// No pong came in time: close with `ping timeout`.
+    TimedOut,
+}
+
+/// Server-side ping/pong timing of one session (Engine.IO v4: the server pings).
+///
+/// Deadlines are computed from the scheduled ping time, not from when a timer happened to
+/// fire, so a late timer never gives a dead client extra time: without a pong the session is
+/// expired at `t0 + interval + timeout` exactly.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Heartbeat {
+    interval: Duration,
+    timeout: Duration,
+    next_ping: Instant,
+    /// The scheduled time of the ping that still waits for its pong.
+    awaiting_since: Option<Instant>,
+}
+
+impl Heartbeat {
+    /// Starts the clock at the handshake: the first ping is due one interval later.
+    pub(crate) fn new(now: Instant, interval: Duration, timeout: Duration) -> Self {
+        Heartbeat {
+            interval,
+            timeout,
+            next_ping: now + interval,
+            awaiting_since: None,
+        }
+    }
+
+    /// Advances the heartbeat to `now`.
+    pub(crate) fn poll(&mut self, now: Instant) -> Beat {
+        if self.expired(now) {
+            return Beat::TimedOut;
+        }
+        match self.awaiting_since {
+            Some(sent) => Beat::WaitUntil(sent + self.timeout),
+            None if now >= self.next_ping => {
+                self.awaiting_since = Some(self.next_ping);
+                Beat::Ping {
+                    deadline: self.next_ping + self.timeout,
+                }
+            }
+            None => Beat::WaitUntil(self.next_ping),
+        }
+    }
+
+    /// A pong arrived; the next ping is due one interval from now. An unsolicited pong is ignored.
+    pub(crate) fn on_pong(&mut self, now: Instant) {
+        if self.awaiting_since.take().is_some() {
+            self.next_ping = now + self.interval;
+        }
+    }
+
+    /// Whether the session is past its pong deadline, also when the ping itself is overdue.
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        let ping_at = self.awaiting_since.unwrap_or(self.next_ping);
+        now >= ping_at + self.timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const I: Duration = Duration::from_millis(300);
+    const T: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn first_ping_one_interval_after_handshake() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(t0, I, T);
+        assert_eq!(hb.poll(t0), Beat::WaitUntil(t0 + I));
+        assert_eq!(
+            hb.poll(t0 + I - Duration::from_millis(1)),
+            Beat::WaitUntil(t0 + I)
+        );
+        assert_eq!(
+            hb.poll(t0 + I),
+            Beat::Ping {
+                deadline: t0 + I + T
+            }
+        );
+        assert_eq!(hb.poll(t0 + I), Beat::WaitUntil(t0 + I + T));
+    }
+
+    #[test]
+    fn pong_reschedules_from_pong_time() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(t0, I, T);
+        hb.poll(t0 + I);
+        let pong_at = t0 + I + Duration::from_millis(50);
+        hb.on_pong(pong_at);
+        assert_eq!(hb.poll(pong_at), Beat::WaitUntil(pong_at + I));
+        assert!(!hb.expired(pong_at + I + T - Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn missing_pong_expires_exactly_at_deadline() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(t0, I, T);
+        // The timer fires late: the deadline still counts from the scheduled ping.
+        assert_eq!(
+            hb.poll(t0 + I + Duration::from_millis(150)),
+            Beat::Ping {
+                deadline: t0 + I + T
+            }
+        );
+        assert!(!hb.expired(t0 + I + T - Duration::from_millis(1)));
+        assert!(hb.expired(t0 + I + T));
+        assert_eq!(hb.poll(t0 + I + T), Beat::TimedOut);
+    }
+
+    #[test]
+    fn overdue_ping_counts_as_expired() {
+        let t0 = Instant::now();
+        let hb = Heartbeat::new(t0, I, T);
+        assert!(hb.expired(t0 + I + T));
+    }
+
+    #[test]
+    fn unsolicited_pong_is_ignored() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(t0, I, T);
+        hb.on_pong(t0 + Duration::from_millis(10));
+        assert_eq!(hb.poll(t0), Beat::WaitUntil(t0 + I));
+    }
+}

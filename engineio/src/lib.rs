@@ -1,0 +1,76 @@
+//! An Engine.IO v4 server, written from scratch on hyper 1.x and tokio-tungstenite.
+//!
+//! Engine.IO is the transport under Socket.IO: a session that starts on HTTP long-polling or
+//! WebSocket, upgrades from polling to WebSocket, and is kept alive by server pings. This crate
+//! speaks the protocol of `engine.io-client` 6.x (Socket.IO client 3.x and 4.x).
+//!
+//! - [`EngineIo`] is the server; mount it in any hyper program with [`EngineIo::service`] or
+//!   [`EngineIo::handle`], or run it with [`serve`].
+//! - A [`Handler`] receives each connection's events; [`Socket`] is the handle to send, close
+//!   and inspect a connection.
+//! - The codec ([`packet`], [`payload`]) and the session state machine are sans-IO.
+//!
+//! Each WebSocket connection is driven by one task that reads, writes and closes; every frame
+//! queued since its last write goes out with one flush. Heartbeats of all sessions run on one
+//! shared timer task. The outgoing queue of each connection is bounded
+//! ([`Config::max_buffered_bytes`]) and a slow consumer is handled by
+//! [`Config::slow_consumer`].
+//!
+//! ```no_run
+//! use engineio::{CloseReason, Config, EngineIo, Handler, Message, Socket};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type Conn = Socket;
+//!     fn on_open(&self, socket: Socket) -> Socket {
+//!         socket
+//!     }
+//!     fn on_message(&self, socket: &Socket, message: Message) {
+//!         let _ = socket.send(message);
+//!     }
+//!     fn on_close(&self, socket: &Socket, reason: CloseReason) {
+//!         println!("{} closed: {reason}", socket.id());
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let engine = EngineIo::new(Config::default(), Echo);
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     let ctrl_c = async { let _ = tokio::signal::ctrl_c().await; };
+//!     engineio::serve(listener, engine, engineio::not_found(), ctrl_c).await
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod heartbeat;
+pub mod packet;
+pub mod payload;
+mod polling;
+mod query;
+mod reason;
+mod response;
+mod serve;
+mod server;
+mod session;
+mod shared;
+mod sid;
+mod socket;
+mod state;
+mod timer;
+mod websocket;
+
+pub use config::{
+    AllowOrigin, Config, ConfigBuilder, Cookie, Cors, SlowConsumerPolicy, TransportKind,
+};
+pub use error::HttpError;
+pub use packet::{DecodeError, Message, Packet, Text};
+pub use reason::CloseReason;
+pub use serve::serve;
+pub use server::{not_found, EngineIo, EngineService, NotFound, PeerAddr};
+pub use sid::Sid;
+pub use socket::{Handler, Handshake, SendError, Socket};

@@ -1,0 +1,160 @@
+//! The long-polling transport: GET delivers queued packets, POST carries the client's packets.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header;
+use http::request::Parts;
+use http::Response;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
+use tokio::time::Instant;
+
+use crate::error::HttpError;
+use crate::packet::{Frame, Packet};
+use crate::payload::{decode_payload, encode_payload, encoded_len};
+use crate::reason::CloseReason;
+use crate::response;
+use crate::server::EngineIo;
+use crate::session::Session;
+use crate::socket::Handler;
+use crate::state::Refusal;
+
+/// Maps a refused request to its HTTP error, closing the session where the protocol says so.
+fn refuse(session: &Arc<Session>, refusal: Refusal) -> Response<Full<Bytes>> {
+    match refusal {
+        Refusal::Unknown => HttpError::UnknownSid.into_response(),
+        Refusal::Expired => {
+            session.close(CloseReason::PingTimeout);
+            HttpError::UnknownSid.into_response()
+        }
+        Refusal::Mismatch => HttpError::BadRequest.into_response(),
+        Refusal::Overlap => {
+            tracing::debug!(sid = %session.sid, "overlapping polling request");
+            session.close(CloseReason::TransportError);
+            HttpError::BadRequest.into_response()
+        }
+    }
+}
+
+/// Ends the pending GET even if the client goes away while it waits.
+struct GetGuard<'a>(&'a Session);
+
+impl Drop for GetGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().end_get();
+    }
+}
+
+struct PostGuard<'a>(&'a Session);
+
+impl Drop for PostGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().end_post();
+    }
+}
+
+pub(crate) async fn get<H: Handler>(
+    engine: &EngineIo<H>,
+    session: Arc<Session>,
+    parts: &Parts,
+) -> Response<Full<Bytes>> {
+    if let Err(refusal) = session.lock().begin_get(Instant::now()) {
+        return refuse(&session, refusal);
+    }
+    let guard = GetGuard(&session);
+    let mut frames: Vec<Frame> = Vec::new();
+    loop {
+        let woken = session.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if session.lock().poll_get(&mut frames) {
+            break;
+        }
+        woken.await;
+    }
+    drop(guard);
+    if session.close_reason().is_some() {
+        session.forget();
+    }
+    let mut body = Vec::with_capacity(frames.iter().map(encoded_len).sum());
+    encode_payload(&frames, &mut body);
+    let mut res = response::text(Bytes::new());
+    response::compress(&engine.shared.config, parts, &mut res, body);
+    res
+}
+
+pub(crate) async fn post<H: Handler, B>(
+    engine: &EngineIo<H>,
+    session: Arc<Session>,
+    parts: &Parts,
+    body: B,
+) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if let Err(refusal) = session.lock().begin_post(Instant::now()) {
+        return refuse(&session, refusal);
+    }
+    let _guard = PostGuard(&session);
+    let binary = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    if binary {
+        tracing::debug!(sid = %session.sid, "binary POST body on protocol v4");
+        session.close(CloseReason::TransportError);
+        return HttpError::BadRequest.into_response();
+    }
+    let limit = usize::try_from(engine.shared.config.max_payload).unwrap_or(usize::MAX);
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > engine.shared.config.max_payload) {
+        tracing::info!(sid = %session.sid, "POST body over maxPayload");
+        return HttpError::PayloadTooLarge.into_response();
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            tracing::info!(sid = %session.sid, "POST body over maxPayload");
+            return HttpError::PayloadTooLarge.into_response();
+        }
+        Err(_) => {
+            session.close(CloseReason::TransportError);
+            return HttpError::BadRequest.into_response();
+        }
+    };
+    if bytes.is_empty() {
+        session.close(CloseReason::ParseError);
+        return response::ok();
+    }
+    for packet in decode_payload(bytes) {
+        match packet {
+            Ok(Packet::Message(message)) => session.dispatch(message),
+            Ok(Packet::Pong) => session.on_pong(),
+            Ok(Packet::Close) => {
+                session.close(CloseReason::TransportClose);
+                break;
+            }
+            Ok(Packet::Ping { .. }) => {
+                tracing::debug!(sid = %session.sid, "invalid heartbeat direction");
+                session.close(CloseReason::TransportError);
+                return HttpError::BadRequest.into_response();
+            }
+            Ok(Packet::Open | Packet::Upgrade | Packet::Noop) => {}
+            Err(err) => {
+                tracing::debug!(sid = %session.sid, %err, "undecodable POST");
+                session.close(CloseReason::ParseError);
+                return HttpError::BadRequest.into_response();
+            }
+        }
+        if session.close_reason().is_some() {
+            break;
+        }
+    }
+    response::ok()
+}

@@ -1,0 +1,365 @@
+//! The Engine.IO server: request routing, handshakes and the application-facing [`EngineIo`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response};
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use tokio::time::Instant;
+
+use crate::config::{Config, TransportKind};
+use crate::error::HttpError;
+use crate::packet::open_packet;
+use crate::query;
+use crate::response;
+use crate::session::Session;
+use crate::shared::Shared;
+use crate::sid::Sid;
+use crate::socket::{Bound, Handler, Handshake, Socket};
+use crate::{polling, websocket};
+
+/// The client's address, put in request extensions by whoever accepted the connection.
+///
+/// [`serve`](crate::serve) and [`EngineService`] add it; an application that embeds
+/// [`EngineIo::handle`] in its own server inserts it itself to get peer addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// An Engine.IO server. Clone it freely: clones share all sessions.
+///
+/// ```no_run
+/// use engineio::{CloseReason, Config, EngineIo, Handler, Message, Socket};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     type Conn = Socket;
+///     fn on_open(&self, socket: Socket) -> Socket { socket }
+///     fn on_message(&self, socket: &Socket, msg: Message) { let _ = socket.send(msg); }
+///     fn on_close(&self, _: &Socket, _: CloseReason) {}
+/// }
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let engine = EngineIo::new(Config::default(), Echo);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// engineio::serve(listener, engine.clone(), engineio::not_found(), std::future::pending()).await
+/// # }
+/// ```
+pub struct EngineIo<H: Handler> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) handler: Arc<H>,
+}
+
+impl<H: Handler> Clone for EngineIo<H> {
+    fn clone(&self) -> Self {
+        EngineIo {
+            shared: self.shared.clone(),
+            handler: self.handler.clone(),
+        }
+    }
+}
+
+impl<H: Handler> std::fmt::Debug for EngineIo<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineIo")
+            .field("path", &self.shared.config.path)
+            .field("sessions", &self.shared.sessions.len())
+            .finish()
+    }
+}
+
+impl<H: Handler> EngineIo<H> {
+    /// A server with these options and this handler.
+    pub fn new(config: Config, handler: H) -> Self {
+        Self::with_handler(config, Arc::new(handler))
+    }
+
+    /// Like [`EngineIo::new`], with a handler the application keeps a reference to.
+    pub fn with_handler(config: Config, handler: Arc<H>) -> Self {
+        EngineIo {
+            shared: Shared::new(config),
+            handler,
+        }
+    }
+
+    /// The options in force.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &Arc<H> {
+        &self.handler
+    }
+
+    /// Whether a request path belongs to this server (with or without the trailing slash).
+    pub fn is_engine_path(&self, path: &str) -> bool {
+        let own = self.shared.config.path.as_str();
+        path == own || path == own.trim_end_matches('/')
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.shared.sessions.len()
+    }
+
+    /// An open session by id.
+    pub fn socket(&self, sid: &Sid) -> Option<Socket> {
+        self.shared
+            .sessions
+            .get(sid)
+            .filter(|s| s.close_reason().is_none())
+            .map(Socket)
+    }
+
+    /// Every open session.
+    pub fn sockets(&self) -> Vec<Socket> {
+        self.shared
+            .sessions
+            .all()
+            .into_iter()
+            .filter(|s| s.close_reason().is_none())
+            .map(Socket)
+            .collect()
+    }
+
+    /// Refuses new handshakes and closes every session with `server shutting down`, then waits
+    /// until every WebSocket connection has finished its close.
+    pub async fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::Release);
+        for session in self.shared.sessions.all() {
+            session.close(crate::CloseReason::ServerShuttingDown);
+        }
+        self.shared.ws_tasks.wait_idle().await;
+    }
+
+    /// A hyper service: this server at its path, `fallback` for every other request.
+    pub fn service<F>(&self, fallback: F) -> EngineService<H, F> {
+        EngineService {
+            engine: self.clone(),
+            fallback,
+            peer: None,
+        }
+    }
+
+    /// Serves one Engine.IO request. Requests outside [`EngineIo::is_engine_path`] are the
+    /// caller's to route; given one anyway, this answers as for a bad request.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = req.into_parts();
+        let mut res = self.route(&parts, body).await;
+        response::cors(&self.shared.config, &parts, res.headers_mut());
+        res
+    }
+
+    async fn route<B>(&self, parts: &Parts, body: B) -> Response<Full<Bytes>>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let config = &self.shared.config;
+        let raw_query = parts.uri.query().unwrap_or("");
+        if parts.method == Method::OPTIONS && config.cors.is_some() {
+            return response::preflight(config, parts);
+        }
+        let transport = query::param(raw_query, "transport")
+            .as_deref()
+            .and_then(TransportKind::parse)
+            .filter(|t| config.allows(*t));
+        let Some(transport) = transport else {
+            return HttpError::UnknownTransport.into_response();
+        };
+        if !origin_is_valid(parts) {
+            return HttpError::BadRequest.into_response();
+        }
+        let upgrade = transport == TransportKind::Websocket && websocket::is_upgrade(parts);
+        if let Some(sid) = query::param(raw_query, "sid") {
+            let session = Sid::parse(&sid).and_then(|sid| self.shared.sessions.get(&sid));
+            let Some(session) = session else {
+                return websocket::refuse_if(upgrade, HttpError::UnknownSid);
+            };
+            return match (transport, upgrade) {
+                (TransportKind::Websocket, true) => websocket::upgrade(self, session, parts),
+                (TransportKind::Websocket, false) => HttpError::BadRequest.into_response(),
+                (TransportKind::Polling, _) if parts.method == Method::GET => {
+                    polling::get(self, session, parts).await
+                }
+                (TransportKind::Polling, _) if parts.method == Method::POST => {
+                    polling::post(self, session, parts, body).await
+                }
+                (TransportKind::Polling, _) => HttpError::BadRequest.into_response(),
+            };
+        }
+        if parts.method != Method::GET {
+            return HttpError::BadHandshakeMethod.into_response();
+        }
+        if transport == TransportKind::Websocket && !upgrade {
+            return HttpError::BadRequest.into_response();
+        }
+        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+        if let Some(allow) = &config.allow_request {
+            if let Err(message) = allow(parts, peer) {
+                return websocket::refuse_if(upgrade, HttpError::Forbidden(message));
+            }
+        }
+        if query::param(raw_query, "EIO").as_deref() != Some("4") {
+            return websocket::refuse_if(upgrade, HttpError::UnsupportedProtocolVersion);
+        }
+        if self.shared.shutting_down.load(Ordering::Acquire) {
+            return websocket::refuse_if(
+                upgrade,
+                HttpError::Forbidden("Server shutting down".into()),
+            );
+        }
+        let handshake = Handshake {
+            peer_addr: peer,
+            headers: parts.headers.clone(),
+            query: raw_query.to_owned(),
+            issued: SystemTime::now(),
+            secure: parts.uri.scheme_str() == Some("https"),
+        };
+        match transport {
+            TransportKind::Websocket => websocket::handshake(self, parts, handshake),
+            TransportKind::Polling => self.polling_handshake(handshake),
+        }
+    }
+
+    fn polling_handshake(&self, handshake: Handshake) -> Response<Full<Bytes>> {
+        let session = self.open(Sid::random(), handshake, TransportKind::Polling);
+        let mut res = response::text(self.open_packet(&session, true));
+        response::cookie(&self.shared.config, session.sid.as_str(), res.headers_mut());
+        res
+    }
+
+    pub(crate) fn open_packet(&self, session: &Session, polling: bool) -> Bytes {
+        let c = &self.shared.config;
+        let packet = open_packet(
+            session.sid.as_str(),
+            polling && c.offers_upgrade(),
+            c.ping_interval.as_millis() as u64,
+            c.ping_timeout.as_millis() as u64,
+            c.max_payload,
+        );
+        Bytes::from(packet)
+    }
+
+    /// Creates a session, starts its heartbeat and hands it to the handler.
+    pub(crate) fn open(
+        &self,
+        sid: Sid,
+        handshake: Handshake,
+        transport: TransportKind,
+    ) -> Arc<Session> {
+        let now = Instant::now();
+        let session = Session::new(&self.shared, sid, handshake, transport, now);
+        self.shared.sessions.insert(session.clone());
+        self.shared
+            .schedule(&session, now + self.shared.config.ping_interval);
+        tracing::debug!(sid = %session.sid, transport = transport.as_str(), "session opened");
+        let conn = self.handler.on_open(Socket(session.clone()));
+        session.bind(Box::new(Bound {
+            handler: self.handler.clone(),
+            conn,
+        }));
+        session
+    }
+}
+
+/// `Origin` must hold only visible ASCII, tab, space or obs-text.
+fn origin_is_valid(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get_all(header::ORIGIN)
+        .iter()
+        .all(|v: &HeaderValue| {
+            v.as_bytes()
+                .iter()
+                .all(|b| *b == b'\t' || (0x20..=0x7e).contains(b) || *b >= 0x80)
+        })
+}
+
+/// A hyper service: an [`EngineIo`] at its path, and a fallback service for the rest.
+///
+/// Responses have the body type `Either<Full<Bytes>, B>` where `B` is the fallback's.
+pub struct EngineService<H: Handler, F> {
+    engine: EngineIo<H>,
+    fallback: F,
+    peer: Option<SocketAddr>,
+}
+
+impl<H: Handler, F: Clone> Clone for EngineService<H, F> {
+    fn clone(&self) -> Self {
+        EngineService {
+            engine: self.engine.clone(),
+            fallback: self.fallback.clone(),
+            peer: self.peer,
+        }
+    }
+}
+
+impl<H: Handler, F> EngineService<H, F> {
+    /// The same service, recording `peer` as the client address of its requests.
+    pub fn with_peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<H, F, B> Service<Request<Incoming>> for EngineService<H, F>
+where
+    H: Handler,
+    F: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>,
+    F::Future: Send + 'static,
+{
+    type Response = Response<Either<Full<Bytes>, B>>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(PeerAddr(peer));
+        }
+        if self.engine.is_engine_path(req.uri().path()) {
+            let engine = self.engine.clone();
+            Box::pin(async move { Ok(engine.handle(req).await.map(Either::Left)) })
+        } else {
+            let fut = self.fallback.call(req);
+            Box::pin(async move { fut.await.map(|res| res.map(Either::Right)) })
+        }
+    }
+}
+
+/// A fallback service that answers 404 to everything.
+pub fn not_found() -> NotFound {
+    NotFound
+}
+
+/// See [`not_found`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NotFound;
+
+impl Service<Request<Incoming>> for NotFound {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn call(&self, _req: Request<Incoming>) -> Self::Future {
+        let mut res = Response::new(Full::new(Bytes::from_static(b"Not Found")));
+        *res.status_mut() = http::StatusCode::NOT_FOUND;
+        std::future::ready(Ok(res))
+    }
+}

@@ -1,0 +1,198 @@
+//! One Engine.IO session: its state behind a per-session lock, and the wake-up for its writer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::{SlowConsumerPolicy, TransportKind};
+use crate::heartbeat::{Beat, Heartbeat};
+use crate::packet::{Frame, Message};
+use crate::reason::CloseReason;
+use crate::shared::Shared;
+use crate::sid::Sid;
+use crate::socket::{Handshake, Hooks, SendError};
+use crate::state::{Delivery, Push, SessionState};
+
+pub(crate) struct Session {
+    pub(crate) sid: Sid,
+    pub(crate) handshake: Handshake,
+    state: Mutex<SessionState>,
+    /// Wakes whoever writes to the client: the pending GET or the WebSocket task.
+    pub(crate) wake: Notify,
+    hooks: OnceLock<Box<dyn Hooks>>,
+    close_reported: AtomicBool,
+    shared: Weak<Shared>,
+}
+
+impl Session {
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        sid: Sid,
+        handshake: Handshake,
+        transport: TransportKind,
+        now: Instant,
+    ) -> Arc<Self> {
+        let config = &shared.config;
+        let heartbeat = Heartbeat::new(now, config.ping_interval, config.ping_timeout);
+        Arc::new(Session {
+            sid,
+            handshake,
+            state: Mutex::new(SessionState::new(transport, heartbeat)),
+            wake: Notify::new(),
+            hooks: OnceLock::new(),
+            close_reported: AtomicBool::new(false),
+            shared: Arc::downgrade(shared),
+        })
+    }
+
+    /// The session's state. A panic elsewhere never leaves it unusable.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Links the handler's per-connection state; reports a close that happened during `on_open`.
+    pub(crate) fn bind(&self, hooks: Box<dyn Hooks>) {
+        let _ = self.hooks.set(hooks);
+        if let Some(reason) = self.close_reason() {
+            self.report_close(reason);
+        }
+    }
+
+    pub(crate) fn transport(&self) -> TransportKind {
+        self.lock().transport()
+    }
+
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.lock().closed()
+    }
+
+    pub(crate) fn send<I>(self: &Arc<Self>, frames: I, volatile: bool) -> Result<(), SendError>
+    where
+        I: IntoIterator<Item = Frame>,
+        I::IntoIter: Clone,
+    {
+        let (limit, policy) = match self.shared.upgrade() {
+            Some(s) => (s.config.max_buffered_bytes, s.config.slow_consumer),
+            None => return Err(SendError::Closed),
+        };
+        let pushed = {
+            let mut state = self.lock();
+            if volatile {
+                state.push_volatile(frames)
+            } else {
+                state.push(frames, limit)
+            }
+        };
+        match pushed {
+            Push::Queued => {
+                self.wake.notify_one();
+                Ok(())
+            }
+            Push::Dropped => Err(SendError::Dropped),
+            Push::Closed => Err(SendError::Closed),
+            Push::Full => {
+                if policy == SlowConsumerPolicy::Disconnect {
+                    tracing::warn!(sid = %self.sid, "slow consumer: outgoing queue full, closing");
+                    self.close(CloseReason::TransportError);
+                }
+                Err(SendError::Full)
+            }
+        }
+    }
+
+    pub(crate) fn dispatch(&self, message: Message) {
+        if let Some(hooks) = self.hooks.get() {
+            hooks.message(message);
+        }
+    }
+
+    pub(crate) fn upgraded(&self) {
+        if let Some(hooks) = self.hooks.get() {
+            hooks.upgraded();
+        }
+    }
+
+    /// Closes the session. Server-side reasons deliver `1` to a polling client; a client-side
+    /// close (`TransportClose`) answers a pending GET with `6`.
+    pub(crate) fn close(self: &Arc<Self>, reason: CloseReason) {
+        let delivery = match reason {
+            CloseReason::TransportClose => Delivery::Noop,
+            _ => Delivery::CloseFrame,
+        };
+        let (first, lingers) = {
+            let mut state = self.lock();
+            let first = state.close(reason, delivery);
+            let lingers = state.lingers()
+                && matches!(
+                    reason,
+                    CloseReason::ForcedClose | CloseReason::ServerShuttingDown
+                );
+            (first, lingers)
+        };
+        if !first {
+            return;
+        }
+        self.wake.notify_one();
+        if let Some(shared) = self.shared.upgrade() {
+            if lingers {
+                shared.schedule(self, Instant::now() + shared.config.polling_close_grace);
+            } else {
+                shared.sessions.remove(&self.sid);
+            }
+        }
+        tracing::debug!(sid = %self.sid, %reason, "session closed");
+        self.report_close(reason);
+    }
+
+    fn report_close(&self, reason: CloseReason) {
+        if let Some(hooks) = self.hooks.get() {
+            if !self.close_reported.swap(true, Ordering::AcqRel) {
+                hooks.closed(reason);
+            }
+        }
+    }
+
+    /// Forgets a closed session once its close packet went out or its grace period ended.
+    pub(crate) fn forget(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.sessions.remove(&self.sid);
+        }
+    }
+
+    /// A pong arrived.
+    pub(crate) fn on_pong(&self) {
+        self.lock().on_pong(Instant::now());
+    }
+
+    /// Lazy deadline check made on every request and WebSocket read: closes an expired session.
+    pub(crate) fn check_expired(self: &Arc<Self>) -> bool {
+        let expired = self.lock().expired(Instant::now());
+        if expired {
+            self.close(CloseReason::PingTimeout);
+        }
+        expired
+    }
+
+    /// Runs the heartbeat; returns when to look again, or `None` when done with this session.
+    pub(crate) fn on_timer(self: &Arc<Self>, now: Instant) -> Option<Instant> {
+        let beat = self.lock().beat(now);
+        match beat {
+            Beat::WaitUntil(at) => Some(at),
+            Beat::Ping { deadline } => {
+                self.wake.notify_one();
+                Some(deadline)
+            }
+            Beat::TimedOut if self.close_reason().is_some() => {
+                // The grace period of a closed polling session is over.
+                self.forget();
+                None
+            }
+            Beat::TimedOut => {
+                self.close(CloseReason::PingTimeout);
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! State shared by all sessions of one server: options, the session registry, the timer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::session::Session;
+use crate::sid::Sid;
+use crate::timer::Timer;
+
+const SHARDS: usize = 64;
+
+type Shard = Mutex<HashMap<Sid, Arc<Session>>>;
+
+/// Sessions by id, sharded so that concurrent polling requests rarely share a lock.
+pub(crate) struct Registry {
+    shards: Box<[Shard]>,
+    len: AtomicUsize,
+}
+
+impl Registry {
+    fn new() -> Self {
+        Registry {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard(&self, sid: &Sid) -> std::sync::MutexGuard<'_, HashMap<Sid, Arc<Session>>> {
+        let b = sid.as_str().as_bytes();
+        let i = (usize::from(b[0]) * 31 + usize::from(b[1]) * 7 + usize::from(b[19])) % SHARDS;
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn insert(&self, session: Arc<Session>) {
+        if self
+            .shard(&session.sid)
+            .insert(session.sid, session)
+            .is_none()
+        {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn get(&self, sid: &Sid) -> Option<Arc<Session>> {
+        self.shard(sid).get(sid).cloned()
+    }
+
+    pub(crate) fn remove(&self, sid: &Sid) {
+        if self.shard(sid).remove(sid).is_some() {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Session>> {
+        let mut out = Vec::with_capacity(self.len());
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            out.extend(shard.values().cloned());
+        }
+        out
+    }
+}
+
+/// Counts running WebSocket tasks so that shutdown can wait for them.
+#[derive(Default)]
+pub(crate) struct TaskCount {
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+impl TaskCount {
+    pub(crate) fn enter(self: &Arc<Self>) -> TaskGuard {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        TaskGuard(self.clone())
+    }
+
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+pub(crate) struct TaskGuard(Arc<TaskCount>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) sessions: Registry,
+    timer: OnceLock<Timer>,
+    pub(crate) ws_tasks: Arc<TaskCount>,
+    pub(crate) shutting_down: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> Arc<Self> {
+        Arc::new(Shared {
+            config,
+            sessions: Registry::new(),
+            timer: OnceLock::new(),
+            ws_tasks: Arc::default(),
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    /// Asks the shared timer to run `session.on_timer` at `at`. Needs a tokio runtime.
+    pub(crate) fn schedule(&self, session: &Arc<Session>, at: Instant) {
+        self.timer
+            .get_or_init(Timer::start)
+            .schedule(at, Arc::downgrade(session));
+    }
+}

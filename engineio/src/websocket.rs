@@ -1,0 +1,330 @@
+//! The WebSocket transport: direct sessions, upgrades from polling, and the one task that
+//! drives each WebSocket connection (reads, coalesced writes, close).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::{Config, TransportKind};
+use crate::error::HttpError;
+use crate::packet::{Frame, Message, Packet};
+use crate::reason::CloseReason;
+use crate::response;
+use crate::server::EngineIo;
+use crate::session::Session;
+use crate::sid::Sid;
+use crate::socket::{Handler, Handshake};
+use crate::state::ProbeRefusal;
+
+/// Whether the request asks for a WebSocket upgrade.
+pub(crate) fn is_upgrade(parts: &Parts) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        parts.headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}
+
+/// An error response; for a refused WebSocket upgrade the connection is closed after it.
+pub(crate) fn refuse_if(upgrade: bool, err: HttpError) -> Response<Full<Bytes>> {
+    let mut res = err.into_response();
+    if upgrade {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
+fn ws_config(config: &Config) -> WebSocketConfig {
+    let max = usize::try_from(config.max_payload).unwrap_or(usize::MAX);
+    WebSocketConfig::default()
+        .read_buffer_size(config.ws_read_buffer)
+        .write_buffer_size(16 << 10)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+/// Checks the WebSocket handshake headers and takes the connection for upgrading.
+fn accept(parts: &Parts) -> Result<(Response<Full<Bytes>>, OnUpgrade), HttpError> {
+    let version_ok = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let key = parts.headers.get(header::SEC_WEBSOCKET_KEY);
+    let on_upgrade = parts.extensions.get::<OnUpgrade>().cloned();
+    let (Some(key), true, Some(on_upgrade)) = (key, version_ok, on_upgrade) else {
+        return Err(HttpError::BadRequest);
+    };
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    let accept = derive_accept_key(key.as_bytes());
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    Ok((res, on_upgrade))
+}
+
+async fn finish_upgrade(
+    on_upgrade: OnUpgrade,
+    config: &Config,
+) -> Option<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>> {
+    match on_upgrade.await {
+        Ok(upgraded) => Some(
+            WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(ws_config(config)),
+            )
+            .await,
+        ),
+        Err(err) => {
+            tracing::debug!(%err, "WebSocket upgrade failed");
+            None
+        }
+    }
+}
+
+/// A session that starts on WebSocket: the open packet is its first frame.
+pub(crate) fn handshake<H: Handler>(
+    engine: &EngineIo<H>,
+    parts: &Parts,
+    handshake: Handshake,
+) -> Response<Full<Bytes>> {
+    let (mut res, on_upgrade) = match accept(parts) {
+        Ok(ok) => ok,
+        Err(err) => return refuse_if(true, err),
+    };
+    let sid = Sid::random();
+    response::cookie(&engine.shared.config, sid.as_str(), res.headers_mut());
+    let engine = engine.clone();
+    let guard = engine.shared.ws_tasks.enter();
+    tokio::spawn(async move {
+        let _guard = guard;
+        let Some(ws) = finish_upgrade(on_upgrade, &engine.shared.config).await else {
+            return;
+        };
+        let session = engine.open(sid, handshake, TransportKind::Websocket);
+        // The open packet goes out before anything on_open queued.
+        let open = Utf8Bytes::try_from(engine.open_packet(&session, false)).unwrap_or_default();
+        drive(session, ws, Some(Frame::Text(open))).await;
+    });
+    res
+}
+
+/// A WebSocket for an existing session: the polling → WebSocket upgrade.
+pub(crate) fn upgrade<H: Handler>(
+    engine: &EngineIo<H>,
+    session: Arc<Session>,
+    parts: &Parts,
+) -> Response<Full<Bytes>> {
+    if !engine.shared.config.offers_upgrade() {
+        return refuse_if(true, HttpError::BadRequest);
+    }
+    let busy = match session.lock().begin_probe(Instant::now()) {
+        Ok(()) => false,
+        Err(ProbeRefusal::Busy) => true,
+        Err(ProbeRefusal::Unknown) => return refuse_if(true, HttpError::UnknownSid),
+    };
+    let (res, on_upgrade) = match accept(parts) {
+        Ok(ok) => ok,
+        Err(err) => {
+            if !busy {
+                session.lock().abort_upgrade();
+            }
+            return refuse_if(true, err);
+        }
+    };
+    let config = engine.shared.config.clone();
+    let guard = engine.shared.ws_tasks.enter();
+    tokio::spawn(async move {
+        let _guard = guard;
+        let ws = finish_upgrade(on_upgrade, &config).await;
+        match (ws, busy) {
+            (Some(mut ws), true) => {
+                // At most one WebSocket per session: accept, then close the newcomer.
+                let _ = ws.close(None).await;
+            }
+            (Some(ws), false) => probe(session, ws, &config).await,
+            (None, false) => session.lock().abort_upgrade(),
+            (None, true) => {}
+        }
+    });
+    res
+}
+
+async fn probe<S>(session: Arc<Session>, mut ws: WebSocketStream<S>, config: &Config)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = Instant::now() + config.upgrade_timeout;
+    let exchange = async {
+        expect(&mut ws, "2probe").await?;
+        ws.send(WsMessage::Text(Utf8Bytes::from_static("3probe")))
+            .await
+            .ok()?;
+        session.lock().probed();
+        session.wake.notify_one();
+        expect(&mut ws, "5").await
+    };
+    let upgraded = matches!(
+        tokio::time::timeout_at(deadline, exchange).await,
+        Ok(Some(()))
+    ) && session.lock().complete_upgrade();
+    if !upgraded {
+        tracing::debug!(sid = %session.sid, "upgrade failed, polling goes on");
+        session.lock().abort_upgrade();
+        session.wake.notify_one();
+        let _ = ws.close(None).await;
+        return;
+    }
+    // A GET still pending is released with a noop.
+    session.wake.notify_one();
+    session.upgraded();
+    drive(session, ws, None).await;
+}
+
+/// Waits for one exact text frame, skipping WebSocket-level pings and pongs.
+async fn expect<S>(ws: &mut WebSocketStream<S>, text: &str) -> Option<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match ws.next().await? {
+            Ok(WsMessage::Text(t)) if t.as_str() == text => return Some(()),
+            Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+fn to_ws(frame: Frame) -> WsMessage {
+    match frame {
+        Frame::Text(t) => WsMessage::Text(t),
+        Frame::Binary(b) => WsMessage::Binary(b),
+    }
+}
+
+/// How a read ended the connection.
+fn read_error_reason(err: &WsError) -> CloseReason {
+    match err {
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            CloseReason::TransportClose
+        }
+        WsError::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            CloseReason::TransportClose
+        }
+        _ => CloseReason::TransportError,
+    }
+}
+
+/// The one task of a WebSocket connection: writes what the session queues (coalesced: all
+/// frames queued since the last write go out with one flush) and reads what the client sends.
+pub(crate) async fn drive<S>(
+    session: Arc<Session>,
+    mut ws: WebSocketStream<S>,
+    first: Option<Frame>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut batch: VecDeque<Frame> = first.into_iter().collect();
+    let mut close_code: Option<CloseCode> = None;
+    let reason = loop {
+        let closed = session.lock().take_frames(&mut batch);
+        if !batch.is_empty() {
+            let mut failed = false;
+            for frame in batch.drain(..) {
+                if ws.feed(to_ws(frame)).await.is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if failed || ws.flush().await.is_err() {
+                break CloseReason::TransportClose;
+            }
+            if batch.capacity() > 64 {
+                batch = VecDeque::new();
+            }
+        }
+        if closed {
+            // Closed by the server (or a timeout): the session already knows why.
+            break session.close_reason().unwrap_or(CloseReason::ForcedClose);
+        }
+        let woken = session.wake.notified();
+        let incoming = tokio::select! {
+            biased;
+            () = woken => continue,
+            incoming = ws.next() => incoming,
+        };
+        if session.check_expired() {
+            continue;
+        }
+        let message = match incoming {
+            None => break CloseReason::TransportClose,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                tracing::info!(sid = %session.sid, size, max_size, "WebSocket message over maxPayload");
+                close_code = Some(CloseCode::Size);
+                break CloseReason::TransportError;
+            }
+            Some(Err(err)) => {
+                tracing::debug!(sid = %session.sid, %err, "WebSocket read failed");
+                break read_error_reason(&err);
+            }
+            Some(Ok(message)) => message,
+        };
+        match message {
+            WsMessage::Text(text) => match Packet::decode_wire(text) {
+                Ok(Packet::Message(m)) => session.dispatch(m),
+                Ok(Packet::Pong) => session.on_pong(),
+                Ok(Packet::Close) => break CloseReason::TransportClose,
+                Ok(Packet::Ping { .. }) => {
+                    tracing::debug!(sid = %session.sid, "invalid heartbeat direction");
+                    break CloseReason::TransportError;
+                }
+                Ok(Packet::Open | Packet::Upgrade | Packet::Noop) => {}
+                Err(err) => {
+                    tracing::debug!(sid = %session.sid, %err, "undecodable WebSocket frame");
+                    break CloseReason::ParseError;
+                }
+            },
+            WsMessage::Binary(data) => session.dispatch(Message::Binary(data)),
+            WsMessage::Close(_) => break CloseReason::TransportClose,
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+        }
+    };
+    session.close(reason);
+    let frame = close_code.map(|code| CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(""),
+    });
+    let _ = ws.close(frame).await;
+}
