@@ -1,1 +1,5 @@
 //! Socket.IO v5 server.
+
+pub mod packet;
+
+pub use packet::{Data, DecodeError, Decoder, Packet, PacketType};
