@@ -290,3 +290,10 @@ impl ConfigBuilder {
         self.0
     }
 }
+
+impl From<Config> for ConfigBuilder {
+    /// A builder that starts from an existing configuration.
+    fn from(config: Config) -> Self {
+        ConfigBuilder(config)
+    }
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# One-time / idempotent set-up for development and CI.
+#
+#  * installs the Node test dependencies (tests/package.json, pinned by tests/package-lock.json)
+#  * builds the whole Rust workspace, including every example the Node tests spawn
+#
+# Only the package registries the project is allowed to use are touched: crates.io (cargo),
+# the npm registry (npm) and Debian's package archive (apt-get). Nothing else is downloaded.
+# Safe to run any number of times.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '==> setup: %s\n' "$*"; }
+
+APT_UPDATED=0
+apt_install() {
+    # apt_install PKG... — install Debian packages that are missing (root only; no-op if present).
+    local missing=()
+    local p
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing Debian packages: ${missing[*]} (run as root or install them)" >&2
+        return 1
+    fi
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# --- system packages ----------------------------------------------------------------------------
+# Node.js 20+ and npm are expected on the machine image. Fall back to Debian's packages only if
+# they are missing entirely.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+fi
+
+# >>> EXTRA SYSTEM PACKAGES (reserved) >>>
+# Later issues add Debian packages here, via apt_install (e.g. browser tests / reverse-proxy tests):
+#   apt_install chromium                # headless browser tests
+#   apt_install nginx                   # reverse-proxy tests
+# Do NOT download browsers/binaries from anywhere else (no puppeteer/playwright browser downloads).
+# <<< EXTRA SYSTEM PACKAGES (reserved) <<<
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found (the Rust toolchain must be installed)" >&2
+    exit 1
+fi
+
+log "node $(node --version), npm $(npm --version 2>/dev/null), $(cargo --version)"
+
+# --- Node test dependencies -----------------------------------------------------------------------
+cd "$ROOT/tests"
+if [ -f package-lock.json ]; then
+    log "npm ci (tests/)"
+    npm ci --no-audit --no-fund --loglevel=error
+else
+    log "npm install (tests/, no lock file yet)"
+    npm install --no-audit --no-fund --loglevel=error
+fi
+cd "$ROOT"
+
+# --- Rust workspace -------------------------------------------------------------------------------
+log "cargo build --workspace --all-targets --examples"
+cargo build --workspace --all-targets --examples
+
+log "done"

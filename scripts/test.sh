@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The single "run all tests" command.
+#
+#   1. scripts/setup.sh            (npm deps + cargo build of the workspace and its examples)
+#   2. cargo test --workspace      (unit, integration and doc tests of every crate)
+#   3. node --test                 (tests/**/*.test.mjs: conformance tests with the official clients)
+#
+# All output goes to the terminal (and to tests/artifacts/*.log). At the end exactly one summary
+# line "N passed, N failed" is printed, summed over all suites. The exit code is non-zero if any
+# suite failed, if any test failed, or if a suite could not run at all (compile error, crash):
+# such a suite counts as (at least) one failure, never as "0 tests".
+#
+# Extra arguments are passed to `node --test` (e.g. --test-name-pattern=heartbeat).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+ART="$ROOT/tests/artifacts"
+mkdir -p "$ART"
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+SUITE_REPORT=()
+
+banner() { printf '\n========== %s ==========\n' "$*"; }
+strip_ansi() { sed -E 's/\x1b\[[0-9;]*[A-Za-z]//g' "$@"; }
+
+record() { # record NAME PASSED FAILED NOTE
+    TOTAL_PASSED=$((TOTAL_PASSED + $2))
+    TOTAL_FAILED=$((TOTAL_FAILED + $3))
+    # (deliberately not "N passed, N failed": that line is printed once, at the very end)
+    SUITE_REPORT+=("$(printf '%-8s pass=%-5d fail=%-5d%s' "$1" "$2" "$3" "${4:+ ($4)}")")
+}
+
+# ---------------------------------------------------------------------------------------------
+banner "setup"
+set +e
+bash "$ROOT/scripts/setup.sh" 2>&1 | tee "$ART/setup.log"
+setup_rc=${PIPESTATUS[0]}
+set -e
+if [ "$setup_rc" -ne 0 ]; then
+    echo "!! setup.sh failed (exit $setup_rc); continuing so every suite reports" >&2
+    record setup 0 1 "setup.sh exit $setup_rc"
+fi
+
+# ---------------------------------------------------------------------------------------------
+banner "cargo test --workspace"
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "$ART/cargo-test.log"
+cargo_rc=${PIPESTATUS[0]}
+set -e
+# libtest prints one line per test binary / doctest run:
+#   test result: ok. 12 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s
+read -r c_pass c_fail c_bins < <(
+    strip_ansi "$ART/cargo-test.log" | awk '
+        /^test result: / {
+            bins++
+            for (i = 1; i <= NF; i++) {
+                if ($(i+1) ~ /^passed;?$/) p += $i
+                if ($(i+1) ~ /^failed;?$/) f += $i
+            }
+        }
+        END { printf "%d %d %d\n", p, f, bins }'
+)
+note="$c_bins result lines, exit $cargo_rc"
+if [ "$cargo_rc" -ne 0 ] && [ "$c_fail" -eq 0 ]; then
+    # compile error, crashed test binary (no result line), ... — never a silent 0
+    c_fail=1
+    note="$note: cargo failed without a failing test (compile error or crash?)"
+fi
+record cargo "$c_pass" "$c_fail" "$note"
+
+# ---------------------------------------------------------------------------------------------
+banner "node --test (tests/**/*.test.mjs)"
+mapfile -t NODE_FILES < <(find "$ROOT/tests" -path "$ROOT/tests/node_modules" -prune -o \
+    -type f -name '*.test.mjs' -print | sort)
+if [ "${#NODE_FILES[@]}" -eq 0 ]; then
+    echo "no *.test.mjs files found under tests/"
+    record node 0 0 "no test files"
+else
+    TAP="$ART/node-test.tap"
+    rm -f "$TAP"
+    set +e
+    (cd "$ROOT/tests" && node --test \
+        --test-timeout=120000 \
+        --test-reporter=spec --test-reporter-destination=stdout \
+        --test-reporter=tap --test-reporter-destination="$TAP" \
+        "$@" "${NODE_FILES[@]}") 2>&1 | tee "$ART/node-test.log"
+    node_rc=${PIPESTATUS[0]}
+    set -e
+    # The TAP reporter ends with "# tests N", "# pass N", "# fail N", "# cancelled N", ...
+    read -r n_pass n_fail n_cancel n_seen < <(
+        { [ -f "$TAP" ] && strip_ansi "$TAP"; } | awk '
+            /^# pass [0-9]+$/      { p = $3; seen = 1 }
+            /^# fail [0-9]+$/      { f = $3 }
+            /^# cancelled [0-9]+$/ { c = $3 }
+            END { printf "%d %d %d %d\n", p, f, c, seen }'
+    )
+    n_fail=$((n_fail + n_cancel))
+    note="exit $node_rc"
+    [ "$n_cancel" -gt 0 ] && note="$note, $n_cancel cancelled counted as failed"
+    if [ "$n_seen" -eq 0 ]; then
+        n_fail=$((n_fail + 1))
+        note="$note: no TAP summary (runner crashed?)"
+    elif [ "$node_rc" -ne 0 ] && [ "$n_fail" -eq 0 ]; then
+        n_fail=1
+        note="$note: node failed without a failing test"
+    fi
+    record node "$n_pass" "$n_fail" "$note"
+fi
+
+# ---------------------------------------------------------------------------------------------
+banner "summary"
+for line in "${SUITE_REPORT[@]}"; do echo "  $line"; done
+echo
+echo "${TOTAL_PASSED} passed, ${TOTAL_FAILED} failed"
+if [ "$TOTAL_FAILED" -ne 0 ]; then
+    exit 1
+fi
+exit 0
