@@ -1,5 +1,115 @@
-//! Socket.IO v5 server.
+//! A Socket.IO v5 server on the [`engineio`] crate, wire-compatible with the stock JavaScript
+//! client (socket.io-client 3.x and 4.x) and with what Node's socket.io 4.8 does on the wire.
+//!
+//! - [`SocketIo`] is the server: namespaces ([`SocketIo::of`], [`SocketIo::dynamic`]),
+//!   broadcasts, and a hyper service ([`SocketIo::service`]) or a ready accept loop ([`serve`]).
+//! - [`Namespace`]: connect middlewares, the connection handler, broadcasts to its sockets.
+//! - [`Socket`]: one client in one namespace: event handlers, emits, acknowledgements both ways,
+//!   rooms, disconnect.
+//! - [`adapter::Adapter`]: rooms and broadcasts behind a trait, so a cluster adapter can replace
+//!   the in-memory one; [`recovery::SessionStore`]: connection state recovery storage.
+//! - [`packet`]: the sans-IO codec.
+//!
+//! Handlers of one socket run one at a time, in the order the events arrived. A handler whose
+//! future completes without waiting runs inline on the connection's IO path; one that waits
+//! moves to a task, and the socket's later events queue behind it.
+//!
+//! ```no_run
+//! use socketio::{Config, SocketIo};
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let io = SocketIo::new(Config::default());
+//!     io.of("/").on_connection(|socket| async move {
+//!         socket.on("message", |socket, event| async move {
+//!             let _ = socket.emit("message-back", event.args);
+//!         });
+//!     });
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     let ctrl_c = async { let _ = tokio::signal::ctrl_c().await; };
+//!     socketio::serve(listener, io, engineio::not_found(), ctrl_c).await
+//! }
+//! ```
 
+#![warn(missing_docs)]
+
+mod ack;
+pub mod adapter;
+mod args;
+mod broadcast;
+mod client;
+mod client_files;
+mod config;
+mod namespace;
 pub mod packet;
+mod reason;
+pub mod recovery;
+mod server;
+mod socket;
 
+pub use ack::{Ack, AckError};
+pub use adapter::Room;
+pub use args::{ArgError, Args};
+pub use broadcast::BroadcastOperator;
+pub use client_files::CLIENT_FILES;
+pub use config::{Config, ConfigBuilder, Recovery};
+pub use engineio::Sid;
+pub use namespace::{ConnectError, Namespace};
 pub use packet::{Data, DecodeError, Decoder, Packet, PacketType};
+pub use reason::DisconnectReason;
+pub use server::{serve, Builder, SocketIo, SocketIoService};
+pub use socket::{EmitError, Event, Socket};
+
+/// Anything that names one or more rooms: `"a"`, `String`, `["a", "b"]`, `vec![…]`, a socket id.
+pub trait IntoRooms {
+    /// The room names.
+    fn into_rooms(self) -> Vec<Room>;
+}
+
+impl IntoRooms for &str {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self.to_owned()]
+    }
+}
+
+impl IntoRooms for String {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self]
+    }
+}
+
+impl IntoRooms for &String {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self.clone()]
+    }
+}
+
+impl IntoRooms for Sid {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self.to_string()]
+    }
+}
+
+impl IntoRooms for Vec<Room> {
+    fn into_rooms(self) -> Vec<Room> {
+        self
+    }
+}
+
+impl IntoRooms for Vec<&str> {
+    fn into_rooms(self) -> Vec<Room> {
+        self.into_iter().map(str::to_owned).collect()
+    }
+}
+
+impl<const N: usize> IntoRooms for [&str; N] {
+    fn into_rooms(self) -> Vec<Room> {
+        self.into_iter().map(str::to_owned).collect()
+    }
+}
+
+impl IntoRooms for &[&str] {
+    fn into_rooms(self) -> Vec<Room> {
+        self.iter().map(|s| (*s).to_owned()).collect()
+    }
+}

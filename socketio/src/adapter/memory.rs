@@ -1,0 +1,250 @@
+//! The in-process adapter.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+use super::{
+    Adapter, AdapterError, BoxFuture, BroadcastAcks, BroadcastOptions, LocalNamespace, Room,
+    SocketInfo,
+};
+use crate::args::Args;
+use crate::packet::Packet;
+use crate::recovery::StoredPacket;
+use crate::socket::Socket;
+use engineio::Sid;
+
+#[derive(Default)]
+struct Rooms {
+    members: HashMap<Room, HashSet<Sid>>,
+    of_socket: HashMap<Sid, HashSet<Room>>,
+}
+
+/// Rooms and broadcasts for one process. Broadcast packets are encoded once and the same
+/// bytes are queued for every receiver. With connection state recovery on, every broadcast
+/// event without an ack id and not volatile gets an offset and is kept for replay.
+pub struct MemoryAdapter {
+    ns: LocalNamespace,
+    rooms: RwLock<Rooms>,
+}
+
+impl MemoryAdapter {
+    /// The adapter of one namespace.
+    pub fn new(ns: LocalNamespace) -> Self {
+        MemoryAdapter {
+            ns,
+            rooms: RwLock::new(Rooms::default()),
+        }
+    }
+
+    /// A factory for [`crate::Config`]-independent use: `MemoryAdapter::factory()`.
+    pub fn factory() -> impl super::AdapterFactory {
+        |ns: LocalNamespace| Arc::new(MemoryAdapter::new(ns)) as Arc<dyn Adapter>
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Rooms> {
+        self.rooms.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Rooms> {
+        self.rooms.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls `f` for each local socket the options target, each at most once.
+    fn for_each(&self, opts: &BroadcastOptions, mut f: impl FnMut(Socket)) {
+        for id in self.sockets(opts) {
+            if let Some(socket) = self.ns.socket(&id) {
+                f(socket);
+            }
+        }
+    }
+
+    /// Appends the recovery offset and stores the packet, when it is eligible.
+    fn store_for_recovery(&self, packet: &mut Packet, opts: &BroadcastOptions) {
+        let eligible = packet.kind.is_event() && packet.id.is_none() && !opts.flags.volatile;
+        if !eligible {
+            return;
+        }
+        let Some(store) = self.ns.recovery_store() else {
+            return;
+        };
+        let Some(Value::Array(items)) = packet.data.as_mut() else {
+            return;
+        };
+        store.store_packet(&mut |offset: &str| {
+            items.push(Value::String(offset.to_owned()));
+            StoredPacket {
+                offset: offset.to_owned(),
+                nsp: packet.nsp.clone(),
+                data: Value::Array(items.clone()),
+                attachments: packet.attachments.clone(),
+                rooms: opts.rooms.clone(),
+                except: opts.except.clone(),
+            }
+        });
+    }
+}
+
+impl Adapter for MemoryAdapter {
+    fn add_all(&self, id: Sid, rooms: &[Room]) {
+        let mut state = self.write();
+        for room in rooms {
+            state.members.entry(room.clone()).or_default().insert(id);
+            state.of_socket.entry(id).or_default().insert(room.clone());
+        }
+    }
+
+    fn del(&self, id: Sid, room: &str) {
+        let mut state = self.write();
+        if let Some(members) = state.members.get_mut(room) {
+            members.remove(&id);
+            if members.is_empty() {
+                state.members.remove(room);
+            }
+        }
+        if let Some(rooms) = state.of_socket.get_mut(&id) {
+            rooms.remove(room);
+        }
+    }
+
+    fn del_all(&self, id: Sid) {
+        let mut state = self.write();
+        let Some(rooms) = state.of_socket.remove(&id) else {
+            return;
+        };
+        for room in rooms {
+            if let Some(members) = state.members.get_mut(&room) {
+                members.remove(&id);
+                if members.is_empty() {
+                    state.members.remove(&room);
+                }
+            }
+        }
+    }
+
+    fn socket_rooms(&self, id: Sid) -> Vec<Room> {
+        self.read()
+            .of_socket
+            .get(&id)
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn rooms(&self) -> Vec<Room> {
+        self.read().members.keys().cloned().collect()
+    }
+
+    fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+        let state = self.read();
+        let excluded: HashSet<Sid> = opts
+            .except
+            .iter()
+            .filter_map(|r| state.members.get(r))
+            .flatten()
+            .copied()
+            .collect();
+        if opts.rooms.is_empty() {
+            return state
+                .of_socket
+                .keys()
+                .filter(|id| !excluded.contains(id))
+                .copied()
+                .collect();
+        }
+        if let [room] = opts.rooms.as_slice() {
+            return state
+                .members
+                .get(room)
+                .map(|m| {
+                    m.iter()
+                        .filter(|id| !excluded.contains(id))
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        let mut seen = HashSet::new();
+        opts.rooms
+            .iter()
+            .filter_map(|r| state.members.get(r))
+            .flatten()
+            .filter(|id| !excluded.contains(id) && seen.insert(**id))
+            .copied()
+            .collect()
+    }
+
+    fn broadcast(&self, mut packet: Packet, opts: &BroadcastOptions) {
+        self.store_for_recovery(&mut packet, opts);
+        let encoded = crate::socket::encode(&packet);
+        let volatile = opts.flags.volatile;
+        self.for_each(opts, |socket| socket.send_encoded(&encoded, volatile));
+    }
+
+    fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: &BroadcastOptions,
+    ) -> BoxFuture<BroadcastAcks> {
+        let timeout = opts.flags.timeout;
+        let mut waits = Vec::new();
+        self.for_each(opts, |socket| {
+            let mut packet = packet.clone();
+            if let Some(wait) = socket.send_with_ack(&mut packet, timeout) {
+                waits.push(wait);
+            }
+        });
+        Box::pin(async move {
+            let results = futures_util::future::join_all(waits).await;
+            let mut acks = BroadcastAcks::default();
+            for result in results {
+                match result {
+                    Ok(args) => acks.responses.push(args),
+                    Err(_) => acks.missing += 1,
+                }
+            }
+            acks
+        })
+    }
+
+    fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        for id in self.sockets(opts) {
+            self.add_all(id, rooms);
+        }
+    }
+
+    fn del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        for id in self.sockets(opts) {
+            for room in rooms {
+                self.del(id, room);
+            }
+        }
+    }
+
+    fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
+        self.for_each(opts, |socket| {
+            if close {
+                socket.disconnect_and_close();
+            } else {
+                socket.disconnect();
+            }
+        });
+    }
+
+    fn fetch_sockets(
+        &self,
+        opts: &BroadcastOptions,
+    ) -> BoxFuture<Result<Vec<SocketInfo>, AdapterError>> {
+        let mut out = Vec::new();
+        self.for_each(opts, |socket| out.push(socket.info()));
+        Box::pin(std::future::ready(Ok(out)))
+    }
+
+    fn server_side_emit(&self, _args: Args) -> BoxFuture<Result<Vec<Args>, AdapterError>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    fn server_count(&self) -> BoxFuture<usize> {
+        Box::pin(std::future::ready(1))
+    }
+}

@@ -1,0 +1,273 @@
+//! One Engine.IO connection seen from Socket.IO: decoding, namespaces joined, state rules.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use engineio::{CloseReason, Handler, Message, Sid};
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use crate::namespace::NsInner;
+use crate::packet::{Decoder, Packet, PacketType};
+use crate::reason::DisconnectReason;
+use crate::server::ServerInner;
+use crate::socket::{encode, Socket};
+
+pub(crate) struct Client {
+    pub(crate) engine: engineio::Socket,
+    server: Arc<ServerInner>,
+    decoder: Mutex<Decoder>,
+    sockets: Mutex<HashMap<String, Socket>>,
+    connect_timer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The Engine.IO handler of a Socket.IO server.
+pub(crate) struct SioHandler {
+    pub(crate) server: Arc<ServerInner>,
+}
+
+impl Handler for SioHandler {
+    type Conn = Arc<Client>;
+
+    fn on_open(&self, engine: engineio::Socket) -> Arc<Client> {
+        let client = Arc::new(Client {
+            engine,
+            server: self.server.clone(),
+            decoder: Mutex::new(Decoder::with_max_attachments(
+                self.server.config.max_attachments,
+            )),
+            sockets: Mutex::new(HashMap::new()),
+            connect_timer: Mutex::new(None),
+        });
+        client.start_connect_timer();
+        client
+    }
+
+    fn on_message(&self, client: &Arc<Client>, message: Message) {
+        let decoded = {
+            let mut decoder = client.decoder.lock().unwrap_or_else(|e| e.into_inner());
+            match &message {
+                Message::Text(t) if t.as_str().is_empty() => Err(crate::packet::DecodeError::Empty),
+                Message::Text(t) => decoder.on_text(t.as_str()),
+                Message::Binary(b) => decoder.on_binary(b.clone()),
+            }
+        };
+        match decoded {
+            Ok(Some(packet)) => client.on_packet(packet),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::debug!(sid = %client.engine.id(), %err, "undecodable Socket.IO packet");
+                client.close(DisconnectReason::ParseError);
+            }
+        }
+    }
+
+    fn on_close(&self, client: &Arc<Client>, reason: CloseReason) {
+        client.stop_connect_timer();
+        for socket in client.take_sockets() {
+            socket.leave_namespace(reason.into());
+        }
+    }
+}
+
+impl Client {
+    fn start_connect_timer(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let timeout = self.server.config.connect_timeout;
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(client) = weak.upgrade() {
+                if client.lock_sockets().is_empty() {
+                    tracing::debug!(sid = %client.engine.id(), "no namespace joined in time");
+                    client.close(DisconnectReason::ForcedServerClose);
+                }
+            }
+        });
+        *self.connect_timer.lock().unwrap_or_else(|e| e.into_inner()) = Some(timer);
+    }
+
+    fn stop_connect_timer(&self) {
+        if let Some(timer) = self
+            .connect_timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            timer.abort();
+        }
+    }
+
+    fn lock_sockets(&self) -> std::sync::MutexGuard<'_, HashMap<String, Socket>> {
+        self.sockets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take_sockets(&self) -> Vec<Socket> {
+        self.lock_sockets().drain().map(|(_, s)| s).collect()
+    }
+
+    /// Drops a socket from the namespaces joined, if it is still the one registered.
+    pub(crate) fn forget(&self, nsp: &str, socket: &Socket) {
+        let mut sockets = self.lock_sockets();
+        if sockets.get(nsp) == Some(socket) {
+            sockets.remove(nsp);
+        }
+    }
+
+    /// Disconnects every socket with `reason` and closes the connection.
+    pub(crate) fn close(&self, reason: DisconnectReason) {
+        for socket in self.take_sockets() {
+            socket.leave_namespace(reason);
+        }
+        self.engine.close();
+    }
+
+    /// Sends DISCONNECT for every namespace joined, then closes the connection.
+    pub(crate) fn disconnect_all_and_close(&self) {
+        for socket in self.take_sockets() {
+            socket.send_packet(Packet::disconnect(socket.ns().name()));
+            socket.leave_namespace(DisconnectReason::ServerNamespaceDisconnect);
+        }
+        self.engine.close();
+    }
+
+    fn send(&self, packet: &Packet) {
+        let _ = self.engine.send_all(&encode(packet));
+    }
+
+    fn violation(&self, what: &str) {
+        tracing::debug!(sid = %self.engine.id(), what, "invalid packet state, closing");
+        self.close(DisconnectReason::ForcedServerClose);
+    }
+
+    fn on_packet(self: &Arc<Self>, packet: Packet) {
+        if packet.kind == PacketType::Connect {
+            return self.on_connect(packet);
+        }
+        let socket = self.lock_sockets().get(&packet.nsp).cloned();
+        let Some(socket) = socket else {
+            return self.violation("packet for a namespace not joined");
+        };
+        match packet.kind {
+            PacketType::Event | PacketType::BinaryEvent => socket.on_event(packet),
+            PacketType::Ack | PacketType::BinaryAck => socket.on_ack(packet),
+            PacketType::Disconnect => {
+                self.forget(&packet.nsp, &socket);
+                socket.leave_namespace(DisconnectReason::ClientNamespaceDisconnect);
+            }
+            PacketType::ConnectError => self.violation("CONNECT_ERROR from a client"),
+            PacketType::Connect => {}
+        }
+    }
+
+    fn on_connect(self: &Arc<Self>, packet: Packet) {
+        let nsp = packet.nsp;
+        if self.lock_sockets().contains_key(&nsp) {
+            return self.violation("CONNECT for a namespace already joined");
+        }
+        let auth = match packet.data {
+            Some(Value::Object(map)) => Value::Object(map),
+            _ => json!({}),
+        };
+        let Some(ns) = self.server.namespace_for(&nsp, &auth) else {
+            let mut reply = Packet::connect_error(nsp, json!({"message": "Invalid namespace"}));
+            reply.id = None;
+            return self.send(&reply);
+        };
+        let client = self.clone();
+        let job = Box::pin(async move { client.connect(ns, auth).await });
+        // Most connects finish without waiting (no async middleware): no task for them.
+        let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut job: crate::namespace::BoxFut = job;
+        if job.as_mut().poll(&mut cx).is_pending() {
+            tokio::spawn(job);
+        }
+    }
+
+    async fn connect(self: Arc<Self>, ns: Arc<NsInner>, auth: Value) {
+        let recovery = self.server.config.recovery.clone();
+        let mut restored = None;
+        if let (Some(store), Some(Value::String(pid)), Some(Value::String(offset))) = (
+            self.server.store.clone(),
+            auth.get("pid"),
+            auth.get("offset"),
+        ) {
+            if let Some(pid) = Sid::parse(pid) {
+                restored = store
+                    .restore_session(pid, offset.clone())
+                    .await
+                    .filter(|(s, _)| s.nsp == ns.name);
+            }
+        }
+        let recovered = restored.is_some();
+        let (id, pid, data) = match &restored {
+            Some((s, _)) => (s.sid, Some(s.pid), s.data.clone()),
+            None => (
+                Sid::random(),
+                recovery.as_ref().map(|_| Sid::random()),
+                Value::Null,
+            ),
+        };
+        let socket = Socket::new(id, pid, ns.clone(), self.clone(), auth, recovered, data);
+        let skip = recovered && recovery.as_ref().is_some_and(|r| r.skip_middlewares);
+        if !skip {
+            for middleware in ns.setup.middlewares() {
+                if let Err(err) = middleware(socket.clone()).await {
+                    if !self.engine.is_closed() {
+                        self.send(&Packet::connect_error(ns.name.as_str(), err.to_json()));
+                    }
+                    return;
+                }
+            }
+        }
+        if self.engine.is_closed() {
+            return;
+        }
+        {
+            let mut sockets = self.lock_sockets();
+            if sockets.contains_key(&ns.name) {
+                drop(sockets);
+                return self.violation("CONNECT for a namespace already joined");
+            }
+            sockets.insert(ns.name.clone(), socket.clone());
+        }
+        self.stop_connect_timer();
+        ns.insert(socket.clone());
+        let own = id.to_string();
+        let mut rooms = vec![own.clone()];
+        if let Some((saved, _)) = &restored {
+            rooms.extend(saved.rooms.iter().filter(|r| **r != own).cloned());
+        }
+        ns.adapter().add_all(id, &rooms);
+        if self.engine.is_closed() {
+            // Closed while joining: on_close did not see this socket.
+            self.forget(&ns.name, &socket);
+            ns.adapter().del_all(id);
+            ns.remove(&id);
+            return;
+        }
+        // Missed packets go out before the CONNECT reply; the client buffers them.
+        if let Some((_, missed)) = restored {
+            for stored in missed {
+                let packet = Packet {
+                    kind: if stored.attachments.is_empty() {
+                        PacketType::Event
+                    } else {
+                        PacketType::BinaryEvent
+                    },
+                    nsp: ns.name.clone(),
+                    id: None,
+                    data: Some(stored.data),
+                    attachments: stored.attachments,
+                };
+                self.send(&packet);
+            }
+        }
+        let reply = match pid {
+            Some(pid) => json!({"sid": id.as_str(), "pid": pid.as_str()}),
+            None => json!({"sid": id.as_str()}),
+        };
+        self.send(&Packet::connect(ns.name.as_str(), Some(reply)));
+        tracing::debug!(socket = %id, nsp = %ns.name, recovered, "socket connected");
+        socket.connected_now();
+    }
+}

@@ -1,0 +1,273 @@
+//! Namespaces: their middlewares, connection handler, sockets and adapter.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock, Weak};
+
+use serde_json::Value;
+
+use crate::adapter::{Adapter, BroadcastOptions, LocalNamespace};
+use crate::args::Args;
+use crate::broadcast::BroadcastOperator;
+use crate::recovery::SessionStore;
+use crate::server::ServerInner;
+use crate::socket::{EmitError, Socket};
+use engineio::Sid;
+
+pub(crate) type BoxFut = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+type MiddlewareFut = Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send + 'static>>;
+pub(crate) type Middleware = Arc<dyn Fn(Socket) -> MiddlewareFut + Send + Sync>;
+pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFut + Send + Sync>;
+
+/// A refusal from a connect middleware, sent to the client as CONNECT_ERROR
+/// `{"message":…,"data":…}`.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectError {
+    /// Shown to the client as `err.message`.
+    pub message: String,
+    /// Shown to the client as `err.data`; omitted when `None`.
+    pub data: Option<Value>,
+}
+
+impl ConnectError {
+    /// A refusal with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// A refusal with a message and data.
+    pub fn with_data(message: impl Into<String>, data: Value) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: Some(data),
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        let mut obj = serde_json::Map::new();
+        obj.insert("message".into(), Value::String(self.message.clone()));
+        if let Some(data) = &self.data {
+            obj.insert("data".into(), data.clone());
+        }
+        Value::Object(obj)
+    }
+}
+
+/// Middlewares and connection handler; shared by a dynamic namespace and its children.
+#[derive(Default)]
+pub(crate) struct NsSetup {
+    pub(crate) middlewares: RwLock<Vec<Middleware>>,
+    pub(crate) on_connection: RwLock<Option<ConnectionHandler>>,
+}
+
+impl NsSetup {
+    pub(crate) fn middlewares(&self) -> Vec<Middleware> {
+        self.middlewares
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn connection_handler(&self) -> Option<ConnectionHandler> {
+        self.on_connection
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+pub(crate) struct NsInner {
+    pub(crate) name: String,
+    pub(crate) setup: Arc<NsSetup>,
+    sockets: RwLock<HashMap<Sid, Socket>>,
+    adapter: Arc<dyn Adapter>,
+    pub(crate) server: Weak<ServerInner>,
+}
+
+impl NsInner {
+    pub(crate) fn new(name: String, setup: Arc<NsSetup>, server: &Arc<ServerInner>) -> Arc<Self> {
+        Arc::new_cyclic(|me| NsInner {
+            name,
+            setup,
+            sockets: RwLock::new(HashMap::new()),
+            adapter: server.adapter_factory.create(LocalNamespace(me.clone())),
+            server: Arc::downgrade(server),
+        })
+    }
+
+    pub(crate) fn adapter(&self) -> &dyn Adapter {
+        self.adapter.as_ref()
+    }
+
+    pub(crate) fn socket(&self, id: &Sid) -> Option<Socket> {
+        self.sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    pub(crate) fn socket_ids(&self) -> Vec<Sid> {
+        self.sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    pub(crate) fn insert(&self, socket: Socket) {
+        self.sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(socket.id(), socket);
+    }
+
+    pub(crate) fn remove(&self, id: &Sid) {
+        self.sockets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    pub(crate) fn recovery_store(&self) -> Option<Arc<dyn SessionStore>> {
+        self.server.upgrade().and_then(|s| s.store.clone())
+    }
+}
+
+/// A namespace: the entry point for its middlewares, its connection handler and broadcasts to
+/// its sockets. Cheap to clone.
+#[derive(Clone)]
+pub struct Namespace(pub(crate) Arc<NsInner>);
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Namespace").field(&self.0.name).finish()
+    }
+}
+
+impl Namespace {
+    /// The name, such as `/` or `/chat`.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Adds a connect middleware. Middlewares run in order before the socket is connected; an
+    /// `Err` refuses the connection with CONNECT_ERROR and skips the rest.
+    pub fn middleware<F, Fut>(&self, f: F) -> &Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.0
+            .setup
+            .middlewares
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(move |s| Box::pin(f(s))));
+        self
+    }
+
+    /// Sets the connection handler, run after the CONNECT reply went out. Events from the
+    /// socket are handled only after it finishes, so it can register handlers first.
+    pub fn on_connection<F, Fut>(&self, f: F) -> &Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        *self
+            .0
+            .setup
+            .on_connection
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(move |s| Box::pin(f(s))));
+        self
+    }
+
+    /// A connected socket of this node, by id.
+    pub fn socket(&self, id: &Sid) -> Option<Socket> {
+        self.0.socket(id)
+    }
+
+    /// Every connected socket of this node.
+    pub fn sockets(&self) -> Vec<Socket> {
+        self.0
+            .sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The adapter.
+    pub fn adapter(&self) -> &dyn Adapter {
+        self.0.adapter()
+    }
+
+    fn operator(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.clone(), BroadcastOptions::default())
+    }
+
+    /// Targets the sockets in these rooms.
+    pub fn to(&self, rooms: impl crate::IntoRooms) -> BroadcastOperator {
+        self.operator().to(rooms)
+    }
+
+    /// Same as [`Namespace::to`].
+    pub fn within(&self, rooms: impl crate::IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// Targets every socket except those in these rooms.
+    pub fn except(&self, rooms: impl crate::IntoRooms) -> BroadcastOperator {
+        self.operator().except(rooms)
+    }
+
+    /// A volatile broadcast: dropped for clients that cannot take it at once.
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.operator().volatile()
+    }
+
+    /// Only this node's sockets.
+    pub fn local(&self) -> BroadcastOperator {
+        self.operator().local()
+    }
+
+    /// A broadcast that waits for acknowledgements this long.
+    pub fn timeout(&self, d: std::time::Duration) -> BroadcastOperator {
+        self.operator().timeout(d)
+    }
+
+    /// Emits an event to every socket of the namespace.
+    pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<(), EmitError> {
+        self.operator().emit(event, args)
+    }
+
+    /// Makes every socket of the namespace join rooms.
+    pub fn sockets_join(&self, rooms: impl crate::IntoRooms) {
+        self.operator().sockets_join(rooms)
+    }
+
+    /// Makes every socket of the namespace leave rooms.
+    pub fn sockets_leave(&self, rooms: impl crate::IntoRooms) {
+        self.operator().sockets_leave(rooms)
+    }
+
+    /// Disconnects every socket of the namespace.
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.operator().disconnect_sockets(close)
+    }
+
+    /// Describes every socket of the namespace, on every node.
+    pub async fn fetch_sockets(
+        &self,
+    ) -> Result<Vec<crate::adapter::SocketInfo>, crate::adapter::AdapterError> {
+        self.operator().fetch_sockets().await
+    }
+}
