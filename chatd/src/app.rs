@@ -1,0 +1,162 @@
+//! Wiring: the store, the actors, Socket.IO with its two namespaces, HTTP, shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engineio::TransportKind;
+use socketio::{Config, Recovery, SocketIo};
+use tokio::net::TcpListener;
+
+use crate::config::{Settings, StoreKind};
+use crate::deliver::{SocketFanout, LOBBY};
+use crate::demo::DemoState;
+use crate::http::Site;
+use crate::identity::Identities;
+use crate::limits::PerIp;
+use crate::metrics::{Gauges, Metrics};
+use crate::registry::Registry;
+use crate::room::RoomSettings;
+use crate::store::{now_ms, MemoryStore, RoomInfo, RoomKind, SqliteStore, Store};
+use crate::{chat, demo};
+
+/// Everything the handlers share. Mutable state lives in the actors behind these handles.
+pub struct App {
+    /// Settings.
+    pub settings: Settings,
+    /// Durable storage.
+    pub store: Arc<dyn Store>,
+    /// Room actors.
+    pub registry: Registry,
+    /// Online names.
+    pub identities: Identities,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Connections per address.
+    pub per_ip: PerIp,
+    /// The classic demo's participant count.
+    pub demo: DemoState,
+    /// The Socket.IO server.
+    pub io: SocketIo,
+}
+
+/// Opens the store the settings ask for.
+pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, String> {
+    match settings.store {
+        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreKind::Sqlite => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+            let path = settings.data_dir.join("chat.db");
+            SqliteStore::open(&path)
+                .map(|s| Arc::new(s) as Arc<dyn Store>)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))
+        }
+    }
+}
+
+/// Whether a handshake's `Origin` is the server's own (same host) or an allowed one.
+fn origin_allowed(parts: &hyper::http::request::Parts, allowed: &[String]) -> bool {
+    let Some(origin) = parts.headers.get("origin").and_then(|v| v.to_str().ok()) else {
+        // Not a browser, or a same-origin GET: nothing to check.
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    parts
+        .headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(authority))
+}
+
+impl App {
+    /// Builds the application on a store: actors, Socket.IO and its handlers.
+    pub async fn build(settings: Settings, store: Arc<dyn Store>) -> Result<Arc<App>, String> {
+        store
+            .create_room(RoomInfo {
+                name: LOBBY.into(),
+                topic: "Everyone".into(),
+                kind: RoomKind::Room,
+                created_at: now_ms(),
+            })
+            .await
+            .map_err(|e| format!("cannot create the lobby: {e}"))?;
+        let allowed = settings.origins();
+        let config = Config::builder()
+            .engine_with(|e| {
+                e.ping_interval(Duration::from_millis(settings.ping_interval_ms))
+                    .ping_timeout(Duration::from_millis(settings.ping_timeout_ms))
+                    .allow_request(move |parts, _peer| {
+                        if origin_allowed(parts, &allowed) {
+                            Ok(())
+                        } else {
+                            Err("origin not allowed".into())
+                        }
+                    })
+            })
+            .recovery(Recovery {
+                max_disconnection_duration: Duration::from_millis(settings.recovery_window_ms),
+                skip_middlewares: true,
+            })
+            .build();
+        let io = SocketIo::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let fanout = Arc::new(SocketFanout {
+            chat: io.of("/chat"),
+            demo: io.of("/"),
+            metrics: metrics.clone(),
+        });
+        let room_settings = RoomSettings {
+            window: settings.history_window.max(1),
+            presence_grace: settings.presence_grace(),
+            typing_timeout: Duration::from_millis(settings.typing_timeout_ms),
+            typing_throttle: Duration::from_millis(settings.typing_timeout_ms / 2),
+            idle_timeout: Duration::from_millis(settings.room_idle_ms),
+        };
+        let registry = Registry::start(store.clone(), fanout, metrics.clone(), room_settings);
+        let identities = Identities::start(settings.presence_grace());
+        let app = Arc::new(App {
+            settings,
+            store,
+            registry,
+            identities,
+            metrics,
+            per_ip: PerIp::default(),
+            demo: DemoState::default(),
+            io: io.clone(),
+        });
+        chat::install(app.clone(), &io.of("/chat"));
+        demo::install(app.clone(), &io.of("/"));
+        Ok(app)
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        let mut gauges = Gauges {
+            rooms: self.registry.running().await.len(),
+            ..Default::default()
+        };
+        for socket in self.io.engine().sockets() {
+            match socket.transport() {
+                TransportKind::Polling => gauges.polling += 1,
+                TransportKind::Websocket => gauges.websocket += 1,
+            }
+        }
+        self.metrics.render(&gauges)
+    }
+
+    /// Serves until `shutdown` resolves; then tells every client, and flushes the store.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let site = Site { app: self.clone() };
+        let served = socketio::serve(listener, self.io.clone(), site, shutdown).await;
+        self.store.close().await;
+        served
+    }
+}

@@ -1,0 +1,664 @@
+//! The chat protocol on the `/chat` namespace: identity at CONNECT, then commands with acks
+//! (see `docs/protocol.md`).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use socketio::{Ack, ConnectError, Namespace, Socket};
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::deliver::user_group;
+use crate::identity::Claimed;
+use crate::limits::TokenBucket;
+use crate::protocol::{self, bad_request, ok, ChatError, Code};
+use crate::room::{RoomGone, RoomHandle};
+use crate::store::{now_ms, RoomInfo, RoomKind, StoredMessage};
+
+/// Commands of the protocol, also used to refuse unknown events.
+pub const COMMANDS: [&str; 10] = [
+    "rooms:list",
+    "room:create",
+    "room:join",
+    "room:leave",
+    "room:topic",
+    "message:send",
+    "history",
+    "typing",
+    "dm:send",
+    "dm:history",
+];
+
+/// Most messages returned by one history page.
+const PAGE: usize = 100;
+
+/// What one connection carries along: who it is, its limits, its rooms.
+struct Session {
+    user: Claimed,
+    bucket: Mutex<TokenBucket>,
+    rooms: Mutex<HashSet<String>>,
+}
+
+impl Session {
+    fn take_token(&self) -> bool {
+        self.bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_take(Instant::now())
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_member(&self, room: &str) -> bool {
+        self.rooms().contains(room)
+    }
+}
+
+/// The client's address: the peer, or the first X-Forwarded-For hop when the proxy is trusted.
+pub fn client_ip(socket: &Socket, trust_proxy: bool) -> Option<IpAddr> {
+    let hs = socket.handshake();
+    if trust_proxy {
+        let forwarded = hs
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    hs.peer_addr.map(|a| a.ip())
+}
+
+fn connect_error(err: &ChatError) -> ConnectError {
+    ConnectError::with_data(err.message.clone(), json!({"code": err.code}))
+}
+
+/// Installs the middleware and handlers of the chat namespace.
+pub fn install(app: Arc<App>, ns: &Namespace) {
+    let mw_app = app.clone();
+    ns.middleware(move |socket| {
+        let app = mw_app.clone();
+        async move { admit(&app, &socket).await }
+    });
+    ns.on_connection(move |socket| {
+        let app = app.clone();
+        async move { connected(app, socket).await }
+    });
+}
+
+/// Connection limits and identity, before the socket is connected.
+async fn admit(app: &App, socket: &Socket) -> Result<(), ConnectError> {
+    if let Some(ip) = client_ip(socket, app.settings.trust_proxy) {
+        if !app
+            .per_ip
+            .hold(socket.id(), ip, app.settings.max_connections_per_ip)
+        {
+            app.metrics.refused();
+            return Err(connect_error(&ChatError::new(
+                Code::TooManyConnections,
+                "too many connections from this address",
+            )));
+        }
+    }
+    let claimed = claim(app, socket).await;
+    match claimed {
+        Ok(user) => {
+            socket.set_data(json!({"user": user.name, "token": user.token}));
+            Ok(())
+        }
+        Err(err) => {
+            app.per_ip.release(&socket.id());
+            app.metrics.refused();
+            Err(connect_error(&err))
+        }
+    }
+}
+
+async fn claim(app: &App, socket: &Socket) -> Result<Claimed, ChatError> {
+    let auth = socket.auth();
+    let name = auth
+        .get("username")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ChatError::new(Code::InvalidName, "auth.username is required"))?;
+    let name = protocol::user_name(name)?;
+    let token = auth.get("token").and_then(Value::as_str).map(str::to_owned);
+    app.identities.claim(&name, token, socket.id()).await
+}
+
+async fn connected(app: Arc<App>, socket: Socket) {
+    let data = socket.data();
+    let user = match (
+        data.get("user").and_then(Value::as_str),
+        data.get("token").and_then(Value::as_str),
+    ) {
+        (Some(name), Some(token)) => Claimed {
+            name: name.to_owned(),
+            token: token.to_owned(),
+        },
+        _ => {
+            socket.disconnect();
+            return;
+        }
+    };
+    if socket.recovered() {
+        // Recovery skips the middleware: take the name and the address slot again.
+        if let Some(ip) = client_ip(&socket, app.settings.trust_proxy) {
+            app.per_ip.hold(socket.id(), ip, usize::MAX);
+        }
+        if app
+            .identities
+            .claim(&user.name, Some(user.token.clone()), socket.id())
+            .await
+            .is_err()
+        {
+            socket.disconnect();
+            return;
+        }
+    }
+    socket.join(user_group(&user.name));
+    let session = Arc::new(Session {
+        user: user.clone(),
+        bucket: Mutex::new(TokenBucket::new(
+            app.settings.message_rate,
+            app.settings.message_burst,
+        )),
+        rooms: Mutex::new(HashSet::new()),
+    });
+    if socket.recovered() {
+        let rooms = socket.rooms();
+        let mut joined = session.rooms();
+        for room in rooms.iter().filter_map(|r| r.strip_prefix("r:")) {
+            joined.insert(room.to_owned());
+        }
+    }
+    let _ = socket.emit("session", json!({"user": user.name, "token": user.token}));
+    socket.use_event(|_socket, event| {
+        if COMMANDS.contains(&event.name.as_str()) {
+            return Ok(());
+        }
+        if let Some(ack) = event.ack.take() {
+            ack.send(
+                ChatError::new(Code::BadRequest, format!("unknown event {:?}", event.name))
+                    .to_ack(),
+            );
+        }
+        Err("unknown event".into())
+    });
+    register(&socket, &app, &session);
+    let gone_app = app.clone();
+    let gone_session = session.clone();
+    socket.on_disconnect(move |socket, reason| {
+        let app = gone_app.clone();
+        let session = gone_session.clone();
+        async move {
+            tracing::debug!(user = %session.user.name, %reason, "chat connection gone");
+            app.identities.release(&session.user.name, socket.id());
+            app.per_ip.release(&socket.id());
+            let rooms: Vec<String> = session.rooms().iter().cloned().collect();
+            for room in rooms {
+                if let Ok(handle) = app.registry.get(&room).await {
+                    let _ = handle.socket_gone(socket.id()).await;
+                }
+            }
+        }
+    });
+}
+
+fn reply(app: &App, ack: Option<Ack>, result: Result<Value, ChatError>) {
+    let payload = match result {
+        Ok(v) => v,
+        Err(e) => {
+            app.metrics.rejected();
+            e.to_ack()
+        }
+    };
+    if let Some(ack) = ack {
+        ack.send(payload);
+    }
+}
+
+fn parse<T: DeserializeOwned>(payload: Value) -> Result<T, ChatError> {
+    serde_json::from_value(payload).map_err(|e| bad_request(format!("invalid payload: {e}")))
+}
+
+/// Registers one command: rate limit, payload parsing, ack.
+fn command<T, F, Fut>(
+    socket: &Socket,
+    app: &Arc<App>,
+    session: &Arc<Session>,
+    name: &'static str,
+    limited: bool,
+    f: F,
+) where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(Arc<App>, Arc<Session>, Socket, T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, ChatError>> + Send + 'static,
+{
+    let app = app.clone();
+    let session = session.clone();
+    let f = Arc::new(f);
+    socket.on(name, move |socket, event| {
+        let (app, session, f) = (app.clone(), session.clone(), f.clone());
+        async move {
+            if limited && !session.take_token() {
+                let err = ChatError::new(Code::RateLimited, "too many messages, slow down");
+                return reply(&app, event.ack, Err(err));
+            }
+            let payload = event.args.json(0).cloned().unwrap_or(Value::Null);
+            let result = match parse::<T>(payload) {
+                Ok(req) => f(app.clone(), session, socket, req).await,
+                Err(e) => Err(e),
+            };
+            reply(&app, event.ack, result);
+        }
+    });
+}
+
+/// Runs `f` on a room, asking the registry again if the room stopped in between.
+async fn with_room<T, Fut>(
+    app: &App,
+    name: &str,
+    f: impl Fn(RoomHandle) -> Fut,
+) -> Result<T, ChatError>
+where
+    Fut: Future<Output = Result<T, RoomGone>>,
+{
+    for _ in 0..3 {
+        let handle = app.registry.get(name).await?;
+        match f(handle).await {
+            Ok(v) => return Ok(v),
+            Err(RoomGone) => continue,
+        }
+    }
+    Err(ChatError::new(
+        Code::Unavailable,
+        "room unavailable, try again",
+    ))
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+#[derive(Deserialize)]
+struct CreateReq {
+    room: String,
+    #[serde(default)]
+    topic: String,
+}
+
+#[derive(Deserialize)]
+struct JoinReq {
+    room: String,
+    since: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RoomReq {
+    room: String,
+}
+
+#[derive(Deserialize)]
+struct TopicReq {
+    room: String,
+    topic: String,
+}
+
+#[derive(Deserialize)]
+struct SendReq {
+    room: String,
+    id: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct HistoryReq {
+    room: String,
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct TypingReq {
+    room: String,
+    typing: bool,
+}
+
+#[derive(Deserialize)]
+struct DmReq {
+    to: String,
+    id: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct DmHistoryReq {
+    with: String,
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn room_json(info: &RoomInfo) -> Value {
+    json!({"name": info.name, "topic": info.topic})
+}
+
+fn page(messages: Vec<StoredMessage>, limit: usize) -> Value {
+    let cursor = messages.first().map(|m| m.seq);
+    let more = messages.len() == limit && cursor.is_some_and(|c| c > 1);
+    json!({"messages": messages, "cursor": cursor, "more": more})
+}
+
+fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
+    command(
+        socket,
+        app,
+        session,
+        "rooms:list",
+        false,
+        |app, _s, _socket, _: Option<Empty>| async move {
+            let stored = app.store.rooms().await.map_err(|_| unavailable())?;
+            let mut counts = std::collections::HashMap::new();
+            for handle in app.registry.running().await {
+                if let Ok(summary) = handle.summary().await {
+                    counts.insert(
+                        summary.info.name.clone(),
+                        (summary.members, summary.info.topic),
+                    );
+                }
+            }
+            let rooms: Vec<Value> = stored
+                .iter()
+                .map(|r| {
+                    let (members, topic) =
+                        counts.get(&r.name).cloned().unwrap_or((0, r.topic.clone()));
+                    json!({"name": r.name, "topic": topic, "members": members})
+                })
+                .collect();
+            Ok(ok(json!({"rooms": rooms})))
+        },
+    );
+
+    command(
+        socket,
+        app,
+        session,
+        "room:create",
+        true,
+        |app, _s, _socket, req: CreateReq| async move {
+            let name = protocol::room_name(&req.room)?;
+            let topic = protocol::topic(&req.topic)?;
+            let handle = app
+                .registry
+                .create(&name, &topic, app.store.as_ref())
+                .await?;
+            let summary = handle.summary().await.map_err(|_| unavailable())?;
+            Ok(ok(json!({"room": room_json(&summary.info)})))
+        },
+    );
+
+    command(
+        socket,
+        app,
+        session,
+        "room:join",
+        true,
+        |app, session, socket, req: JoinReq| async move {
+            let name = protocol::room_name(&req.room)?;
+            if !session.is_member(&name) && session.rooms().len() >= app.settings.max_rooms_per_user
+            {
+                return Err(ChatError::new(
+                    Code::TooManyRooms,
+                    "you are in too many rooms",
+                ));
+            }
+            let user = session.user.name.clone();
+            let joined = with_room(&app, &name, |h| {
+                let user = user.clone();
+                let sid = socket.id();
+                async move { h.join(&user, sid, req.since).await }
+            })
+            .await?;
+            session.rooms().insert(name.clone());
+            let mut messages = joined.messages;
+            if let Some((after, before)) = joined.gap {
+                // Older than the room's memory: the store has them, and nothing is missed in between.
+                let mut older = app
+                    .store
+                    .messages_after(&name, after, (before - after) as usize)
+                    .await
+                    .map_err(|_| unavailable())?;
+                older.retain(|m| m.seq < before);
+                older.append(&mut messages);
+                messages = older;
+            }
+            Ok(ok(json!({
+                "room": room_json(&joined.info),
+                "members": joined.members,
+                "messages": messages,
+                "cursor": messages.first().map(|m| m.seq).or(joined.cursor),
+                "last_seq": joined.last_seq,
+            })))
+        },
+    );
+
+    command(
+        socket,
+        app,
+        session,
+        "room:leave",
+        false,
+        |app, session, socket, req: RoomReq| async move {
+            let name = protocol::room_name(&req.room)?;
+            if !session.rooms().remove(&name) {
+                return Err(not_member());
+            }
+            let user = session.user.name.clone();
+            with_room(&app, &name, |h| {
+                let user = user.clone();
+                let sid = socket.id();
+                async move { h.leave(&user, sid).await }
+            })
+            .await?;
+            Ok(ok(json!({})))
+        },
+    );
+
+    command(
+        socket,
+        app,
+        session,
+        "room:topic",
+        true,
+        |app, session, _socket, req: TopicReq| async move {
+            let name = protocol::room_name(&req.room)?;
+            if !session.is_member(&name) {
+                return Err(not_member());
+            }
+            let topic = protocol::topic(&req.topic)?;
+            let user = session.user.name.clone();
+            with_room(&app, &name, |h| {
+                let (topic, user) = (topic.clone(), user.clone());
+                async move { h.set_topic(topic, &user).await }
+            })
+            .await??;
+            Ok(ok(json!({})))
+        },
+    );
+
+    command(
+        socket,
+        app,
+        session,
+        "message:send",
+        true,
+        |app, session, socket, req: SendReq| async move {
+            let name = protocol::room_name(&req.room)?;
+            if !session.is_member(&name) {
+                return Err(not_member());
+            }
+            let id = protocol::client_id(&req.id)?;
+            let text = protocol::text(&req.text, app.settings.max_message_bytes)?;
+            let user = session.user.name.clone();
+            let appended = with_room(&app, &name, |h| {
+                let (user, id, text) = (user.clone(), id.clone(), text.clone());
+                let sid = socket.id();
+                async move { h.post(&user, id, text, Some(sid)).await }
+            })
+            .await??;
+            Ok(ok(
+                json!({"message": appended.message, "duplicate": appended.duplicate}),
+            ))
+        },
+    );
+
+    command(
+        socket,
+        app,
+        session,
+        "history",
+        true,
+        |app, _session, _socket, req: HistoryReq| async move {
+            let name = protocol::room_name(&req.room)?;
+            if app
+                .store
+                .room(&name)
+                .await
+                .map_err(|_| unavailable())?
+                .is_none()
+            {
+                return Err(ChatError::new(Code::NoSuchRoom, "no such room"));
+            }
+            let limit = req.limit.unwrap_or(50).clamp(1, PAGE);
+            let messages = app
+                .store
+                .messages_before(&name, req.before.unwrap_or(u64::MAX), limit)
+                .await
+                .map_err(|_| unavailable())?;
+            Ok(ok(page(messages, limit)))
+        },
+    );
+
+    command(
+        socket,
+        app,
+        session,
+        "typing",
+        false,
+        |app, session, socket, req: TypingReq| async move {
+            let name = protocol::room_name(&req.room)?;
+            if !session.is_member(&name) {
+                return Err(not_member());
+            }
+            let user = session.user.name.clone();
+            with_room(&app, &name, |h| {
+                let user = user.clone();
+                let sid = socket.id();
+                async move { h.typing(&user, sid, req.typing).await }
+            })
+            .await?;
+            Ok(ok(json!({})))
+        },
+    );
+
+    command(
+        socket,
+        app,
+        session,
+        "dm:send",
+        true,
+        |app, session, socket, req: DmReq| async move {
+            let to = protocol::user_name(&req.to)?;
+            let id = protocol::client_id(&req.id)?;
+            let text = protocol::text(&req.text, app.settings.max_message_bytes)?;
+            let room = protocol::direct_room(&session.user.name, &to);
+            let known = app.identities.is_online(&to).await
+                || app
+                    .store
+                    .room(&room)
+                    .await
+                    .map_err(|_| unavailable())?
+                    .is_some();
+            if !known || to.eq_ignore_ascii_case(&session.user.name) {
+                return Err(ChatError::new(Code::UnknownUser, "no such user online"));
+            }
+            let info = RoomInfo {
+                name: room.clone(),
+                topic: String::new(),
+                kind: RoomKind::Direct,
+                created_at: now_ms(),
+            };
+            let mut appended = None;
+            for _ in 0..3 {
+                let handle = app.registry.get_or_create(info.clone()).await?;
+                match handle
+                    .post(
+                        &session.user.name,
+                        id.clone(),
+                        text.clone(),
+                        Some(socket.id()),
+                    )
+                    .await
+                {
+                    Ok(result) => {
+                        appended = Some(result?);
+                        break;
+                    }
+                    Err(RoomGone) => continue,
+                }
+            }
+            let appended = appended.ok_or_else(unavailable)?;
+            if !appended.duplicate {
+                app.metrics.direct_message();
+            }
+            Ok(ok(
+                json!({"message": appended.message, "duplicate": appended.duplicate}),
+            ))
+        },
+    );
+
+    command(
+        socket,
+        app,
+        session,
+        "dm:history",
+        true,
+        |app, session, _socket, req: DmHistoryReq| async move {
+            let with = protocol::user_name(&req.with)?;
+            let room = protocol::direct_room(&session.user.name, &with);
+            let limit = req.limit.unwrap_or(50).clamp(1, PAGE);
+            let messages = app
+                .store
+                .messages_before(&room, req.before.unwrap_or(u64::MAX), limit)
+                .await
+                .map_err(|_| unavailable())?;
+            let mut body = page(messages, limit);
+            if let Value::Object(fields) = &mut body {
+                fields.insert("with".into(), json!(with));
+                fields.insert("room".into(), json!(room));
+            }
+            Ok(ok(body))
+        },
+    );
+}
+
+fn unavailable() -> ChatError {
+    ChatError::new(Code::Unavailable, "storage is unavailable, try again")
+}
+
+fn not_member() -> ChatError {
+    ChatError::new(Code::NotMember, "join the room first")
+}
+
+impl From<RoomGone> for ChatError {
+    fn from(_: RoomGone) -> Self {
+        unavailable()
+    }
+}

@@ -1,0 +1,167 @@
+//! Settings from flags, `CHATD_*` environment variables and an optional TOML file.
+//! Precedence: flag, then environment, then file, then the built-in default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where messages are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite in the data directory (durable).
+    Sqlite,
+    /// In memory (lost on exit; for tests and demos).
+    Memory,
+}
+
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env = $env:literal ;)*) => {
+        /// Command-line flags; each can also come from the environment or the TOML file.
+        #[derive(Parser, Debug, Default)]
+        #[command(name = "chatd", version, about = "A multi-room chat server on Socket.IO.")]
+        pub struct Cli {
+            /// A TOML file with any of the settings below (keys as the flags, without `--`).
+            #[arg(long, env = "CHATD_CONFIG")]
+            pub config: Option<PathBuf>,
+            $(
+                $(#[doc = $doc])*
+                #[arg(long, env = $env)]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        /// The TOML file: the same settings, all optional.
+        #[derive(Deserialize, Debug, Default)]
+        #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+        pub struct FileConfig {
+            $( $field: Option<$ty>, )*
+        }
+
+        /// The resolved settings.
+        #[derive(Clone, Debug)]
+        pub struct Settings {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        impl Settings {
+            /// Flags over file over defaults.
+            pub fn merge(cli: Cli, file: FileConfig) -> Settings {
+                Settings {
+                    $( $field: cli.$field.or(file.$field).unwrap_or_else(|| $default), )*
+                }
+            }
+
+            /// Defaults only.
+            pub fn defaults() -> Settings {
+                Settings::merge(Cli::default(), FileConfig::default())
+            }
+        }
+    };
+}
+
+settings! {
+    /// Address to listen on.
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3000)), env = "CHATD_LISTEN";
+    /// Directory of the database.
+    data_dir: PathBuf = PathBuf::from("chatd-data"), env = "CHATD_DATA_DIR";
+    /// Where messages are kept.
+    store: StoreKind = StoreKind::Sqlite, env = "CHATD_STORE";
+    /// Origins allowed to connect besides the server's own, comma-separated (`https://a.example`).
+    allowed_origins: String = String::new(), env = "CHATD_ALLOWED_ORIGINS";
+    /// Largest message text in bytes.
+    max_message_bytes: usize = 4096, env = "CHATD_MAX_MESSAGE_BYTES";
+    /// Commands per second allowed per connection.
+    message_rate: f64 = 10.0, env = "CHATD_MESSAGE_RATE";
+    /// Commands allowed in a burst per connection.
+    message_burst: f64 = 20.0, env = "CHATD_MESSAGE_BURST";
+    /// Rooms one connection may join.
+    max_rooms_per_user: usize = 50, env = "CHATD_MAX_ROOMS_PER_USER";
+    /// Connections per client address.
+    max_connections_per_ip: usize = 50, env = "CHATD_MAX_CONNECTIONS_PER_IP";
+    /// Milliseconds a user stays present after the last connection dropped.
+    presence_grace_ms: u64 = 5000, env = "CHATD_PRESENCE_GRACE_MS";
+    /// Milliseconds after which typing expires without a refresh.
+    typing_timeout_ms: u64 = 5000, env = "CHATD_TYPING_TIMEOUT_MS";
+    /// Milliseconds after which an empty room's actor stops.
+    room_idle_ms: u64 = 300_000, env = "CHATD_ROOM_IDLE_MS";
+    /// Recent messages each room keeps in memory.
+    history_window: usize = 200, env = "CHATD_HISTORY_WINDOW";
+    /// Log format.
+    log_format: LogFormat = LogFormat::Text, env = "CHATD_LOG_FORMAT";
+    /// Trust X-Forwarded-For for client addresses (only behind a proxy you run).
+    trust_proxy: bool = false, env = "CHATD_TRUST_PROXY";
+    /// Engine.IO ping interval in milliseconds.
+    ping_interval_ms: u64 = 25_000, env = "CHATD_PING_INTERVAL_MS";
+    /// Engine.IO ping timeout in milliseconds.
+    ping_timeout_ms: u64 = 20_000, env = "CHATD_PING_TIMEOUT_MS";
+    /// Milliseconds a dropped connection can be recovered with everything it missed.
+    recovery_window_ms: u64 = 120_000, env = "CHATD_RECOVERY_WINDOW_MS";
+}
+
+impl Settings {
+    /// Reads flags, environment and the TOML file named by `--config`.
+    pub fn load() -> Result<Settings, String> {
+        Self::from_cli(Cli::parse())
+    }
+
+    /// Resolves parsed flags, reading the file they name.
+    pub fn from_cli(cli: Cli) -> Result<Settings, String> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Ok(Settings::merge(cli, file))
+    }
+
+    /// The extra allowed origins as a list.
+    pub fn origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .split(',')
+            .map(|s| s.trim().trim_end_matches('/').to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// Presence grace period.
+    pub fn presence_grace(&self) -> Duration {
+        Duration::from_millis(self.presence_grace_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let cli = Cli::parse_from(["chatd", "--listen", "127.0.0.1:4000"]);
+        let file: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:5000\"\nmax-message-bytes = 100\nallowed-origins = \"https://a.example/, https://b.example\"",
+        )
+        .unwrap();
+        let s = Settings::merge(cli, file);
+        assert_eq!(s.listen.port(), 4000);
+        assert_eq!(s.max_message_bytes, 100);
+        assert_eq!(s.message_rate, 10.0);
+        assert_eq!(s.origins(), vec!["https://a.example", "https://b.example"]);
+        assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! Delivery of room events over Socket.IO: the chat namespace, and the `lobby` bridge to the
+//! demo clients on `/`.
+
+use engineio::Sid;
+use serde_json::json;
+use socketio::adapter::BroadcastOptions;
+use socketio::{Args, Namespace};
+
+use crate::metrics::Metrics;
+use crate::room::{Fanout, Group};
+use crate::store::{RoomInfo, RoomKind, StoredMessage};
+use std::sync::Arc;
+
+/// The room every demo client is in.
+pub const LOBBY: &str = "lobby";
+/// Socket.IO room of the classic demo's clients on `/`.
+pub const DEMO_GROUP: &str = "demo";
+/// Socket.IO room of the tutorial chat's clients on `/`.
+pub const TUTORIAL_GROUP: &str = "tutorial";
+
+/// The Socket.IO room of a chat room's members.
+pub fn room_group(room: &str) -> String {
+    format!("r:{room}")
+}
+
+/// The Socket.IO room of every connection of a user.
+pub fn user_group(user: &str) -> String {
+    format!("u:{}", user.to_lowercase())
+}
+
+/// Delivers room events through the Socket.IO namespaces.
+pub struct SocketFanout {
+    /// The chat protocol's namespace.
+    pub chat: Namespace,
+    /// The demo namespace (`/`).
+    pub demo: Namespace,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl SocketFanout {
+    fn targets(&self, room: &RoomInfo) -> Vec<String> {
+        match room.kind {
+            RoomKind::Room => vec![room_group(&room.name)],
+            RoomKind::Direct => room
+                .name
+                .trim_start_matches('@')
+                .split(':')
+                .map(user_group)
+                .collect(),
+        }
+    }
+
+    fn count(&self, ns: &Namespace, rooms: Vec<String>, except: Option<Sid>) -> usize {
+        let opts = BroadcastOptions {
+            rooms,
+            except: except.map(|s| vec![s.to_string()]).unwrap_or_default(),
+            ..Default::default()
+        };
+        ns.adapter().sockets(&opts).len()
+    }
+}
+
+impl Fanout for SocketFanout {
+    fn join_socket(&self, room: &RoomInfo, socket: Sid, group: Group) {
+        match group {
+            Group::Chat => self
+                .chat
+                .adapter()
+                .add_all(socket, &[room_group(&room.name)]),
+            Group::Tutorial => self
+                .demo
+                .adapter()
+                .add_all(socket, &[TUTORIAL_GROUP.to_owned()]),
+        }
+    }
+
+    fn leave_socket(&self, room: &RoomInfo, socket: Sid, group: Group) {
+        match group {
+            Group::Chat => self.chat.adapter().del(socket, &room_group(&room.name)),
+            Group::Tutorial => self.demo.adapter().del(socket, TUTORIAL_GROUP),
+        }
+    }
+
+    fn catch_up(&self, _room: &RoomInfo, socket: Sid, group: Group, messages: &[StoredMessage]) {
+        if group != Group::Tutorial {
+            return;
+        }
+        if let Some(s) = self.demo.socket(&socket) {
+            for m in messages {
+                let _ = s.emit("chat message", (m.text.as_str(), json!(m.seq)));
+            }
+        }
+    }
+
+    fn message(&self, room: &RoomInfo, message: &StoredMessage, except: Option<Sid>) {
+        let payload = match serde_json::to_value(message) {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        let targets = self.targets(room);
+        let event = if room.kind == RoomKind::Direct {
+            "dm"
+        } else {
+            "message"
+        };
+        let mut op = self.chat.to(targets.clone());
+        if let Some(sid) = except {
+            op = op.except(sid);
+        }
+        let _ = op.emit(event, payload);
+        let mut delivered = self.count(&self.chat, targets, except);
+        if room.name == LOBBY {
+            let mut op = self.demo.to(DEMO_GROUP);
+            if let Some(sid) = except {
+                op = op.except(sid);
+            }
+            let _ = op.emit(
+                "new message",
+                json!({"username": message.user, "message": message.text}),
+            );
+            let _ = self.demo.to(TUTORIAL_GROUP).emit(
+                "chat message",
+                Args::from((message.text.as_str(), json!(message.seq))),
+            );
+            delivered += self.count(&self.demo, vec![DEMO_GROUP.into()], except)
+                + self.count(&self.demo, vec![TUTORIAL_GROUP.into()], None);
+        }
+        self.metrics.messages_out(delivered);
+    }
+
+    fn presence(&self, room: &RoomInfo, user: &str, online: bool) {
+        let _ = self.chat.to(self.targets(room)).emit(
+            "presence",
+            json!({"room": room.name, "user": user, "online": online}),
+        );
+    }
+
+    fn typing(&self, room: &RoomInfo, user: &str, typing: bool, except: Option<Sid>) {
+        let mut op = self.chat.to(self.targets(room)).volatile();
+        if let Some(sid) = except {
+            op = op.except(sid);
+        }
+        let _ = op.emit(
+            "typing",
+            json!({"room": room.name, "user": user, "typing": typing}),
+        );
+    }
+
+    fn topic(&self, room: &RoomInfo, by: &str) {
+        let _ = self.chat.to(self.targets(room)).emit(
+            "topic",
+            json!({"room": room.name, "topic": room.topic, "by": by}),
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! Compatibility with the two classic Socket.IO chat demos on the default namespace `/`, both
+//! bridged into the room `lobby` (see `docs/protocol.md`):
+//!
+//! - the `examples/chat` demo (`add user`, `new message`, `typing`, `stop typing`), whose texts
+//!   are stored and relayed opaquely;
+//! - the tutorial chat (`chat message` with a client offset and an ack, catch-up by
+//!   `auth.serverOffset`).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use socketio::{Namespace, Socket};
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::deliver::{DEMO_GROUP, LOBBY};
+use crate::limits::TokenBucket;
+use crate::protocol;
+
+/// Name shown for tutorial-chat messages, which carry no user name.
+const TUTORIAL_USER: &str = "guest";
+/// Longest accepted demo user name, in bytes (the client escapes HTML, so allow for entities).
+const MAX_DEMO_NAME: usize = 200;
+
+/// State shared by all demo sockets: the participant count of the classic demo.
+#[derive(Default)]
+pub struct DemoState {
+    num_users: AtomicUsize,
+}
+
+struct DemoSocket {
+    username: Mutex<Option<String>>,
+    counter: AtomicU64,
+    attached: std::sync::atomic::AtomicBool,
+    bucket: Mutex<TokenBucket>,
+}
+
+impl DemoSocket {
+    fn name(&self) -> Option<String> {
+        self.username
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn allowed(&self) -> bool {
+        self.bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_take(Instant::now())
+    }
+}
+
+/// Installs the demo handlers on `/`.
+pub fn install(app: Arc<App>, ns: &Namespace) {
+    ns.on_connection(move |socket| {
+        let app = app.clone();
+        async move { connected(app, socket).await }
+    });
+}
+
+async fn connected(app: Arc<App>, socket: Socket) {
+    let me = Arc::new(DemoSocket {
+        username: Mutex::new(None),
+        counter: AtomicU64::new(0),
+        attached: Default::default(),
+        bucket: Mutex::new(TokenBucket::new(
+            app.settings.message_rate,
+            app.settings.message_burst,
+        )),
+    });
+    // The tutorial client announces itself with `auth.serverOffset`.
+    if let Some(offset) = socket.auth().get("serverOffset") {
+        // A recovered socket already got what it missed; anything else catches up from the offset.
+        let since = if socket.recovered() {
+            u64::MAX
+        } else {
+            offset.as_u64().unwrap_or(0)
+        };
+        attach(&app, &socket, &me, since).await;
+    }
+
+    let (a, m) = (app.clone(), me.clone());
+    socket.on("add user", move |socket, event| {
+        let (app, me) = (a.clone(), m.clone());
+        async move {
+            let Some(name) = event.args.json(0).and_then(Value::as_str) else {
+                return;
+            };
+            if name.is_empty() || name.len() > MAX_DEMO_NAME {
+                return;
+            }
+            {
+                let mut username = me.username.lock().unwrap_or_else(|e| e.into_inner());
+                if username.is_some() {
+                    return;
+                }
+                *username = Some(name.to_owned());
+            }
+            let n = app.demo.num_users.fetch_add(1, Ordering::AcqRel) + 1;
+            socket.join(DEMO_GROUP);
+            let _ = socket.emit("login", json!({"numUsers": n}));
+            let _ = socket
+                .to(DEMO_GROUP)
+                .emit("user joined", json!({"username": name, "numUsers": n}));
+        }
+    });
+
+    let (a, m) = (app.clone(), me.clone());
+    socket.on("new message", move |socket, event| {
+        let (app, me) = (a.clone(), m.clone());
+        async move {
+            let (Some(name), Some(text)) = (me.name(), event.args.json(0).and_then(Value::as_str))
+            else {
+                return;
+            };
+            if !me.allowed() {
+                return;
+            }
+            let Ok(text) = protocol::text(text, app.settings.max_message_bytes) else {
+                return;
+            };
+            let n = me.counter.fetch_add(1, Ordering::Relaxed);
+            let id = format!("demo:{}:{n}", socket.id());
+            post(&app, &name, id, text, &socket).await;
+        }
+    });
+
+    for (event, out) in [("typing", "typing"), ("stop typing", "stop typing")] {
+        let m = me.clone();
+        socket.on(event, move |socket, _event| {
+            let me = m.clone();
+            async move {
+                if let Some(name) = me.name() {
+                    let _ = socket.to(DEMO_GROUP).emit(out, json!({"username": name}));
+                }
+            }
+        });
+    }
+
+    let (a, m) = (app.clone(), me.clone());
+    socket.on("chat message", move |socket, event| {
+        let (app, me) = (a.clone(), m.clone());
+        async move {
+            let Some(text) = event.args.json(0).and_then(Value::as_str) else {
+                return;
+            };
+            if !me.allowed() {
+                return;
+            }
+            let Ok(text) = protocol::text(text, app.settings.max_message_bytes) else {
+                return;
+            };
+            if !me.attached.load(Ordering::Acquire) {
+                attach(&app, &socket, &me, u64::MAX).await;
+            }
+            let id = match event.args.json(1).and_then(Value::as_str) {
+                Some(offset) if protocol::client_id(offset).is_ok() => offset.to_owned(),
+                _ => format!(
+                    "tutorial:{}:{}",
+                    socket.id(),
+                    me.counter.fetch_add(1, Ordering::Relaxed)
+                ),
+            };
+            // Stored (or already stored): acknowledge; a storage failure gets no ack, so the
+            // client retries.
+            if post(&app, TUTORIAL_USER, id, text, &socket).await {
+                if let Some(ack) = event.ack {
+                    ack.send(());
+                }
+            }
+        }
+    });
+
+    let (a, m) = (app.clone(), me.clone());
+    socket.on_disconnect(move |socket, _reason| {
+        let (app, me) = (a.clone(), m.clone());
+        async move {
+            if let Some(name) = me.name() {
+                let n = app
+                    .demo
+                    .num_users
+                    .fetch_sub(1, Ordering::AcqRel)
+                    .saturating_sub(1);
+                let _ = socket
+                    .ns()
+                    .to(DEMO_GROUP)
+                    .emit("user left", json!({"username": name, "numUsers": n}));
+            }
+            if me.attached.load(Ordering::Acquire) {
+                if let Ok(lobby) = app.registry.get(LOBBY).await {
+                    let _ = lobby.socket_gone(socket.id()).await;
+                }
+            }
+        }
+    });
+}
+
+async fn attach(app: &App, socket: &Socket, me: &DemoSocket, since: u64) {
+    for _ in 0..3 {
+        let Ok(lobby) = app.registry.get(LOBBY).await else {
+            return;
+        };
+        if lobby.attach(socket.id(), since).await.is_ok() {
+            me.attached.store(true, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// Posts to the lobby; true once stored (or already stored).
+async fn post(app: &App, user: &str, id: String, text: String, socket: &Socket) -> bool {
+    for _ in 0..3 {
+        let Ok(lobby) = app.registry.get(LOBBY).await else {
+            return false;
+        };
+        match lobby
+            .post(user, id.clone(), text.clone(), Some(socket.id()))
+            .await
+        {
+            Ok(result) => return result.is_ok(),
+            Err(_) => continue,
+        }
+    }
+    false
+}

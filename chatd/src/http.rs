@@ -1,0 +1,94 @@
+//! Plain HTTP next to Socket.IO: health, metrics, and the web client.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::Service;
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::app::App;
+
+/// The web client, compiled in so the binary is self-contained.
+const WEB: [(&str, &str, &str); 3] = [
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../../web/index.html"),
+    ),
+    (
+        "/app.js",
+        "application/javascript; charset=utf-8",
+        include_str!("../../web/app.js"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/style.css"),
+    ),
+];
+
+/// Serves everything that is not Socket.IO.
+#[derive(Clone)]
+pub struct Site {
+    pub(crate) app: Arc<App>,
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(body.into()));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+impl Service<Request<Incoming>> for Site {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let app = self.app.clone();
+        Box::pin(async move {
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                return Ok(respond(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "text/plain",
+                    "method not allowed",
+                ));
+            }
+            let path = req.uri().path();
+            let res = match path {
+                "/healthz" => respond(StatusCode::OK, "application/json", r#"{"status":"ok"}"#),
+                "/metrics" => respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    app.metrics_text().await,
+                ),
+                _ => match WEB.iter().find(|(p, _, _)| *p == path) {
+                    Some((_, ct, body)) => {
+                        let mut res = respond(StatusCode::OK, ct, *body);
+                        res.headers_mut()
+                            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                        res.headers_mut().insert(
+                            header::CONTENT_SECURITY_POLICY,
+                            HeaderValue::from_static("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:"),
+                        );
+                        res
+                    }
+                    None => respond(StatusCode::NOT_FOUND, "text/plain", "not found"),
+                },
+            };
+            Ok(res)
+        })
+    }
+}

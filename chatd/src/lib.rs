@@ -1,0 +1,22 @@
+//! `chatd`: a multi-room chat server on the `socketio` crate.
+//!
+//! Rooms are actors ([`room`]) found through a registry actor ([`registry`]); names are held
+//! by the identity actor ([`identity`]); messages are stored durably ([`store`]) before they
+//! are acknowledged and broadcast. The chat protocol lives on `/chat` ([`chat`]); the classic
+//! Socket.IO demos work on `/` ([`demo`]). See `docs/protocol.md`.
+
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod chat;
+pub mod config;
+pub mod deliver;
+pub mod demo;
+pub mod http;
+pub mod identity;
+pub mod limits;
+pub mod metrics;
+pub mod protocol;
+pub mod registry;
+pub mod room;
+pub mod store;

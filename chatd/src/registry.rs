@@ -1,0 +1,280 @@
+//! The room registry actor: finds running rooms, starts stopped ones from the store, creates
+//! new ones. Loading happens off the actor's loop; requests for a room being loaded wait for it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+use crate::protocol::{ChatError, Code};
+use crate::room::{self, Fanout, RoomDeps, RoomHandle, RoomSettings};
+use crate::store::{now_ms, RoomInfo, Store, StoreError, StoredMessage};
+
+type Reply = oneshot::Sender<Result<RoomHandle, ChatError>>;
+
+enum Command {
+    Get {
+        name: String,
+        create: Option<RoomInfo>,
+        reply: Reply,
+    },
+    Loaded {
+        name: String,
+        result: Result<Option<(RoomInfo, Vec<StoredMessage>, u64)>, StoreError>,
+        created: bool,
+    },
+    Stopped {
+        name: String,
+        instance: u64,
+    },
+    Running {
+        reply: oneshot::Sender<Vec<RoomHandle>>,
+    },
+}
+
+/// A handle to the registry. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+struct Waiting {
+    replies: Vec<Reply>,
+    /// The request that creates the room if it does not exist.
+    create: Option<RoomInfo>,
+}
+
+struct Actor {
+    rooms: HashMap<String, RoomHandle>,
+    loading: HashMap<String, Waiting>,
+    next_instance: u64,
+    deps: RoomDeps,
+    me: mpsc::WeakUnboundedSender<Command>,
+}
+
+fn unavailable(e: StoreError) -> ChatError {
+    tracing::error!(error = %e, "store failure while loading a room");
+    ChatError::new(Code::Unavailable, "storage is unavailable, try again")
+}
+
+impl Registry {
+    /// Starts the registry.
+    pub fn start(
+        store: Arc<dyn Store>,
+        fanout: Arc<dyn Fanout>,
+        metrics: Arc<Metrics>,
+        settings: RoomSettings,
+    ) -> Registry {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut actor = Actor {
+            rooms: HashMap::new(),
+            loading: HashMap::new(),
+            next_instance: 0,
+            deps: RoomDeps {
+                settings,
+                store,
+                fanout,
+                metrics,
+            },
+            me: tx.downgrade(),
+        };
+        tokio::spawn(async move {
+            while let Some(command) = rx.recv().await {
+                actor.handle(command);
+            }
+        });
+        Registry { tx }
+    }
+
+    async fn get_inner(
+        &self,
+        name: &str,
+        create: Option<RoomInfo>,
+    ) -> Result<RoomHandle, ChatError> {
+        let (reply, rx) = oneshot::channel();
+        let gone = || ChatError::new(Code::Unavailable, "server is shutting down");
+        self.tx
+            .send(Command::Get {
+                name: name.to_owned(),
+                create,
+                reply,
+            })
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// A running room, started from the store if needed; `no_such_room` if it does not exist.
+    pub async fn get(&self, name: &str) -> Result<RoomHandle, ChatError> {
+        self.get_inner(name, None).await
+    }
+
+    /// A room, created with `info` if it does not exist yet (direct conversations, `lobby`).
+    pub async fn get_or_create(&self, info: RoomInfo) -> Result<RoomHandle, ChatError> {
+        let name = info.name.clone();
+        self.get_inner(&name, Some(info)).await
+    }
+
+    /// Creates a room; `room_exists` if it exists.
+    pub async fn create(
+        &self,
+        name: &str,
+        topic: &str,
+        store: &dyn Store,
+    ) -> Result<RoomHandle, ChatError> {
+        let info = RoomInfo {
+            name: name.to_owned(),
+            topic: topic.to_owned(),
+            kind: room::kind_of(name),
+            created_at: now_ms(),
+        };
+        let created = store.create_room(info.clone()).await.map_err(unavailable)?;
+        if !created {
+            return Err(ChatError::new(
+                Code::RoomExists,
+                "a room with this name exists",
+            ));
+        }
+        self.get_inner(name, None).await
+    }
+
+    /// Handles of every running room.
+    pub async fn running(&self) -> Vec<RoomHandle> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Running { reply }).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
+
+impl Actor {
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Get {
+                name,
+                create,
+                reply,
+            } => {
+                if let Some(handle) = self.rooms.get(&name) {
+                    let _ = reply.send(Ok(handle.clone()));
+                    return;
+                }
+                if let Some(waiting) = self.loading.get_mut(&name) {
+                    waiting.replies.push(reply);
+                    if waiting.create.is_none() {
+                        waiting.create = create;
+                    }
+                    return;
+                }
+                self.loading.insert(
+                    name.clone(),
+                    Waiting {
+                        replies: vec![reply],
+                        create: create.clone(),
+                    },
+                );
+                self.load(name, create);
+            }
+            Command::Loaded {
+                name,
+                result,
+                created,
+            } => {
+                let Some(waiting) = self.loading.remove(&name) else {
+                    return;
+                };
+                match result {
+                    Ok(Some((info, recent, last_seq))) => {
+                        let handle = self.start(info, recent, last_seq);
+                        for reply in waiting.replies {
+                            let _ = reply.send(Ok(handle.clone()));
+                        }
+                    }
+                    Ok(None) if !created && waiting.create.is_some() => {
+                        // A later request asked for creation while this load ran.
+                        let create = waiting.create.clone();
+                        self.loading.insert(name.clone(), waiting);
+                        self.load(name, create);
+                    }
+                    Ok(None) => {
+                        for reply in waiting.replies {
+                            let _ =
+                                reply.send(Err(ChatError::new(Code::NoSuchRoom, "no such room")));
+                        }
+                    }
+                    Err(e) => {
+                        let err = unavailable(e);
+                        for reply in waiting.replies {
+                            let _ = reply.send(Err(err.clone()));
+                        }
+                    }
+                }
+            }
+            Command::Stopped { name, instance } => {
+                if self
+                    .rooms
+                    .get(&name)
+                    .is_some_and(|h| h.instance == instance)
+                {
+                    self.rooms.remove(&name);
+                }
+            }
+            Command::Running { reply } => {
+                let _ = reply.send(self.rooms.values().cloned().collect());
+            }
+        }
+    }
+
+    fn load(&self, name: String, create: Option<RoomInfo>) {
+        let store = self.deps.store.clone();
+        let window = self.deps.settings.window;
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let created = create.is_some();
+            let result = async {
+                if let Some(info) = create {
+                    store.create_room(info).await?;
+                }
+                let Some(info) = store.room(&name).await? else {
+                    return Ok(None);
+                };
+                let (recent, last) = room::load(store.as_ref(), &name, window).await?;
+                Ok(Some((info, recent, last)))
+            }
+            .await;
+            if let Some(me) = me.upgrade() {
+                let _ = me.send(Command::Loaded {
+                    name,
+                    result,
+                    created,
+                });
+            }
+        });
+    }
+
+    fn start(&mut self, info: RoomInfo, recent: Vec<StoredMessage>, last_seq: u64) -> RoomHandle {
+        self.next_instance += 1;
+        let instance = self.next_instance;
+        let name = info.name.clone();
+        let me = self.me.clone();
+        let stopped_name = name.clone();
+        let handle = room::spawn(
+            info,
+            recent,
+            last_seq,
+            self.deps.clone(),
+            instance,
+            move || {
+                if let Some(me) = me.upgrade() {
+                    let _ = me.send(Command::Stopped {
+                        name: stopped_name,
+                        instance,
+                    });
+                }
+            },
+        );
+        self.rooms.insert(name, handle.clone());
+        handle
+    }
+}

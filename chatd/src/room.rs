@@ -1,0 +1,818 @@
+//! The room actor: one task per room owning its members, recent messages and typing state.
+//!
+//! Commands arrive over an mpsc channel through a [`RoomHandle`]; replies go back on oneshot
+//! channels. Appends are handed to the store without waiting; the store answers into the same
+//! mailbox, in commit order, and only then is the message broadcast and acknowledged.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engineio::Sid;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+use crate::protocol::{ChatError, Code};
+use crate::store::{
+    now_ms, Appended, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
+};
+
+/// Where a room's events go: the chat namespace, and for `lobby` the demo namespace too.
+pub trait Fanout: Send + Sync + 'static {
+    /// Puts a socket in the room's delivery group.
+    fn join_socket(&self, room: &RoomInfo, socket: Sid, group: Group);
+    /// Takes a socket out of the room's delivery group.
+    fn leave_socket(&self, room: &RoomInfo, socket: Sid, group: Group);
+    /// Sends earlier messages to one socket, in order (catch-up).
+    fn catch_up(&self, room: &RoomInfo, socket: Sid, group: Group, messages: &[StoredMessage]);
+    /// A new message, to everyone in the room but the sending socket.
+    fn message(&self, room: &RoomInfo, message: &StoredMessage, except: Option<Sid>);
+    /// A user came online in the room, or left it.
+    fn presence(&self, room: &RoomInfo, user: &str, online: bool);
+    /// A user started or stopped typing.
+    fn typing(&self, room: &RoomInfo, user: &str, typing: bool, except: Option<Sid>);
+    /// The topic changed.
+    fn topic(&self, room: &RoomInfo, by: &str);
+}
+
+/// Which protocol a joined socket speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// The chat protocol (`/chat`): members with presence.
+    Chat,
+    /// The tutorial chat on `/`: no presence; catch-up is sent as events, in order, before
+    /// live messages.
+    Tutorial,
+}
+
+/// Timing and size settings of room actors.
+#[derive(Clone, Debug)]
+pub struct RoomSettings {
+    /// Recent messages kept in memory.
+    pub window: usize,
+    /// How long a user whose last connection dropped still counts as present.
+    pub presence_grace: Duration,
+    /// Typing expires after this long without a refresh.
+    pub typing_timeout: Duration,
+    /// Typing is re-announced at most this often while refreshed.
+    pub typing_throttle: Duration,
+    /// A room with no members stops after this long.
+    pub idle_timeout: Duration,
+}
+
+impl Default for RoomSettings {
+    fn default() -> Self {
+        RoomSettings {
+            window: 200,
+            presence_grace: Duration::from_secs(5),
+            typing_timeout: Duration::from_secs(5),
+            typing_throttle: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What a joining socket receives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Joined {
+    /// The room.
+    pub info: RoomInfo,
+    /// Users present, sorted.
+    pub members: Vec<String>,
+    /// Recent messages: those after `since` when given (and still in memory), else the latest.
+    pub messages: Vec<StoredMessage>,
+    /// Oldest sequence number in `messages`, for paging back with `history`.
+    pub cursor: Option<u64>,
+    /// Last sequence number of the room.
+    pub last_seq: u64,
+    /// Messages after `since` that are no longer in memory: `(after, before)` to read from the
+    /// store.
+    pub gap: Option<(u64, u64)>,
+}
+
+/// A room as listed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// The room.
+    pub info: RoomInfo,
+    /// Users present.
+    pub members: usize,
+    /// Last sequence number.
+    pub last_seq: u64,
+}
+
+/// Reply of a post.
+pub type Posted = Result<Appended, ChatError>;
+
+enum Command {
+    Join {
+        user: String,
+        socket: Sid,
+        since: Option<u64>,
+        reply: oneshot::Sender<Joined>,
+    },
+    Leave {
+        user: String,
+        socket: Sid,
+        reply: oneshot::Sender<bool>,
+    },
+    SocketGone {
+        socket: Sid,
+    },
+    Attach {
+        socket: Sid,
+        since: u64,
+        reply: oneshot::Sender<()>,
+    },
+    CaughtUp {
+        socket: Sid,
+        stored: Vec<StoredMessage>,
+        reply: oneshot::Sender<()>,
+    },
+    Post {
+        user: String,
+        client_id: String,
+        text: String,
+        from: Option<Sid>,
+        reply: oneshot::Sender<Posted>,
+    },
+    Stored {
+        result: Result<Appended, StoreError>,
+        from: Option<Sid>,
+        reply: oneshot::Sender<Posted>,
+        started: Instant,
+    },
+    Typing {
+        user: String,
+        socket: Sid,
+        typing: bool,
+    },
+    SetTopic {
+        topic: String,
+        by: String,
+        reply: oneshot::Sender<Result<(), ChatError>>,
+    },
+    TopicStored {
+        result: Result<(), StoreError>,
+        topic: String,
+        by: String,
+        reply: oneshot::Sender<Result<(), ChatError>>,
+    },
+    Summary {
+        reply: oneshot::Sender<Summary>,
+    },
+    Members {
+        reply: oneshot::Sender<Vec<String>>,
+    },
+}
+
+/// The room stopped (idle) or never answered: ask the registry again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("room stopped")]
+pub struct RoomGone;
+
+/// A handle to a room actor. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RoomHandle {
+    tx: mpsc::Sender<Command>,
+    name: Arc<str>,
+    pub(crate) instance: u64,
+}
+
+impl RoomHandle {
+    /// The room name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, RoomGone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| RoomGone)?;
+        rx.await.map_err(|_| RoomGone)
+    }
+
+    /// Adds a socket of `user` to the room: presence, delivery, recent messages.
+    pub async fn join(
+        &self,
+        user: &str,
+        socket: Sid,
+        since: Option<u64>,
+    ) -> Result<Joined, RoomGone> {
+        let user = user.to_owned();
+        self.ask(|reply| Command::Join {
+            user,
+            socket,
+            since,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes a socket from the room; false if it was not in it.
+    pub async fn leave(&self, user: &str, socket: Sid) -> Result<bool, RoomGone> {
+        let user = user.to_owned();
+        self.ask(|reply| Command::Leave {
+            user,
+            socket,
+            reply,
+        })
+        .await
+    }
+
+    /// A socket disconnected: its user stays present for the grace period.
+    pub async fn socket_gone(&self, socket: Sid) -> Result<(), RoomGone> {
+        self.tx
+            .send(Command::SocketGone { socket })
+            .await
+            .map_err(|_| RoomGone)
+    }
+
+    /// Attaches a tutorial-chat socket: every message after `since` is sent to it as events, in
+    /// order, then live messages follow. Resolves once the catch-up is queued.
+    pub async fn attach(&self, socket: Sid, since: u64) -> Result<(), RoomGone> {
+        self.ask(|reply| Command::Attach {
+            socket,
+            since,
+            reply,
+        })
+        .await
+    }
+
+    /// Stores and broadcasts a message; resolves once it is durable.
+    pub async fn post(
+        &self,
+        user: &str,
+        client_id: String,
+        text: String,
+        from: Option<Sid>,
+    ) -> Result<Posted, RoomGone> {
+        let user = user.to_owned();
+        self.ask(|reply| Command::Post {
+            user,
+            client_id,
+            text,
+            from,
+            reply,
+        })
+        .await
+    }
+
+    /// Typing started or stopped.
+    pub async fn typing(&self, user: &str, socket: Sid, typing: bool) -> Result<(), RoomGone> {
+        let user = user.to_owned();
+        self.tx
+            .send(Command::Typing {
+                user,
+                socket,
+                typing,
+            })
+            .await
+            .map_err(|_| RoomGone)
+    }
+
+    /// Changes the topic.
+    pub async fn set_topic(
+        &self,
+        topic: String,
+        by: &str,
+    ) -> Result<Result<(), ChatError>, RoomGone> {
+        let by = by.to_owned();
+        self.ask(|reply| Command::SetTopic { topic, by, reply })
+            .await
+    }
+
+    /// Name, topic, member count.
+    pub async fn summary(&self) -> Result<Summary, RoomGone> {
+        self.ask(|reply| Command::Summary { reply }).await
+    }
+
+    /// Users present, sorted.
+    pub async fn members(&self) -> Result<Vec<String>, RoomGone> {
+        self.ask(|reply| Command::Members { reply }).await
+    }
+}
+
+struct Member {
+    name: String,
+    sockets: HashSet<Sid>,
+    /// Set while the user has no socket left: announced as gone at this instant.
+    leave_at: Option<Instant>,
+}
+
+struct Typist {
+    name: String,
+    expires: Instant,
+    announced: Instant,
+}
+
+struct Room {
+    info: RoomInfo,
+    settings: RoomSettings,
+    store: Arc<dyn Store>,
+    fanout: Arc<dyn Fanout>,
+    metrics: Arc<Metrics>,
+    members: HashMap<String, Member>,
+    socket_user: HashMap<Sid, String>,
+    attached: HashSet<Sid>,
+    typing: HashMap<String, Typist>,
+    recent: VecDeque<StoredMessage>,
+    last_seq: u64,
+    idle_since: Option<Instant>,
+    me: mpsc::WeakSender<Command>,
+}
+
+/// What every room actor is given.
+#[derive(Clone)]
+pub struct RoomDeps {
+    /// Timing and sizes.
+    pub settings: RoomSettings,
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Delivery.
+    pub fanout: Arc<dyn Fanout>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Starts a room actor; `stopped` is called when it stops by itself.
+pub(crate) fn spawn(
+    info: RoomInfo,
+    recent: Vec<StoredMessage>,
+    last_seq: u64,
+    deps: RoomDeps,
+    instance: u64,
+    stopped: impl FnOnce() + Send + 'static,
+) -> RoomHandle {
+    let (tx, rx) = mpsc::channel(1024);
+    let name: Arc<str> = Arc::from(info.name.as_str());
+    let room = Room {
+        info,
+        store: deps.store,
+        fanout: deps.fanout,
+        metrics: deps.metrics,
+        members: HashMap::new(),
+        socket_user: HashMap::new(),
+        attached: HashSet::new(),
+        typing: HashMap::new(),
+        recent: recent.into_iter().collect(),
+        last_seq,
+        idle_since: Some(Instant::now()),
+        settings: deps.settings,
+        me: tx.downgrade(),
+    };
+    tokio::spawn(async move {
+        room.run(rx).await;
+        stopped();
+    });
+    RoomHandle { tx, name, instance }
+}
+
+impl Room {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        loop {
+            let deadline = self.next_deadline();
+            let command = tokio::select! {
+                command = rx.recv() => command,
+                () = sleep_until(deadline) => {
+                    if self.on_timer(Instant::now()) {
+                        tracing::debug!(room = %self.info.name, "idle room stopped");
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(command) = command else { return };
+            self.handle(command);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let leaves = self.members.values().filter_map(|m| m.leave_at);
+        let typing = self.typing.values().map(|t| t.expires);
+        let idle = self.idle_since.map(|t| t + self.settings.idle_timeout);
+        leaves.chain(typing).chain(idle).min()
+    }
+
+    /// Expires presence and typing; true when the room should stop.
+    fn on_timer(&mut self, now: Instant) -> bool {
+        let gone: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.leave_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            if let Some(member) = self.members.remove(&key) {
+                self.fanout.presence(&self.info, &member.name, false);
+            }
+        }
+        let expired: Vec<String> = self
+            .typing
+            .iter()
+            .filter(|(_, t)| t.expires <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            if let Some(t) = self.typing.remove(&key) {
+                self.fanout.typing(&self.info, &t.name, false, None);
+            }
+        }
+        self.update_idle(now);
+        self.idle_since
+            .is_some_and(|t| now >= t + self.settings.idle_timeout)
+    }
+
+    fn update_idle(&mut self, now: Instant) {
+        if self.members.is_empty() && self.attached.is_empty() {
+            self.idle_since.get_or_insert(now);
+        } else {
+            self.idle_since = None;
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Join {
+                user,
+                socket,
+                since,
+                reply,
+            } => {
+                let _ = reply.send(self.join(user, socket, since, now));
+            }
+            Command::Leave {
+                user,
+                socket,
+                reply,
+            } => {
+                let _ = reply.send(self.leave(&user, socket, None));
+            }
+            Command::SocketGone { socket } => {
+                if self.attached.remove(&socket) {
+                    self.fanout
+                        .leave_socket(&self.info, socket, Group::Tutorial);
+                }
+                if let Some(key) = self.socket_user.get(&socket).cloned() {
+                    self.leave(&key, socket, Some(now + self.settings.presence_grace));
+                }
+            }
+            Command::Attach {
+                socket,
+                since,
+                reply,
+            } => self.attach(socket, since, reply),
+            Command::CaughtUp {
+                socket,
+                stored,
+                reply,
+            } => {
+                let last = stored.last().map_or(0, |m| m.seq);
+                let rest: Vec<_> = self
+                    .recent
+                    .iter()
+                    .filter(|m| m.seq > last)
+                    .cloned()
+                    .collect();
+                self.fanout
+                    .catch_up(&self.info, socket, Group::Tutorial, &stored);
+                self.fanout
+                    .catch_up(&self.info, socket, Group::Tutorial, &rest);
+                self.fanout.join_socket(&self.info, socket, Group::Tutorial);
+                self.attached.insert(socket);
+                let _ = reply.send(());
+            }
+            Command::Post {
+                user,
+                client_id,
+                text,
+                from,
+                reply,
+            } => self.post(user, client_id, text, from, reply),
+            Command::Stored {
+                result,
+                from,
+                reply,
+                started,
+            } => self.stored(result, from, reply, started),
+            Command::Typing {
+                user,
+                socket,
+                typing,
+            } => self.typing(user, socket, typing, now),
+            Command::SetTopic { topic, by, reply } => {
+                let store = self.store.clone();
+                let me = self.me.clone();
+                let name = self.info.name.clone();
+                tokio::spawn(async move {
+                    let result = store.set_topic(&name, &topic).await;
+                    if let Some(me) = me.upgrade() {
+                        let _ = me
+                            .send(Command::TopicStored {
+                                result,
+                                topic,
+                                by,
+                                reply,
+                            })
+                            .await;
+                    }
+                });
+            }
+            Command::TopicStored {
+                result,
+                topic,
+                by,
+                reply,
+            } => {
+                let result = match result {
+                    Ok(()) => {
+                        self.info.topic = topic;
+                        self.fanout.topic(&self.info, &by);
+                        Ok(())
+                    }
+                    Err(e) => Err(store_error(e)),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Summary { reply } => {
+                let _ = reply.send(Summary {
+                    info: self.info.clone(),
+                    members: self.members.len(),
+                    last_seq: self.last_seq,
+                });
+            }
+            Command::Members { reply } => {
+                let _ = reply.send(self.member_names());
+            }
+        }
+        self.update_idle(now);
+    }
+
+    fn member_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.members.values().map(|m| m.name.clone()).collect();
+        names.sort_by_key(|n| n.to_lowercase());
+        names
+    }
+
+    fn join(&mut self, user: String, socket: Sid, since: Option<u64>, now: Instant) -> Joined {
+        let key = user.to_lowercase();
+        self.fanout.join_socket(&self.info, socket, Group::Chat);
+        self.socket_user.insert(socket, key.clone());
+        let announce = match self.members.get_mut(&key) {
+            Some(member) => {
+                member.sockets.insert(socket);
+                // Back within the grace period: no leave, no join.
+                member.leave_at = None;
+                false
+            }
+            None => {
+                self.members.insert(
+                    key,
+                    Member {
+                        name: user.clone(),
+                        sockets: HashSet::from([socket]),
+                        leave_at: None,
+                    },
+                );
+                true
+            }
+        };
+        if announce {
+            self.fanout.presence(&self.info, &user, true);
+        }
+        self.update_idle(now);
+        let oldest = self.recent.front().map(|m| m.seq);
+        let (messages, gap) = match since {
+            Some(since) => {
+                let messages: Vec<_> = self
+                    .recent
+                    .iter()
+                    .filter(|m| m.seq > since)
+                    .cloned()
+                    .collect();
+                let gap = match oldest {
+                    Some(oldest) if since + 1 < oldest => Some((since, oldest)),
+                    None if since < self.last_seq => Some((since, self.last_seq + 1)),
+                    _ => None,
+                };
+                (messages, gap)
+            }
+            None => {
+                let skip = self.recent.len().saturating_sub(50);
+                (self.recent.iter().skip(skip).cloned().collect(), None)
+            }
+        };
+        Joined {
+            info: self.info.clone(),
+            members: self.member_names(),
+            cursor: messages.first().map(|m| m.seq).or(gap.map(|g| g.1)),
+            messages,
+            last_seq: self.last_seq,
+            gap,
+        }
+    }
+
+    /// Removes a socket; `grace` delays the announcement when the user has no socket left.
+    fn leave(&mut self, key_or_name: &str, socket: Sid, grace: Option<Instant>) -> bool {
+        let key = key_or_name.to_lowercase();
+        if self.socket_user.remove(&socket).is_none() {
+            return false;
+        }
+        self.fanout.leave_socket(&self.info, socket, Group::Chat);
+        let Some(member) = self.members.get_mut(&key) else {
+            return true;
+        };
+        member.sockets.remove(&socket);
+        if member.sockets.is_empty() {
+            match grace {
+                Some(at) => member.leave_at = Some(at),
+                None => {
+                    let name = member.name.clone();
+                    self.members.remove(&key);
+                    if let Some(t) = self.typing.remove(&key) {
+                        self.fanout.typing(&self.info, &t.name, false, None);
+                    }
+                    self.fanout.presence(&self.info, &name, false);
+                }
+            }
+        }
+        true
+    }
+
+    fn attach(&mut self, socket: Sid, since: u64, reply: oneshot::Sender<()>) {
+        let in_window =
+            self.recent.front().is_some_and(|m| m.seq <= since + 1) || self.last_seq <= since;
+        if in_window {
+            let missed: Vec<_> = self
+                .recent
+                .iter()
+                .filter(|m| m.seq > since)
+                .cloned()
+                .collect();
+            self.fanout
+                .catch_up(&self.info, socket, Group::Tutorial, &missed);
+            self.fanout.join_socket(&self.info, socket, Group::Tutorial);
+            self.attached.insert(socket);
+            let _ = reply.send(());
+            return;
+        }
+        // Older than the window: read the store, then finish in `CaughtUp`, in mailbox order.
+        let store = self.store.clone();
+        let name = self.info.name.clone();
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let stored = match store.messages_after(&name, since, 100_000).await {
+                Ok(stored) => stored,
+                Err(err) => {
+                    tracing::error!(%err, "catch-up read failed");
+                    Vec::new()
+                }
+            };
+            if let Some(me) = me.upgrade() {
+                let _ = me
+                    .send(Command::CaughtUp {
+                        socket,
+                        stored,
+                        reply,
+                    })
+                    .await;
+            }
+        });
+    }
+
+    fn post(
+        &mut self,
+        user: String,
+        client_id: String,
+        text: String,
+        from: Option<Sid>,
+        reply: oneshot::Sender<Posted>,
+    ) {
+        // A message ends the sender's typing without a separate notice.
+        self.typing.remove(&user.to_lowercase());
+        let started = Instant::now();
+        let append = self.store.append(NewMessage {
+            room: self.info.name.clone(),
+            client_id,
+            user,
+            text,
+            ts: now_ms(),
+        });
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let result = append.await;
+            if let Some(me) = me.upgrade() {
+                let _ = me
+                    .send(Command::Stored {
+                        result,
+                        from,
+                        reply,
+                        started,
+                    })
+                    .await;
+            }
+        });
+    }
+
+    fn stored(
+        &mut self,
+        result: Result<Appended, StoreError>,
+        from: Option<Sid>,
+        reply: oneshot::Sender<Posted>,
+        started: Instant,
+    ) {
+        self.metrics.store_write(started.elapsed());
+        let result = match result {
+            Ok(appended) => {
+                if !appended.duplicate {
+                    let m = &appended.message;
+                    self.last_seq = self.last_seq.max(m.seq);
+                    self.recent.push_back(m.clone());
+                    while self.recent.len() > self.settings.window {
+                        self.recent.pop_front();
+                    }
+                    self.metrics.message_in();
+                    self.fanout.message(&self.info, m, from);
+                }
+                Ok(appended)
+            }
+            Err(e) => Err(store_error(e)),
+        };
+        let _ = reply.send(result);
+    }
+
+    fn typing(&mut self, user: String, socket: Sid, typing: bool, now: Instant) {
+        let key = user.to_lowercase();
+        if !self.members.contains_key(&key) {
+            return;
+        }
+        if !typing {
+            if self.typing.remove(&key).is_some() {
+                self.fanout.typing(&self.info, &user, false, Some(socket));
+            }
+            return;
+        }
+        let expires = now + self.settings.typing_timeout;
+        match self.typing.get_mut(&key) {
+            Some(t) => {
+                t.expires = expires;
+                if now >= t.announced + self.settings.typing_throttle {
+                    t.announced = now;
+                    self.fanout.typing(&self.info, &user, true, Some(socket));
+                }
+            }
+            None => {
+                self.typing.insert(
+                    key,
+                    Typist {
+                        name: user.clone(),
+                        expires,
+                        announced: now,
+                    },
+                );
+                self.fanout.typing(&self.info, &user, true, Some(socket));
+            }
+        }
+    }
+}
+
+fn store_error(e: StoreError) -> ChatError {
+    match e {
+        StoreError::NoSuchRoom => ChatError::new(Code::NoSuchRoom, "no such room"),
+        other => {
+            tracing::error!(error = %other, "store failure");
+            ChatError::new(Code::Unavailable, "storage is unavailable, try again")
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Recent messages and last sequence number of a room, read from the store at start.
+pub(crate) async fn load(
+    store: &dyn Store,
+    name: &str,
+    window: usize,
+) -> Result<(Vec<StoredMessage>, u64), StoreError> {
+    let recent = store.messages_before(name, u64::MAX, window).await?;
+    let last = store.last_seq(name).await?;
+    Ok((recent, last))
+}
+
+/// A room's kind is fixed by its name.
+pub(crate) fn kind_of(name: &str) -> RoomKind {
+    if name.starts_with('@') {
+        RoomKind::Direct
+    } else {
+        RoomKind::Room
+    }
+}

@@ -1,0 +1,399 @@
+//! SQLite store: one writer thread owns the connection and runs jobs in batched transactions.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+use super::{
+    Appended, BoxFuture, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
+};
+
+/// Jobs run by the writer thread; each replies once its transaction has committed.
+enum Job {
+    Append(NewMessage, oneshot::Sender<Result<Appended, StoreError>>),
+    After(
+        String,
+        u64,
+        usize,
+        oneshot::Sender<Result<Vec<StoredMessage>, StoreError>>,
+    ),
+    Before(
+        String,
+        u64,
+        usize,
+        oneshot::Sender<Result<Vec<StoredMessage>, StoreError>>,
+    ),
+    LastSeq(String, oneshot::Sender<Result<u64, StoreError>>),
+    Rooms(oneshot::Sender<Result<Vec<RoomInfo>, StoreError>>),
+    Room(
+        String,
+        oneshot::Sender<Result<Option<RoomInfo>, StoreError>>,
+    ),
+    CreateRoom(RoomInfo, oneshot::Sender<Result<bool, StoreError>>),
+    SetTopic(String, String, oneshot::Sender<Result<(), StoreError>>),
+    Close(oneshot::Sender<()>),
+}
+
+/// The default store: a SQLite database in WAL mode with `synchronous=FULL`, so an
+/// acknowledged message survives a crash of the process or the machine.
+///
+/// Jobs queue to one thread that takes everything waiting (up to 512 jobs), runs it in one
+/// transaction and answers after the commit: under load one fsync covers many messages.
+pub struct SqliteStore {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+CREATE TABLE IF NOT EXISTS rooms (
+    name TEXT PRIMARY KEY,
+    topic TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT 'room',
+    created_at INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    client_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    sender_key TEXT NOT NULL,
+    text TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (room, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_resend ON messages (room, sender_key, client_id);
+";
+
+impl SqliteStore {
+    /// Opens (or creates) the database file and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("chatd-store".into())
+            .spawn(move || writer(conn, rx))
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        Ok(SqliteStore {
+            jobs: Mutex::new(Some(tx)),
+        })
+    }
+
+    fn submit<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
+    ) -> BoxFuture<Result<T, StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|jobs| jobs.send(make(tx)).is_ok())
+            .unwrap_or(false);
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+}
+
+fn kind_str(k: RoomKind) -> &'static str {
+    match k {
+        RoomKind::Room => "room",
+        RoomKind::Direct => "direct",
+    }
+}
+
+fn row_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        room: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        id: r.get(2)?,
+        user: r.get(3)?,
+        text: r.get(4)?,
+        ts: r.get(5)?,
+    })
+}
+
+fn row_room(r: &rusqlite::Row<'_>) -> rusqlite::Result<RoomInfo> {
+    let kind: String = r.get(2)?;
+    Ok(RoomInfo {
+        name: r.get(0)?,
+        topic: r.get(1)?,
+        kind: if kind == "direct" {
+            RoomKind::Direct
+        } else {
+            RoomKind::Room
+        },
+        created_at: r.get(3)?,
+    })
+}
+
+fn seq_param(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+fn append(conn: &Connection, m: &NewMessage) -> Result<Appended, StoreError> {
+    let key = m.user.to_lowercase();
+    let existing = conn
+        .query_row(
+            "SELECT room, seq, client_id, sender, text, ts FROM messages
+             WHERE room = ?1 AND sender_key = ?2 AND client_id = ?3",
+            params![m.room, key, m.client_id],
+            row_message,
+        )
+        .optional()
+        .map_err(db_err)?;
+    if let Some(message) = existing {
+        return Ok(Appended {
+            message,
+            duplicate: true,
+        });
+    }
+    let seq: Option<i64> = conn
+        .query_row(
+            "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = ?1 RETURNING last_seq",
+            params![m.room],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    let seq = seq.ok_or(StoreError::NoSuchRoom)?;
+    conn.execute(
+        "INSERT INTO messages (room, seq, client_id, sender, sender_key, text, ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![m.room, seq, m.client_id, m.user, key, m.text, m.ts],
+    )
+    .map_err(db_err)?;
+    Ok(Appended {
+        message: StoredMessage {
+            room: m.room.clone(),
+            seq: seq as u64,
+            id: m.client_id.clone(),
+            user: m.user.clone(),
+            text: m.text.clone(),
+            ts: m.ts,
+        },
+        duplicate: false,
+    })
+}
+
+fn query_messages(
+    conn: &Connection,
+    sql: &str,
+    room: &str,
+    seq: u64,
+    limit: usize,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![room, seq_param(seq), limit as i64], row_message)
+        .map_err(db_err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+}
+
+/// Runs one job inside the open transaction; returns the reply to send after commit.
+fn run(conn: &Connection, job: Job) -> Box<dyn FnOnce(bool) + Send> {
+    fn reply<T: Send + 'static>(
+        tx: oneshot::Sender<Result<T, StoreError>>,
+        result: Result<T, StoreError>,
+    ) -> Box<dyn FnOnce(bool) + Send> {
+        Box::new(move |committed| {
+            let _ = tx.send(if committed {
+                result
+            } else {
+                Err(StoreError::Database("commit failed".into()))
+            });
+        })
+    }
+    match job {
+        Job::Append(m, tx) => reply(tx, append(conn, &m)),
+        Job::After(room, after, limit, tx) => reply(
+            tx,
+            query_messages(
+                conn,
+                "SELECT room, seq, client_id, sender, text, ts FROM messages
+                 WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                &room,
+                after,
+                limit,
+            ),
+        ),
+        Job::Before(room, before, limit, tx) => reply(
+            tx,
+            query_messages(
+                conn,
+                "SELECT * FROM (SELECT room, seq, client_id, sender, text, ts FROM messages
+                 WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3) ORDER BY seq",
+                &room,
+                before,
+                limit,
+            ),
+        ),
+        Job::LastSeq(room, tx) => reply(
+            tx,
+            conn.query_row("SELECT last_seq FROM rooms WHERE name = ?1", params![room], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+            .map_err(db_err)
+            .and_then(|s| s.map(|s| s as u64).ok_or(StoreError::NoSuchRoom)),
+        ),
+        Job::Rooms(tx) => reply(tx, {
+            conn.prepare_cached(
+                "SELECT name, topic, kind, created_at FROM rooms WHERE kind = 'room' ORDER BY name",
+            )
+            .and_then(|mut s| s.query_map([], row_room)?.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err)
+        }),
+        Job::Room(name, tx) => reply(
+            tx,
+            conn.query_row(
+                "SELECT name, topic, kind, created_at FROM rooms WHERE name = ?1",
+                params![name],
+                row_room,
+            )
+            .optional()
+            .map_err(db_err),
+        ),
+        Job::CreateRoom(info, tx) => reply(
+            tx,
+            conn.execute(
+                "INSERT OR IGNORE INTO rooms (name, topic, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![info.name, info.topic, kind_str(info.kind), info.created_at],
+            )
+            .map(|n| n == 1)
+            .map_err(db_err),
+        ),
+        Job::SetTopic(room, topic, tx) => reply(
+            tx,
+            conn.execute("UPDATE rooms SET topic = ?2 WHERE name = ?1", params![room, topic])
+                .map_err(db_err)
+                .and_then(|n| if n == 1 { Ok(()) } else { Err(StoreError::NoSuchRoom) }),
+        ),
+        Job::Close(tx) => Box::new(move |_| {
+            let _ = tx.send(());
+        }),
+    }
+}
+
+fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let closing = batch.iter().any(|j| matches!(j, Job::Close(_)));
+        match conn.transaction() {
+            Ok(tx) => {
+                let replies: Vec<_> = batch.into_iter().map(|job| run(&tx, job)).collect();
+                let committed = match tx.commit() {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::error!(%err, "store commit failed");
+                        false
+                    }
+                };
+                for reply in replies {
+                    reply(committed);
+                }
+            }
+            Err(err) => {
+                // Dropping the jobs fails them (their callers see the store as unavailable).
+                tracing::error!(%err, "store transaction failed to start");
+                drop(batch);
+            }
+        }
+        if closing {
+            break;
+        }
+    }
+    tracing::debug!("store writer stopped");
+}
+
+impl Store for SqliteStore {
+    fn append(&self, message: NewMessage) -> BoxFuture<Result<Appended, StoreError>> {
+        self.submit(|tx| Job::Append(message, tx))
+    }
+    fn messages_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<StoredMessage>, StoreError>> {
+        let room = room.to_owned();
+        self.submit(move |tx| Job::After(room, after, limit, tx))
+    }
+    fn messages_before(
+        &self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<StoredMessage>, StoreError>> {
+        let room = room.to_owned();
+        self.submit(move |tx| Job::Before(room, before, limit, tx))
+    }
+    fn last_seq(&self, room: &str) -> BoxFuture<Result<u64, StoreError>> {
+        let room = room.to_owned();
+        self.submit(move |tx| Job::LastSeq(room, tx))
+    }
+    fn rooms(&self) -> BoxFuture<Result<Vec<RoomInfo>, StoreError>> {
+        self.submit(Job::Rooms)
+    }
+    fn room(&self, name: &str) -> BoxFuture<Result<Option<RoomInfo>, StoreError>> {
+        let name = name.to_owned();
+        self.submit(move |tx| Job::Room(name, tx))
+    }
+    fn create_room(&self, info: RoomInfo) -> BoxFuture<Result<bool, StoreError>> {
+        self.submit(move |tx| Job::CreateRoom(info, tx))
+    }
+    fn set_topic(&self, room: &str, topic: &str) -> BoxFuture<Result<(), StoreError>> {
+        let (room, topic) = (room.to_owned(), topic.to_owned());
+        self.submit(move |tx| Job::SetTopic(room, topic, tx))
+    }
+    fn close(&self) -> BoxFuture<()> {
+        let (tx, rx) = oneshot::channel();
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(jobs) = jobs {
+            let _ = jobs.send(Job::Close(tx));
+        }
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_store_contract() {
+        let dir = std::env::temp_dir().join(format!("chatd-store-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("chat.db")).unwrap();
+        super::super::contract::run(&store).await;
+        store.close().await;
+        // Durable across reopening.
+        let store = SqliteStore::open(&dir.join("chat.db")).unwrap();
+        assert_eq!(store.last_seq("lobby").await.unwrap(), 3);
+        store.close().await;
+        assert_eq!(store.last_seq("lobby").await, Err(StoreError::Closed));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
