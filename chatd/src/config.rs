@@ -37,6 +37,9 @@ macro_rules! settings {
             /// A TOML file with any of the settings below (keys as the flags, without `--`).
             #[arg(long, env = "CHATD_CONFIG")]
             pub config: Option<PathBuf>,
+            /// Trust X-Forwarded-For for client addresses (only behind a proxy you run).
+            #[arg(long, env = "CHATD_TRUST_PROXY")]
+            pub trust_proxy: bool,
             $(
                 $(#[doc = $doc])*
                 #[arg(long, env = $env)]
@@ -48,12 +51,15 @@ macro_rules! settings {
         #[derive(Deserialize, Debug, Default)]
         #[serde(deny_unknown_fields, rename_all = "kebab-case")]
         pub struct FileConfig {
+            trust_proxy: Option<bool>,
             $( $field: Option<$ty>, )*
         }
 
         /// The resolved settings.
         #[derive(Clone, Debug)]
         pub struct Settings {
+            /// Trust X-Forwarded-For for client addresses.
+            pub trust_proxy: bool,
             $( $(#[doc = $doc])* pub $field: $ty, )*
         }
 
@@ -61,6 +67,7 @@ macro_rules! settings {
             /// Flags over file over defaults.
             pub fn merge(cli: Cli, file: FileConfig) -> Settings {
                 Settings {
+                    trust_proxy: cli.trust_proxy || file.trust_proxy.unwrap_or(false),
                     $( $field: cli.$field.or(file.$field).unwrap_or_else(|| $default), )*
                 }
             }
@@ -102,8 +109,6 @@ settings! {
     history_window: usize = 200, env = "CHATD_HISTORY_WINDOW";
     /// Log format.
     log_format: LogFormat = LogFormat::Text, env = "CHATD_LOG_FORMAT";
-    /// Trust X-Forwarded-For for client addresses (only behind a proxy you run).
-    trust_proxy: bool = false, env = "CHATD_TRUST_PROXY";
     /// Engine.IO ping interval in milliseconds.
     ping_interval_ms: u64 = 25_000, env = "CHATD_PING_INTERVAL_MS";
     /// Engine.IO ping timeout in milliseconds.
@@ -152,13 +157,14 @@ mod tests {
 
     #[test]
     fn flags_override_file_override_defaults() {
-        let cli = Cli::parse_from(["chatd", "--listen", "127.0.0.1:4000"]);
+        let cli = Cli::parse_from(["chatd", "--listen", "127.0.0.1:4000", "--trust-proxy"]);
         let file: FileConfig = toml::from_str(
             "listen = \"127.0.0.1:5000\"\nmax-message-bytes = 100\nallowed-origins = \"https://a.example/, https://b.example\"",
         )
         .unwrap();
         let s = Settings::merge(cli, file);
         assert_eq!(s.listen.port(), 4000);
+        assert!(s.trust_proxy);
         assert_eq!(s.max_message_bytes, 100);
         assert_eq!(s.message_rate, 10.0);
         assert_eq!(s.origins(), vec!["https://a.example", "https://b.example"]);

@@ -19,4 +19,6 @@ pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod room;
+#[cfg(test)]
+mod room_tests;
 pub mod store;

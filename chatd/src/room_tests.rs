@@ -1,0 +1,367 @@
+//! Room and registry actors, driven through their handles with a recording fanout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engineio::Sid;
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::room::{Fanout, Group, RoomHandle, RoomSettings};
+use crate::store::{now_ms, MemoryStore, RoomInfo, RoomKind, Store, StoredMessage};
+
+#[derive(Debug, PartialEq)]
+enum Out {
+    Join(Sid, Group),
+    Leave(Sid, Group),
+    CatchUp(Sid, Vec<u64>),
+    Message(u64, Option<Sid>),
+    Presence(String, bool),
+    Typing(String, bool),
+    Topic(String),
+}
+
+struct Recorder(mpsc::UnboundedSender<Out>);
+
+impl Fanout for Recorder {
+    fn join_socket(&self, _: &RoomInfo, socket: Sid, group: Group) {
+        let _ = self.0.send(Out::Join(socket, group));
+    }
+    fn leave_socket(&self, _: &RoomInfo, socket: Sid, group: Group) {
+        let _ = self.0.send(Out::Leave(socket, group));
+    }
+    fn catch_up(&self, _: &RoomInfo, socket: Sid, _: Group, messages: &[StoredMessage]) {
+        let _ = self.0.send(Out::CatchUp(
+            socket,
+            messages.iter().map(|m| m.seq).collect(),
+        ));
+    }
+    fn message(&self, _: &RoomInfo, m: &StoredMessage, except: Option<Sid>) {
+        let _ = self.0.send(Out::Message(m.seq, except));
+    }
+    fn presence(&self, _: &RoomInfo, user: &str, online: bool) {
+        let _ = self.0.send(Out::Presence(user.into(), online));
+    }
+    fn typing(&self, _: &RoomInfo, user: &str, typing: bool, _: Option<Sid>) {
+        let _ = self.0.send(Out::Typing(user.into(), typing));
+    }
+    fn topic(&self, room: &RoomInfo, _: &str) {
+        let _ = self.0.send(Out::Topic(room.topic.clone()));
+    }
+}
+
+const GRACE: Duration = Duration::from_secs(5);
+const TYPING: Duration = Duration::from_secs(4);
+
+fn settings() -> RoomSettings {
+    RoomSettings {
+        window: 5,
+        presence_grace: GRACE,
+        typing_timeout: TYPING,
+        typing_throttle: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(60),
+    }
+}
+
+struct Fixture {
+    registry: Registry,
+    store: Arc<MemoryStore>,
+    out: mpsc::UnboundedReceiver<Out>,
+}
+
+async fn fixture(settings: RoomSettings) -> Fixture {
+    let store = Arc::new(MemoryStore::new());
+    store
+        .create_room(RoomInfo {
+            name: "lobby".into(),
+            topic: String::new(),
+            kind: RoomKind::Room,
+            created_at: now_ms(),
+        })
+        .await
+        .unwrap();
+    let (tx, out) = mpsc::unbounded_channel();
+    let registry = Registry::start(
+        store.clone(),
+        Arc::new(Recorder(tx)),
+        Arc::new(Metrics::default()),
+        settings,
+    );
+    Fixture {
+        registry,
+        store,
+        out,
+    }
+}
+
+impl Fixture {
+    async fn lobby(&self) -> RoomHandle {
+        self.registry.get("lobby").await.unwrap()
+    }
+
+    /// Everything the fanout saw so far; `barrier` makes sure the actor handled earlier commands.
+    async fn drain(&mut self, barrier: &RoomHandle) -> Vec<Out> {
+        barrier.summary().await.unwrap();
+        let mut all = Vec::new();
+        while let Ok(o) = self.out.try_recv() {
+            all.push(o);
+        }
+        all
+    }
+}
+
+async fn post(room: &RoomHandle, user: &str, id: &str) -> crate::store::Appended {
+    room.post(user, id.into(), format!("text {id}"), None)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_are_stored_broadcast_and_acked_in_sequence() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let sender = Sid::random();
+    // Concurrent senders: whatever order the posts reach the actor in, sequence numbers are
+    // unique and gap-free, and broadcasts go out in sequence order.
+    let posts: Vec<_> = (0..30)
+        .map(|i| {
+            let room = room.clone();
+            tokio::spawn(async move {
+                room.post("alice", format!("m{i}"), "x".into(), Some(sender))
+                    .await
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for p in posts {
+        seqs.push(p.await.unwrap().unwrap().unwrap().message.seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=30).collect::<Vec<_>>());
+    let out = f.drain(&room).await;
+    assert_eq!(
+        out,
+        (1..=30)
+            .map(|s| Out::Message(s, Some(sender)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(f.store.last_seq("lobby").await.unwrap(), 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resend_is_acknowledged_but_not_stored_or_broadcast_twice() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let first = post(&room, "alice", "m1").await;
+    let again = post(&room, "ALICE", "m1").await;
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(again.message, first.message);
+    // Another user's id is their own.
+    assert_eq!(post(&room, "bob", "m1").await.message.seq, 2);
+    assert_eq!(
+        f.drain(&room).await,
+        vec![Out::Message(1, None), Out::Message(2, None)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn presence_counts_tabs_once_and_waits_out_the_grace_period() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let (tab1, tab2, tab3) = (Sid::random(), Sid::random(), Sid::random());
+    room.join("Alice", tab1, None).await.unwrap();
+    let joined = room.join("alice", tab2, None).await.unwrap();
+    assert_eq!(joined.members, vec!["Alice".to_string()]);
+    assert_eq!(room.summary().await.unwrap().members, 1);
+    assert_eq!(
+        f.drain(&room).await,
+        vec![
+            Out::Join(tab1, Group::Chat),
+            Out::Presence("Alice".into(), true),
+            Out::Join(tab2, Group::Chat)
+        ]
+    );
+    // Both tabs drop; the user comes back within the grace period: no leave, no join.
+    room.socket_gone(tab1).await.unwrap();
+    room.socket_gone(tab2).await.unwrap();
+    tokio::time::sleep(GRACE - Duration::from_millis(10)).await;
+    room.join("alice", tab3, None).await.unwrap();
+    assert_eq!(
+        f.drain(&room).await,
+        vec![
+            Out::Leave(tab1, Group::Chat),
+            Out::Leave(tab2, Group::Chat),
+            Out::Join(tab3, Group::Chat)
+        ]
+    );
+    // Gone for good: announced once the grace period is over, not before.
+    room.socket_gone(tab3).await.unwrap();
+    tokio::time::sleep(GRACE - Duration::from_millis(10)).await;
+    assert_eq!(f.drain(&room).await, vec![Out::Leave(tab3, Group::Chat)]);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        f.drain(&room).await,
+        vec![Out::Presence("Alice".into(), false)]
+    );
+    assert_eq!(room.members().await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_explicit_leave_is_announced_at_once() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let tab = Sid::random();
+    room.join("bob", tab, None).await.unwrap();
+    assert!(room.leave("bob", tab).await.unwrap());
+    assert!(!room.leave("bob", tab).await.unwrap());
+    assert_eq!(
+        f.drain(&room).await,
+        vec![
+            Out::Join(tab, Group::Chat),
+            Out::Presence("bob".into(), true),
+            Out::Leave(tab, Group::Chat),
+            Out::Presence("bob".into(), false)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn typing_is_throttled_and_expires() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let tab = Sid::random();
+    // Not a member: ignored.
+    room.typing("bob", tab, true).await.unwrap();
+    room.join("bob", tab, None).await.unwrap();
+    f.drain(&room).await;
+    room.typing("bob", tab, true).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    room.typing("bob", tab, true).await.unwrap();
+    assert_eq!(f.drain(&room).await, vec![Out::Typing("bob".into(), true)]);
+    // Refreshed at t=1s: expires at t=5s, not at t=4s.
+    tokio::time::sleep(TYPING - Duration::from_millis(1500)).await; // t = 3.5 s
+    assert_eq!(f.drain(&room).await, vec![]);
+    tokio::time::sleep(Duration::from_secs(2)).await; // t = 5.5 s
+    assert_eq!(f.drain(&room).await, vec![Out::Typing("bob".into(), false)]);
+    // Explicit stop, and a message ending typing silently.
+    room.typing("bob", tab, true).await.unwrap();
+    room.typing("bob", tab, false).await.unwrap();
+    room.typing("bob", tab, true).await.unwrap();
+    post(&room, "bob", "m1").await;
+    tokio::time::sleep(TYPING * 2).await;
+    assert_eq!(
+        f.drain(&room).await,
+        vec![
+            Out::Typing("bob".into(), true),
+            Out::Typing("bob".into(), false),
+            Out::Typing("bob".into(), true),
+            Out::Message(1, None)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn join_since_returns_the_missed_messages_and_names_the_gap() {
+    let f = fixture(settings()).await;
+    let room = f.lobby().await;
+    for i in 0..10 {
+        post(&room, "alice", &format!("m{i}")).await;
+    }
+    // The window holds 6..=10.
+    let joined = room.join("bob", Sid::random(), Some(7)).await.unwrap();
+    assert_eq!(
+        joined.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![8, 9, 10]
+    );
+    assert_eq!(joined.gap, None);
+    let joined = room.join("carol", Sid::random(), Some(2)).await.unwrap();
+    assert_eq!(
+        joined.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![6, 7, 8, 9, 10]
+    );
+    assert_eq!(joined.gap, Some((2, 6)));
+    assert_eq!(joined.last_seq, 10);
+    let joined = room.join("dave", Sid::random(), None).await.unwrap();
+    assert_eq!(joined.cursor, Some(6));
+}
+
+#[tokio::test(start_paused = true)]
+async fn tutorial_sockets_catch_up_in_order_before_live_messages() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    for i in 0..8 {
+        post(&room, "alice", &format!("m{i}")).await;
+    }
+    f.drain(&room).await;
+    let (near, far) = (Sid::random(), Sid::random());
+    room.attach(near, 6).await.unwrap();
+    room.attach(far, 1).await.unwrap();
+    post(&room, "alice", "live").await;
+    assert_eq!(
+        f.drain(&room).await,
+        vec![
+            Out::CatchUp(near, vec![7, 8]),
+            Out::Join(near, Group::Tutorial),
+            // Older than the window (4..=8): read from the store, then the window's rest.
+            Out::CatchUp(far, vec![2, 3, 4, 5, 6, 7, 8]),
+            Out::CatchUp(far, vec![]),
+            Out::Join(far, Group::Tutorial),
+            Out::Message(9, None),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn topic_changes_are_stored_and_announced() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    room.set_topic("Rust".into(), "alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.drain(&room).await, vec![Out::Topic("Rust".into())]);
+    assert_eq!(f.store.room("lobby").await.unwrap().unwrap().topic, "Rust");
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_rooms_stop_and_come_back_from_the_store() {
+    let mut s = settings();
+    s.idle_timeout = Duration::from_secs(10);
+    let f = fixture(s).await;
+    let room = f.lobby().await;
+    post(&room, "alice", "m1").await;
+    assert_eq!(f.registry.running().await.len(), 1);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert!(room.summary().await.is_err(), "the idle room stopped");
+    assert!(f.registry.running().await.is_empty());
+    let again = f.lobby().await;
+    assert_ne!(again.instance, room.instance);
+    assert_eq!(again.summary().await.unwrap().last_seq, 1);
+    assert_eq!(post(&again, "alice", "m2").await.message.seq, 2);
+    // A room with members does not stop.
+    again.join("alice", Sid::random(), None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(again.summary().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_rooms_are_refused_and_direct_rooms_created_on_demand() {
+    let f = fixture(settings()).await;
+    let err = f.registry.get("nope").await.unwrap_err();
+    assert_eq!(err.code, crate::protocol::Code::NoSuchRoom);
+    let dm = RoomInfo {
+        name: "@a:b".into(),
+        topic: String::new(),
+        kind: RoomKind::Direct,
+        created_at: now_ms(),
+    };
+    let room = f.registry.get_or_create(dm.clone()).await.unwrap();
+    assert_eq!(post(&room, "a", "x").await.message.seq, 1);
+    assert_eq!(
+        f.registry.get_or_create(dm).await.unwrap().instance,
+        room.instance
+    );
+}
