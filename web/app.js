@@ -1,6 +1,555 @@
+// chatd web client: plain JavaScript on the stock Socket.IO client. Protocol: docs/protocol.md.
+// User data is only ever put into the page as text nodes (textContent), never as HTML.
 "use strict";
-// The chat client is built in web/; until then this page only checks the connection.
-const app = document.getElementById("app");
-const socket = io({ autoConnect: true });
-socket.on("connect", () => { app.textContent = "Connected to chatd."; });
-socket.on("disconnect", () => { app.textContent = "Disconnected."; });
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const ACK_TIMEOUT = 10000;
+  const TYPING_REFRESH = 2000;
+  const TYPING_IDLE = 3000;
+
+  /** Creates an element; string children become text nodes. */
+  function h(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      node.append(typeof c === "string" ? document.createTextNode(c) : c);
+    }
+    return node;
+  }
+
+  const URL_RE = /\bhttps?:\/\/[^\s<>"']+/gi;
+
+  /** Text with http(s) links made clickable, as DOM nodes. */
+  function linkify(text) {
+    const frag = document.createDocumentFragment();
+    let last = 0;
+    for (const match of text.matchAll(URL_RE)) {
+      let url = match[0].replace(/[.,!?;:)\]]+$/, "");
+      const start = match.index;
+      frag.append(document.createTextNode(text.slice(last, start)));
+      let safe = null;
+      try {
+        const parsed = new URL(url);
+        if (parsed.protocol === "http:" || parsed.protocol === "https:") safe = parsed.href;
+      } catch (_) { /* not a URL after all */ }
+      if (safe) {
+        frag.append(h("a", { href: safe, target: "_blank", rel: "noopener noreferrer nofollow" }, url));
+      } else {
+        frag.append(document.createTextNode(url));
+      }
+      last = start + url.length;
+    }
+    frag.append(document.createTextNode(text.slice(last)));
+    return frag;
+  }
+
+  const saved = {
+    name: () => localStorage.getItem("chatd.name") || "",
+    token: (name) => localStorage.getItem("chatd.token." + name.toLowerCase()) || undefined,
+    remember(name, token) {
+      localStorage.setItem("chatd.name", name);
+      localStorage.setItem("chatd.token." + name.toLowerCase(), token);
+    },
+  };
+
+  const state = {
+    me: null,
+    socket: null,
+    everConnected: false,
+    listing: new Map(), // room name -> {topic, members}
+    convs: new Map(), // "#room" or "@peer" -> conversation
+    current: null,
+    counter: 0,
+    typingSentAt: 0,
+    typingTimer: null,
+  };
+
+  function conv(kind, name) {
+    const key = (kind === "room" ? "#" : "@") + name.toLowerCase();
+    let c = state.convs.get(key);
+    if (!c) {
+      c = {
+        key, kind, name, topic: "", joined: false, loaded: false,
+        messages: new Map(), pending: new Map(), lastSeq: 0, more: true, loadingOlder: false,
+        unread: 0, members: new Set(), typing: new Map(),
+      };
+      state.convs.set(key, c);
+    }
+    return c;
+  }
+
+  // ---- connection -------------------------------------------------------------------------
+
+  function banner(kind, text) {
+    const b = $("banner");
+    if (!kind) {
+      b.hidden = true;
+      b.removeAttribute("data-state");
+      return;
+    }
+    b.hidden = false;
+    b.dataset.state = kind;
+    b.textContent = text;
+  }
+
+  function connect(name) {
+    // `?transports=polling` (or `websocket`) restricts the transports, for testing and for
+    // networks that break WebSockets.
+    const only = new URLSearchParams(location.search).get("transports");
+    const options = { auth: { username: name, token: saved.token(name) } };
+    if (only) options.transports = only.split(",");
+    const socket = io("/chat", options);
+    state.socket = socket;
+    banner("connecting", "Connecting…");
+
+    socket.on("connect_error", (err) => {
+      const code = err && err.data && err.data.code;
+      if (code && !state.everConnected) {
+        socket.disconnect();
+        state.socket = null;
+        showLogin(err.message);
+        return;
+      }
+      if (code === "name_taken" || code === "invalid_name") {
+        socket.disconnect();
+        banner("offline", "Your name was taken while you were away. Reload to pick another.");
+        return;
+      }
+      banner("reconnecting", navigator.onLine ? "Reconnecting…" : "Offline. Messages will be sent when you are back.");
+    });
+    socket.io.on("reconnect_attempt", (n) => {
+      banner("reconnecting", navigator.onLine ? `Reconnecting (attempt ${n})…` : "Offline. Messages will be sent when you are back.");
+    });
+    socket.on("disconnect", (reason) => {
+      if (reason === "io client disconnect") return;
+      banner("reconnecting", reason === "io server disconnect" ? "Disconnected by the server." : "Connection lost. Reconnecting…");
+      if (reason === "io server disconnect") setTimeout(() => socket.connect(), 1000);
+    });
+    socket.on("session", ({ user, token }) => {
+      state.me = user;
+      socket.auth.token = token;
+      saved.remember(user, token);
+      $("me").textContent = user;
+    });
+    socket.on("connect", () => onConnect(socket));
+    socket.on("message", (m) => onMessage(conv("room", m.room), m));
+    socket.on("dm", (m) => onMessage(conv("dm", dmPeer(m.room)), m));
+    socket.on("presence", ({ room, user, online }) => {
+      const c = conv("room", room);
+      if (online) c.members.add(user);
+      else {
+        c.members.delete(user);
+        c.typing.delete(user);
+      }
+      const l = state.listing.get(room);
+      if (l) l.members = c.members.size;
+      renderMembers();
+      renderRooms();
+      renderTyping();
+    });
+    socket.on("typing", ({ room, user, typing }) => {
+      const c = conv("room", room);
+      clearTimeout(c.typing.get(user));
+      if (typing) c.typing.set(user, setTimeout(() => { c.typing.delete(user); renderTyping(); }, 6000));
+      else c.typing.delete(user);
+      renderTyping();
+    });
+    socket.on("topic", ({ room, topic }) => {
+      conv("room", room).topic = topic;
+      renderHeader();
+    });
+  }
+
+  async function onConnect(socket) {
+    banner(null);
+    const first = !state.everConnected;
+    state.everConnected = true;
+    if (first) {
+      $("login").hidden = true;
+      $("shell").hidden = false;
+      await refreshRooms();
+      await openRoom("lobby");
+    } else if (!socket.recovered) {
+      // A new session: rejoin every room from the last message seen, so nothing is missed.
+      for (const c of state.convs.values()) {
+        if (c.kind === "room" && c.joined) await joinRoom(c, c.lastSeq || undefined);
+      }
+      refreshRooms();
+    }
+    flushOutbox();
+  }
+
+  function dmPeer(room) {
+    const names = room.replace(/^@/, "").split(":");
+    const me = (state.me || "").toLowerCase();
+    return names.find((n) => n !== me) || names[0];
+  }
+
+  function call(event, payload) {
+    return state.socket.timeout(ACK_TIMEOUT).emitWithAck(event, payload);
+  }
+
+  // ---- rooms --------------------------------------------------------------------------------
+
+  async function refreshRooms() {
+    try {
+      const res = await call("rooms:list", {});
+      if (!res.ok) return;
+      state.listing.clear();
+      for (const r of res.rooms) state.listing.set(r.name, { topic: r.topic, members: r.members });
+      renderRooms();
+    } catch (_) { /* offline: keep the old list */ }
+  }
+
+  async function joinRoom(c, since) {
+    const res = await call("room:join", { room: c.name, since });
+    if (!res.ok) throw new Error(res.error.message);
+    c.joined = true;
+    c.loaded = true;
+    c.topic = res.room.topic;
+    c.members = new Set(res.members);
+    if (since === undefined) c.more = (res.cursor || 1) > 1;
+    merge(c, res.messages);
+    const l = state.listing.get(c.name) || { topic: c.topic, members: 0 };
+    l.members = c.members.size;
+    state.listing.set(c.name, l);
+    renderRooms();
+  }
+
+  async function openRoom(name) {
+    const c = conv("room", name);
+    if (!c.joined) {
+      try {
+        await joinRoom(c);
+      } catch (e) {
+        flash(e.message);
+        return;
+      }
+    }
+    select(c);
+  }
+
+  async function openDm(peer) {
+    const c = conv("dm", peer);
+    select(c);
+    if (!c.loaded) await loadOlder(c);
+  }
+
+  function select(c) {
+    state.current = c;
+    c.unread = 0;
+    document.body.classList.remove("sidebar-open");
+    renderRooms();
+    renderHeader();
+    renderMembers();
+    renderMessages(true);
+    renderTyping();
+    $("input").focus();
+  }
+
+  // ---- messages -------------------------------------------------------------------------------
+
+  function merge(c, list) {
+    for (const m of list) {
+      c.messages.set(m.seq, m);
+      c.lastSeq = Math.max(c.lastSeq, m.seq);
+      if (m.user.toLowerCase() === (state.me || "").toLowerCase()) c.pending.delete(m.id);
+    }
+    if (c === state.current) renderMessages(false);
+  }
+
+  function onMessage(c, m) {
+    if (c.messages.has(m.seq)) return;
+    const typingTimer = c.typing.get(m.user);
+    if (typingTimer) {
+      clearTimeout(typingTimer);
+      c.typing.delete(m.user);
+      renderTyping();
+    }
+    merge(c, [m]);
+    if (c !== state.current || document.hidden) {
+      if (c !== state.current) c.unread += 1;
+      renderRooms();
+    }
+  }
+
+  async function loadOlder(c) {
+    if (c.loadingOlder || (!c.more && c.loaded)) return;
+    c.loadingOlder = true;
+    const oldest = Math.min(...c.messages.keys());
+    const before = Number.isFinite(oldest) ? oldest : undefined;
+    try {
+      const res = c.kind === "room"
+        ? await call("history", { room: c.name, before })
+        : await call("dm:history", { with: c.name, before });
+      if (res.ok) {
+        c.loaded = true;
+        c.more = res.more;
+        const box = $("messages");
+        const fromBottom = box.scrollHeight - box.scrollTop;
+        merge(c, res.messages);
+        if (c === state.current) box.scrollTop = box.scrollHeight - fromBottom;
+      }
+    } catch (_) { /* retried on the next scroll */ }
+    c.loadingOlder = false;
+  }
+
+  function newId() {
+    state.counter += 1;
+    return `${Date.now().toString(36)}-${state.counter}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+
+  function send(text) {
+    const c = state.current;
+    if (!c || !text.trim()) return;
+    const id = newId();
+    c.pending.set(id, { id, text, status: "sending", ts: Date.now() });
+    renderMessages(true);
+    stopTyping();
+    deliver(c, id);
+  }
+
+  function deliver(c, id) {
+    const p = c.pending.get(id);
+    if (!p) return;
+    if (!state.socket || !state.socket.connected) {
+      p.status = "queued";
+      renderMessages(false);
+      return;
+    }
+    p.status = "sending";
+    const payload = c.kind === "room"
+      ? { room: c.name, id, text: p.text }
+      : { to: c.name, id, text: p.text };
+    const event = c.kind === "room" ? "message:send" : "dm:send";
+    state.socket.timeout(ACK_TIMEOUT).emit(event, payload, (err, res) => {
+      if (err) {
+        p.status = "queued";
+      } else if (res.ok) {
+        c.pending.delete(id);
+        merge(c, [res.message]);
+        return;
+      } else {
+        p.status = "failed";
+        p.error = res.error.message;
+      }
+      if (c === state.current) renderMessages(false);
+    });
+  }
+
+  function flushOutbox() {
+    for (const c of state.convs.values()) {
+      for (const p of c.pending.values()) {
+        if (p.status !== "failed") deliver(c, p.id);
+      }
+    }
+  }
+
+  // ---- typing ---------------------------------------------------------------------------------
+
+  function typed() {
+    const c = state.current;
+    if (!c || c.kind !== "room" || !state.socket || !state.socket.connected) return;
+    const now = Date.now();
+    if (now - state.typingSentAt > TYPING_REFRESH) {
+      state.typingSentAt = now;
+      state.socket.emit("typing", { room: c.name, typing: true });
+    }
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(stopTyping, TYPING_IDLE);
+  }
+
+  function stopTyping() {
+    clearTimeout(state.typingTimer);
+    const c = state.current;
+    if (state.typingSentAt && c && c.kind === "room" && state.socket && state.socket.connected) {
+      state.socket.emit("typing", { room: c.name, typing: false });
+    }
+    state.typingSentAt = 0;
+  }
+
+  // ---- rendering ------------------------------------------------------------------------------
+
+  function flash(text) {
+    banner("error", text);
+    setTimeout(() => { if ($("banner").dataset.state === "error") banner(null); }, 4000);
+  }
+
+  function badge(n) {
+    return n > 0 ? h("span", { class: "badge", "data-testid": "unread" }, String(n)) : null;
+  }
+
+  function renderRooms() {
+    const rooms = $("rooms");
+    const names = new Set([...state.listing.keys()]);
+    for (const c of state.convs.values()) if (c.kind === "room" && c.joined) names.add(c.name);
+    rooms.replaceChildren(...[...names].sort().map((name) => {
+      const c = state.convs.get("#" + name);
+      const l = state.listing.get(name) || { members: 0 };
+      const current = state.current && state.current.key === "#" + name;
+      return h("li", { class: current ? "active" : "", "data-testid": "room", "data-room": name },
+        h("button", { onclick: () => openRoom(name) },
+          h("span", { class: "name" }, "# " + name),
+          h("span", { class: "count", title: "online", "data-testid": "room-members" }, String(l.members)),
+          badge(c ? c.unread : 0)));
+    }));
+    const dms = $("dms");
+    const peers = [...state.convs.values()].filter((c) => c.kind === "dm");
+    dms.replaceChildren(...peers.map((c) => h("li", { class: state.current === c ? "active" : "", "data-testid": "dm", "data-peer": c.name },
+      h("button", { onclick: () => openDm(c.name) }, h("span", { class: "name" }, "@ " + c.name), badge(c.unread)))));
+  }
+
+  function renderHeader() {
+    const c = state.current;
+    if (!c) return;
+    $("conv-title").textContent = c.kind === "room" ? "# " + c.name : "@ " + c.name;
+    $("conv-topic").textContent = c.kind === "room" ? c.topic : "Direct message";
+  }
+
+  function renderMembers() {
+    const c = state.current;
+    const list = $("members");
+    if (!c || c.kind !== "room") {
+      list.replaceChildren();
+      return;
+    }
+    const me = (state.me || "").toLowerCase();
+    list.replaceChildren(...[...c.members].sort((a, b) => a.localeCompare(b)).map((name) =>
+      h("li", { "data-testid": "member", "data-user": name },
+        name.toLowerCase() === me
+          ? h("span", { class: "name self" }, name + " (you)")
+          : h("button", { class: "name", title: "Direct message", onclick: () => openDm(name) }, name))));
+  }
+
+  function renderTyping() {
+    const c = state.current;
+    const names = c ? [...c.typing.keys()] : [];
+    $("typing").textContent = names.length === 0 ? ""
+      : names.length === 1 ? `${names[0]} is typing…`
+      : names.length === 2 ? `${names[0]} and ${names[1]} are typing…`
+      : "Several people are typing…";
+  }
+
+  function time(ts) {
+    return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  const STATUS = { sending: "sending…", queued: "queued", failed: "not sent", sent: "✓" };
+
+  function messageNode(m, mine, status, error) {
+    return h("div", {
+      class: `msg${mine ? " mine" : ""}${status !== "sent" && mine ? " pending" : ""}`,
+      "data-testid": "message", "data-seq": m.seq, "data-status": mine ? status : null,
+    },
+      h("div", { class: "meta" },
+        h("span", { class: "author" }, m.user),
+        h("time", { datetime: new Date(m.ts).toISOString() }, time(m.ts)),
+        mine ? h("span", { class: "status", "data-testid": "status", title: error || "" }, STATUS[status]) : null,
+        status === "failed" ? h("button", { class: "retry", onclick: () => retry(m.id) }, "retry") : null),
+      h("div", { class: "text", "data-testid": "text" }, linkify(m.text)));
+  }
+
+  function retry(id) {
+    const c = state.current;
+    const p = c && c.pending.get(id);
+    if (p) deliver(c, id);
+  }
+
+  function renderMessages(scrollToEnd) {
+    const c = state.current;
+    const box = $("messages");
+    if (!c) return;
+    const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    const me = (state.me || "").toLowerCase();
+    const nodes = [];
+    if (c.more) nodes.push(h("p", { class: "older" }, c.loadingOlder ? "Loading…" : "Scroll up for older messages"));
+    for (const seq of [...c.messages.keys()].sort((a, b) => a - b)) {
+      const m = c.messages.get(seq);
+      nodes.push(messageNode(m, m.user.toLowerCase() === me, "sent"));
+    }
+    for (const p of c.pending.values()) {
+      nodes.push(messageNode({ seq: "", id: p.id, user: state.me, text: p.text, ts: p.ts }, true, p.status, p.error));
+    }
+    box.replaceChildren(...nodes);
+    if (scrollToEnd || atEnd) box.scrollTop = box.scrollHeight;
+  }
+
+  // ---- page wiring ------------------------------------------------------------------------
+
+  function showLogin(error) {
+    $("login").hidden = false;
+    $("shell").hidden = true;
+    banner(null);
+    const e = $("login-error");
+    e.hidden = !error;
+    e.textContent = error || "";
+    $("login-name").focus();
+  }
+
+  $("login-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const name = $("login-name").value.trim();
+    if (!name || state.socket) return;
+    $("login-error").hidden = true;
+    connect(name);
+  });
+
+  $("composer").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $("input");
+    send(input.value);
+    input.value = "";
+    input.style.height = "";
+  });
+
+  $("input").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+
+  $("input").addEventListener("input", (ev) => {
+    const t = ev.target;
+    t.style.height = "";
+    t.style.height = Math.min(t.scrollHeight, 160) + "px";
+    typed();
+  });
+
+  $("messages").addEventListener("scroll", () => {
+    const c = state.current;
+    if (c && $("messages").scrollTop < 40 && c.more) loadOlder(c);
+  });
+
+  $("create-room").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const name = $("create-room-name").value.trim();
+    if (!name) return;
+    try {
+      const res = await call("room:create", { room: name });
+      if (!res.ok && res.error.code !== "room_exists") return flash(res.error.message);
+      $("create-room-name").value = "";
+      await refreshRooms();
+      await openRoom(name.toLowerCase());
+    } catch (_) {
+      flash("Could not create the room: the server did not answer.");
+    }
+  });
+
+  $("open-sidebar").addEventListener("click", () => document.body.classList.add("sidebar-open"));
+  $("close-sidebar").addEventListener("click", () => document.body.classList.remove("sidebar-open"));
+  $("toggle-members").addEventListener("click", () => document.body.classList.toggle("members-open"));
+  window.addEventListener("offline", () => banner("offline", "Offline. Messages will be sent when you are back."));
+  window.addEventListener("online", () => { if (state.socket && !state.socket.connected) banner("reconnecting", "Reconnecting…"); });
+  setInterval(() => { if (state.socket && state.socket.connected) refreshRooms(); }, 15000);
+
+  $("login-name").value = saved.name();
+  showLogin();
+})();
