@@ -192,10 +192,7 @@ impl Client {
             auth.get("offset"),
         ) {
             if let Some(pid) = Sid::parse(pid) {
-                restored = store
-                    .restore_session(pid, offset.clone())
-                    .await
-                    .filter(|(s, _)| s.nsp == ns.name);
+                restored = store.restore_session(pid, offset.clone(), &ns.name).await;
             }
         }
         let recovered = restored.is_some();

@@ -1,6 +1,6 @@
 //! Serves the stock JavaScript client (`socket.io.min.js` and friends) from the npm package
 //! `socket.io-client` that the set-up command installs. Files are read once, on first request,
-//! and kept with their gzip and brotli encodings.
+//! and each encoding (gzip, brotli) is made the first time a client asks for it and then kept.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -29,8 +29,10 @@ pub const CLIENT_FILES: [&str; 8] = [
 
 struct File {
     plain: Bytes,
-    gzip: Option<Bytes>,
-    brotli: Option<Bytes>,
+    // Compressed on first use: compressing every file up front (brotli at quality 11) took
+    // seconds of a runtime thread on the first request.
+    gzip: OnceLock<Option<Bytes>>,
+    brotli: OnceLock<Option<Bytes>>,
     etag: HeaderValue,
     content_type: &'static str,
 }
@@ -93,8 +95,8 @@ fn load(dir: &Path) -> HashMap<&'static str, File> {
         files.insert(
             name,
             File {
-                gzip: gzip(&data),
-                brotli: brotli(&data),
+                gzip: OnceLock::new(),
+                brotli: OnceLock::new(),
                 plain: Bytes::from(data),
                 etag,
                 content_type,
@@ -188,10 +190,19 @@ impl ClientFiles {
                 name.eq_ignore_ascii_case(coding) && q > 0.0
             })
         };
-        let (body, coding) = match (&file.brotli, &file.gzip) {
-            (Some(br), _) if accepts("br") => (br.clone(), Some("br")),
-            (_, Some(gz)) if accepts("gzip") => (gz.clone(), Some("gzip")),
-            _ => (file.plain.clone(), None),
+        let encoded = accepts("br")
+            .then(|| file.brotli.get_or_init(|| brotli(&file.plain)).clone())
+            .flatten()
+            .map(|br| (br, "br"))
+            .or_else(|| {
+                accepts("gzip")
+                    .then(|| file.gzip.get_or_init(|| gzip(&file.plain)).clone())
+                    .flatten()
+                    .map(|gz| (gz, "gzip"))
+            });
+        let (body, coding) = match encoded {
+            Some((body, coding)) => (body, Some(coding)),
+            None => (file.plain.clone(), None),
         };
         if let Some(coding) = coding {
             h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));

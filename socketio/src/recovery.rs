@@ -60,12 +60,14 @@ pub trait SessionStore: Send + Sync + 'static {
     fn store_packet(&self, packet: &mut dyn FnMut(&str) -> StoredPacket) -> String;
     /// Keeps a disconnected session.
     fn save_session(&self, session: SavedSession);
-    /// Takes a session back with every packet after `offset` that reached it; `None` when the
-    /// session is unknown or expired, or the offset is no longer stored.
+    /// Takes a session of namespace `nsp` back with every packet after `offset` that reached
+    /// it; `None` (leaving the store as it was) when no session of that namespace has this
+    /// `pid`, it expired, or the offset is no longer stored.
     fn restore_session(
         &self,
         pid: Sid,
         offset: String,
+        nsp: &str,
     ) -> BoxFuture<Option<(SavedSession, Vec<StoredPacket>)>>;
 }
 
@@ -130,7 +132,8 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 fn parse_offset(prefix: &str, offset: &str) -> Option<u64> {
-    let (p, n) = offset.split_once('-')?;
+    // The prefix is URL-safe base64 and may itself hold a `-`: split at the last one.
+    let (p, n) = offset.rsplit_once('-')?;
     (p == prefix)
         .then(|| u64::from_str_radix(n, 36).ok())
         .flatten()
@@ -174,13 +177,14 @@ impl SessionStore for MemoryStore {
         &self,
         pid: Sid,
         offset: String,
+        nsp: &str,
     ) -> BoxFuture<Option<(SavedSession, Vec<StoredPacket>)>> {
         let now = Instant::now();
         let mut inner = self.lock();
         self.prune(&mut inner, now);
         let found = (|| {
             let seq = parse_offset(&inner.prefix, &offset)?;
-            let (at, session) = inner.sessions.get(&pid)?;
+            let (at, session) = inner.sessions.get(&pid).filter(|(_, s)| s.nsp == nsp)?;
             if now.duration_since(*at) > self.max_age {
                 return None;
             }
@@ -247,14 +251,14 @@ mod tests {
         store.store_packet(&mut packet("/other", &[], &[]));
         let all = store.store_packet(&mut packet("/", &[], &[]));
         let (restored, missed) = store
-            .restore_session(s.pid, first.clone())
+            .restore_session(s.pid, first.clone(), "/")
             .await
             .expect("restored");
         assert_eq!(restored, s);
         let offsets: Vec<_> = missed.iter().map(|p| p.offset.clone()).collect();
         assert_eq!(offsets, vec![to_a, all]);
         // A session is restored once.
-        assert!(store.restore_session(s.pid, first).await.is_none());
+        assert!(store.restore_session(s.pid, first, "/").await.is_none());
     }
 
     #[tokio::test]
@@ -264,14 +268,35 @@ mod tests {
         let s = session(&[]);
         store.save_session(s.clone());
         assert!(store
-            .restore_session(s.pid, "nope-0".into())
+            .restore_session(s.pid, "nope-0".into(), "/")
             .await
             .is_none());
         assert!(store
-            .restore_session(Sid::random(), offset.clone())
+            .restore_session(Sid::random(), offset.clone(), "/")
             .await
             .is_none());
-        assert!(store.restore_session(s.pid, offset).await.is_some());
+        assert!(store.restore_session(s.pid, offset, "/").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn prefix_with_a_dash_and_other_namespaces() {
+        let store = MemoryStore::new(Duration::from_secs(60));
+        store.lock().prefix = "a-b_c-".to_owned();
+        store.store_packet(&mut packet("/", &[], &[]));
+        let s = session(&[]);
+        store.save_session(s.clone());
+        let offset = store.store_packet(&mut packet("/", &[], &[]));
+        // Presented on another namespace: not found there, and not consumed.
+        assert!(store
+            .restore_session(s.pid, offset.clone(), "/other")
+            .await
+            .is_none());
+        let (_, missed) = store
+            .restore_session(s.pid, "a-b_c--0".into(), "/")
+            .await
+            .expect("restored");
+        assert_eq!(missed.len(), 1);
+        assert_eq!(missed[0].offset, offset);
     }
 
     #[tokio::test]
@@ -281,6 +306,6 @@ mod tests {
         let s = session(&[]);
         store.save_session(s.clone());
         std::thread::sleep(Duration::from_millis(2));
-        assert!(store.restore_session(s.pid, offset).await.is_none());
+        assert!(store.restore_session(s.pid, offset, "/").await.is_none());
     }
 }

@@ -132,7 +132,7 @@ fn parse(input: &str, max_attachments: usize) -> Result<(Packet, usize), DecodeE
     let data = if rest.is_empty() {
         None
     } else {
-        Some(serde_json::from_str::<Value>(rest).map_err(DecodeError::InvalidJson)?)
+        Some(parse_json(rest)?)
     };
     check_payload(kind, data.as_ref())?;
     if kind.is_binary() {
@@ -149,6 +149,65 @@ fn parse(input: &str, max_attachments: usize) -> Result<(Packet, usize), DecodeE
         attachments: Vec::new(),
     };
     Ok((packet, count))
+}
+
+/// Parses a JSON payload. JSON allows escaped lone surrogates (`"\ud83d"`, which
+/// `JSON.stringify` writes for a string cut inside an emoji) but a Rust string cannot hold them:
+/// on failure, they are replaced by U+FFFD and the text parsed again, as the reference parser
+/// would have accepted it.
+fn parse_json(text: &str) -> Result<Value, DecodeError> {
+    serde_json::from_str::<Value>(text).or_else(|err| {
+        match replace_lone_surrogates(text) {
+            Some(fixed) => serde_json::from_str::<Value>(&fixed),
+            None => Err(err),
+        }
+        .map_err(DecodeError::InvalidJson)
+    })
+}
+
+/// `text` with every `\uXXXX` escape of an unpaired surrogate replaced by `\ufffd`; `None`
+/// when there is none. Every `\` of valid JSON starts an escape inside a string, so a scan of
+/// the escapes is enough.
+fn replace_lone_surrogates(text: &str) -> Option<String> {
+    fn hex4(b: &[u8], at: usize) -> Option<u32> {
+        let digits = std::str::from_utf8(b.get(at..at + 4)?).ok()?;
+        u32::from_str_radix(digits, 16).ok()
+    }
+    let b = text.as_bytes();
+    let is_escape_u = |at: usize| b.get(at) == Some(&b'\\') && b.get(at + 1) == Some(&b'u');
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(unit) = is_escape_u(i).then(|| hex4(b, i + 2)).flatten() else {
+            // Any other escape: skip the escaped character.
+            i += 2;
+            continue;
+        };
+        let paired = (0xD800..0xDC00).contains(&unit)
+            && is_escape_u(i + 6)
+            && hex4(b, i + 8).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+        if paired {
+            i += 12;
+        } else if (0xD800..0xE000).contains(&unit) {
+            // The escape is ASCII, so these indices are on character boundaries.
+            out.push_str(&text[copied..i]);
+            out.push_str("\\ufffd");
+            i += 6;
+            copied = i;
+        } else {
+            i += 6;
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 /// Checks that the payload fits the packet type.

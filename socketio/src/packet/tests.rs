@@ -681,7 +681,6 @@ fn malformed_event_json() {
         r#"2['a']"#,
         r#"2[a]"#,
         r#"2["a",]"#,
-        r#"2["\ud800"]"#,
         "2/admin,,[\"a\"]",
         "2/admin,x[\"a\"]",
         r#"2[NaN]"#,
@@ -1079,6 +1078,25 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
             .prop_map(|b| Msg::Text(String::from_utf8_lossy(&b).into_owned())),
         2 => prop::collection::vec(any::<u8>(), 0..8).prop_map(Msg::Binary),
     ]
+}
+
+#[test]
+fn lone_surrogate_escapes_become_replacement_characters() {
+    // Paired surrogates decode as usual.
+    let p = decode_one(r#"2["x","\ud83d\ude00"]"#).unwrap();
+    assert_eq!(p.data, Some(json!(["x", "\u{1F600}"])));
+    // Unpaired ones (valid JSON, accepted by the reference parser) become U+FFFD.
+    let p = decode_one(r#"2["x","a\ud83d","\ude00b","\ud83d\ud83d\ude00",{"\udfff":1}]"#).unwrap();
+    assert_eq!(
+        p.data,
+        Some(json!(["x", "a\u{FFFD}", "\u{FFFD}b", "\u{FFFD}\u{1F600}", {"\u{FFFD}": 1}]))
+    );
+    // An escaped backslash before `u` is not an escape of its own.
+    let p = decode_one(r#"2["x","\\ud83d"]"#).unwrap();
+    assert_eq!(p.data, Some(json!(["x", "\\ud83d"])));
+    // Still invalid JSON is still an error.
+    assert!(decode_one(r#"2["x","\ud83d"#).is_err());
+    assert!(decode_one(r#"2["x","\ud8"]"#).is_err());
 }
 
 proptest! {
