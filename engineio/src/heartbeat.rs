@@ -57,11 +57,12 @@ impl Heartbeat {
         }
     }
 
-    /// A pong arrived; the next ping is due one interval from now. An unsolicited pong is ignored.
-    pub(crate) fn on_pong(&mut self, now: Instant) {
-        if self.awaiting_since.take().is_some() {
-            self.next_ping = now + self.interval;
-        }
+    /// A pong arrived; the next ping is due one interval from now, which is returned. An
+    /// unsolicited pong is ignored (`None`).
+    pub(crate) fn on_pong(&mut self, now: Instant) -> Option<Instant> {
+        self.awaiting_since.take()?;
+        self.next_ping = now + self.interval;
+        Some(self.next_ping)
     }
 
     /// Whether the session is past its pong deadline, also when the ping itself is overdue.
@@ -102,7 +103,7 @@ mod tests {
         let mut hb = Heartbeat::new(t0, I, T);
         hb.poll(t0 + I);
         let pong_at = t0 + I + Duration::from_millis(50);
-        hb.on_pong(pong_at);
+        assert_eq!(hb.on_pong(pong_at), Some(pong_at + I));
         assert_eq!(hb.poll(pong_at), Beat::WaitUntil(pong_at + I));
         assert!(!hb.expired(pong_at + I + T - Duration::from_millis(1)));
     }
@@ -134,7 +135,7 @@ mod tests {
     fn unsolicited_pong_is_ignored() {
         let t0 = Instant::now();
         let mut hb = Heartbeat::new(t0, I, T);
-        hb.on_pong(t0 + Duration::from_millis(10));
+        assert_eq!(hb.on_pong(t0 + Duration::from_millis(10)), None);
         assert_eq!(hb.poll(t0), Beat::WaitUntil(t0 + I));
     }
 }

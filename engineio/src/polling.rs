@@ -59,7 +59,9 @@ pub(crate) async fn get<H: Handler>(
     session: Arc<Session>,
     parts: &Parts,
 ) -> Response<Full<Bytes>> {
-    if let Err(refusal) = session.lock().begin_get(Instant::now()) {
+    // Bound first: the lock must be released before `refuse` closes the session.
+    let begun = session.lock().begin_get(Instant::now());
+    if let Err(refusal) = begun {
         return refuse(&session, refusal);
     }
     let guard = GetGuard(&session);
@@ -94,7 +96,8 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Err(refusal) = session.lock().begin_post(Instant::now()) {
+    let begun = session.lock().begin_post(Instant::now());
+    if let Err(refusal) = begun {
         return refuse(&session, refusal);
     }
     let _guard = PostGuard(&session);
@@ -128,6 +131,11 @@ where
             return HttpError::BadRequest.into_response();
         }
     };
+    if session.check_expired() || session.close_reason().is_some() {
+        // Closed while the body was read (an overlapping request, a timeout): the handler
+        // already saw the close, so nothing more is dispatched.
+        return HttpError::UnknownSid.into_response();
+    }
     if bytes.is_empty() {
         session.close(CloseReason::ParseError);
         return response::ok();

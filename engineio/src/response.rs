@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use bytes::Bytes;
-use flate2::write::{DeflateEncoder, GzEncoder};
+use flate2::write::{GzEncoder, ZlibEncoder};
 use flate2::Compression;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
@@ -129,7 +129,8 @@ pub(crate) fn compress(config: &Config, req: &Parts, res: &mut Response<Body>, b
             .and_then(|_| enc.finish().ok())
             .map(|b| ("gzip", b))
     } else if accepts("deflate") {
-        let mut enc = DeflateEncoder::new(Vec::with_capacity(body.len() / 2), Compression::fast());
+        // The HTTP `deflate` coding is the zlib format (RFC 9110, 8.4.1.2), not raw deflate.
+        let mut enc = ZlibEncoder::new(Vec::with_capacity(body.len() / 2), Compression::fast());
         enc.write_all(&body)
             .ok()
             .and_then(|_| enc.finish().ok())

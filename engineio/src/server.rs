@@ -265,8 +265,7 @@ impl<H: Handler> EngineIo<H> {
         let now = Instant::now();
         let session = Session::new(&self.shared, sid, handshake, transport, now);
         self.shared.sessions.insert(session.clone());
-        self.shared
-            .schedule(&session, now + self.shared.config.ping_interval);
+        session.arm_timer(&self.shared, now + self.shared.config.ping_interval);
         tracing::debug!(sid = %session.sid, transport = transport.as_str(), "session opened");
         let conn = self.handler.on_open(Socket(session.clone()));
         session.bind(Box::new(Bound {

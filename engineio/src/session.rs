@@ -137,7 +137,7 @@ impl Session {
         self.wake.notify_one();
         if let Some(shared) = self.shared.upgrade() {
             if lingers {
-                shared.schedule(self, Instant::now() + shared.config.polling_close_grace);
+                self.arm_timer(&shared, Instant::now() + shared.config.polling_close_grace);
             } else {
                 shared.sessions.remove(&self.sid);
             }
@@ -161,9 +161,19 @@ impl Session {
         }
     }
 
-    /// A pong arrived.
-    pub(crate) fn on_pong(&self) {
-        self.lock().on_pong(Instant::now());
+    /// Schedules the session's timer at `at`, replacing the entry scheduled before.
+    pub(crate) fn arm_timer(self: &Arc<Self>, shared: &Shared, at: Instant) {
+        self.lock().arm(at);
+        shared.schedule(self, at);
+    }
+
+    /// A pong arrived: the next ping is due one interval from now, which can be earlier than
+    /// the pong deadline the timer waits for.
+    pub(crate) fn on_pong(self: &Arc<Self>) {
+        let next_ping = self.lock().on_pong(Instant::now());
+        if let (Some(at), Some(shared)) = (next_ping, self.shared.upgrade()) {
+            self.arm_timer(&shared, at);
+        }
     }
 
     /// Lazy deadline check made on every request and WebSocket read: closes an expired session.
@@ -175,9 +185,20 @@ impl Session {
         expired
     }
 
-    /// Runs the heartbeat; returns when to look again, or `None` when done with this session.
-    pub(crate) fn on_timer(self: &Arc<Self>, now: Instant) -> Option<Instant> {
-        let beat = self.lock().beat(now);
+    /// Runs the timer entry scheduled for `at`: returns when to look again, or `None` when
+    /// done with this session or when the entry is stale (replaced by a later `arm_timer`).
+    pub(crate) fn on_timer(self: &Arc<Self>, at: Instant, now: Instant) -> Option<Instant> {
+        let beat = {
+            let mut state = self.lock();
+            if !state.armed_for(at) {
+                return None;
+            }
+            let beat = state.beat(now);
+            if let Beat::WaitUntil(next) | Beat::Ping { deadline: next } = beat {
+                state.arm(next);
+            }
+            beat
+        };
         match beat {
             Beat::WaitUntil(at) => Some(at),
             Beat::Ping { deadline } => {

@@ -78,6 +78,8 @@ pub(crate) struct SessionState {
     queued_bytes: usize,
     closed: Option<CloseReason>,
     delivery: Delivery,
+    /// When the session's one live timer entry fires; entries for other instants are stale.
+    timer: Option<Instant>,
 }
 
 impl SessionState {
@@ -92,6 +94,7 @@ impl SessionState {
             queued_bytes: 0,
             closed: None,
             delivery: Delivery::Nothing,
+            timer: None,
         }
     }
 
@@ -246,7 +249,16 @@ impl SessionState {
         } else {
             Delivery::Nothing
         };
-        if self.delivery != Delivery::CloseFrame {
+        // What is queued still goes out on an orderly close: to the GET that fetches `1` on
+        // polling, before the close frame on WebSocket. A failure drops it.
+        let flush = match self.transport {
+            TransportKind::Polling => self.delivery == Delivery::CloseFrame,
+            TransportKind::Websocket => matches!(
+                reason,
+                CloseReason::ForcedClose | CloseReason::ServerShuttingDown
+            ),
+        };
+        if !flush {
             self.frames.clear();
             self.queued_bytes = 0;
         }
@@ -274,8 +286,19 @@ impl SessionState {
         self.closed.is_none() && self.heartbeat.expired(now)
     }
 
-    pub(crate) fn on_pong(&mut self, now: Instant) {
-        self.heartbeat.on_pong(now);
+    /// A pong arrived: returns when the next ping is due, if this pong answered a ping.
+    pub(crate) fn on_pong(&mut self, now: Instant) -> Option<Instant> {
+        self.heartbeat.on_pong(now)
+    }
+
+    /// Makes a timer entry for `at` the live one: any entry scheduled earlier becomes stale.
+    pub(crate) fn arm(&mut self, at: Instant) {
+        self.timer = Some(at);
+    }
+
+    /// Whether a timer entry for `at` is the live one.
+    pub(crate) fn armed_for(&self, at: Instant) -> bool {
+        self.timer == Some(at)
     }
 
     /// A probing WebSocket opened for this session.
@@ -297,9 +320,10 @@ impl SessionState {
         }
     }
 
-    /// `5` arrived: the session moves to WebSocket. False if it closed meanwhile.
+    /// `5` arrived (normally after the probe): the session moves to WebSocket. False if it
+    /// closed meanwhile.
     pub(crate) fn complete_upgrade(&mut self) -> bool {
-        if self.closed.is_some() || self.upgrade != Upgrade::Probed {
+        if self.closed.is_some() || self.upgrade == Upgrade::Idle {
             return false;
         }
         self.transport = TransportKind::Websocket;
@@ -379,6 +403,27 @@ mod tests {
         s.end_get();
         assert!(!s.lingers());
         assert_eq!(s.begin_get(now), Err(Refusal::Unknown));
+    }
+
+    #[test]
+    fn websocket_close_flushes_only_on_an_orderly_close() {
+        let now = Instant::now();
+        for (reason, kept) in [
+            (CloseReason::ForcedClose, true),
+            (CloseReason::ServerShuttingDown, true),
+            (CloseReason::PingTimeout, false),
+            (CloseReason::TransportError, false),
+        ] {
+            let mut s = SessionState::new(
+                TransportKind::Websocket,
+                Heartbeat::new(now, Duration::from_secs(25), Duration::from_secs(20)),
+            );
+            push(&mut s, text("bye"));
+            s.close(reason, Delivery::CloseFrame);
+            let mut batch = VecDeque::new();
+            assert!(s.take_frames(&mut batch));
+            assert_eq!(batch.len(), usize::from(kept), "{reason}");
+        }
     }
 
     #[test]

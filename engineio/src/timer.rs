@@ -67,7 +67,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Entry>) {
                 while heap.peek().is_some_and(|e| e.at <= now) {
                     let Some(entry) = heap.pop() else { break };
                     let Some(session) = entry.session.upgrade() else { continue };
-                    if let Some(at) = session.on_timer(now) {
+                    if let Some(at) = session.on_timer(entry.at, now) {
                         heap.push(Entry { at, session: entry.session });
                     }
                 }

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -31,6 +32,10 @@ use crate::session::Session;
 use crate::sid::Sid;
 use crate::socket::{Handler, Handshake};
 use crate::state::ProbeRefusal;
+
+/// How long a closing WebSocket may still take to write what is queued and its close frame
+/// before the connection is dropped (a client that stopped reading).
+const WRITE_GRACE: Duration = Duration::from_secs(2);
 
 /// Whether the request asks for a WebSocket upgrade.
 pub(crate) fn is_upgrade(parts: &Parts) -> bool {
@@ -141,7 +146,8 @@ pub(crate) fn upgrade<H: Handler>(
     if !engine.shared.config.offers_upgrade() {
         return refuse_if(true, HttpError::BadRequest);
     }
-    let busy = match session.lock().begin_probe(Instant::now()) {
+    let begun = session.lock().begin_probe(Instant::now());
+    let busy = match begun {
         Ok(()) => false,
         Err(ProbeRefusal::Busy) => true,
         Err(ProbeRefusal::Unknown) => return refuse_if(true, HttpError::UnknownSid),
@@ -179,13 +185,16 @@ where
 {
     let deadline = Instant::now() + config.upgrade_timeout;
     let exchange = async {
-        expect(&mut ws, "2probe").await?;
-        ws.send(WsMessage::Text(Utf8Bytes::from_static("3probe")))
-            .await
-            .ok()?;
-        session.lock().probed();
-        session.wake.notify_one();
-        expect(&mut ws, "5").await
+        // Clients probe first; a `5` straight away upgrades too, as with the reference server.
+        if expect(&mut ws, &["2probe", "5"]).await? == "2probe" {
+            ws.send(WsMessage::Text(Utf8Bytes::from_static("3probe")))
+                .await
+                .ok()?;
+            session.lock().probed();
+            session.wake.notify_one();
+            expect(&mut ws, &["5"]).await?;
+        }
+        Some(())
     };
     let upgraded = matches!(
         tokio::time::timeout_at(deadline, exchange).await,
@@ -204,14 +213,15 @@ where
     drive(session, ws, None).await;
 }
 
-/// Waits for one exact text frame, skipping WebSocket-level pings and pongs.
-async fn expect<S>(ws: &mut WebSocketStream<S>, text: &str) -> Option<()>
+/// Waits for a text frame that is one of `texts`, skipping WebSocket-level pings and pongs;
+/// returns which one. Anything else ends the wait with `None`.
+async fn expect<S>(ws: &mut WebSocketStream<S>, texts: &[&'static str]) -> Option<&'static str>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
         match ws.next().await? {
-            Ok(WsMessage::Text(t)) if t.as_str() == text => return Some(()),
+            Ok(WsMessage::Text(t)) => return texts.iter().copied().find(|x| *x == t.as_str()),
             Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
             _ => return None,
         }
@@ -258,17 +268,33 @@ pub(crate) async fn drive<S>(
 {
     let mut batch: VecDeque<Frame> = first.into_iter().collect();
     let mut close_code: Option<CloseCode> = None;
+    // Set when a write was abandoned: the stream may hold half a frame, so no close frame.
+    let mut stalled = false;
     let reason = loop {
         let closed = session.lock().take_frames(&mut batch);
         if !batch.is_empty() {
-            let mut failed = false;
-            for frame in batch.drain(..) {
-                if ws.feed(to_ws(frame)).await.is_err() {
-                    failed = true;
-                    break;
+            // A client that stops reading blocks the write; once the session is closed (slow
+            // consumer, ping timeout, server close) the write gets `WRITE_GRACE` more, then the
+            // connection is dropped.
+            let give_up = async {
+                if !closed {
+                    closing(&session).await;
                 }
+                tokio::time::sleep(WRITE_GRACE).await;
+            };
+            let written = tokio::select! {
+                biased;
+                written = write_batch(&mut ws, &mut batch) => written,
+                () = give_up => {
+                    stalled = true;
+                    false
+                }
+            };
+            if stalled {
+                tracing::debug!(sid = %session.sid, "client not reading: dropping the WebSocket");
+                break session.close_reason().unwrap_or(CloseReason::ForcedClose);
             }
-            if failed || ws.flush().await.is_err() {
+            if !written {
                 break CloseReason::TransportClose;
             }
             if batch.capacity() > 64 {
@@ -322,9 +348,38 @@ pub(crate) async fn drive<S>(
         }
     };
     session.close(reason);
+    if stalled {
+        return;
+    }
     let frame = close_code.map(|code| CloseFrame {
         code,
         reason: Utf8Bytes::from_static(""),
     });
-    let _ = ws.close(frame).await;
+    let _ = tokio::time::timeout(WRITE_GRACE, ws.close(frame)).await;
+}
+
+/// Writes and flushes every frame of `batch`; false if the connection failed.
+async fn write_batch<S>(ws: &mut WebSocketStream<S>, batch: &mut VecDeque<Frame>) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    for frame in batch.drain(..) {
+        if ws.feed(to_ws(frame)).await.is_err() {
+            return false;
+        }
+    }
+    ws.flush().await.is_ok()
+}
+
+/// Resolves once the session is closed.
+async fn closing(session: &Session) {
+    loop {
+        let woken = session.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        if session.close_reason().is_some() {
+            return;
+        }
+        woken.await;
+    }
 }
