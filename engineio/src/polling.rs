@@ -76,7 +76,7 @@ pub(crate) async fn get<H: Handler>(
         woken.await;
     }
     drop(guard);
-    if session.close_reason().is_some() {
+    if session.lock().finished() {
         session.forget();
     }
     let mut body = Vec::with_capacity(frames.iter().map(encoded_len).sum());

@@ -124,12 +124,7 @@ impl Session {
         let (first, lingers) = {
             let mut state = self.lock();
             let first = state.close(reason, delivery);
-            let lingers = state.lingers()
-                && matches!(
-                    reason,
-                    CloseReason::ForcedClose | CloseReason::ServerShuttingDown
-                );
-            (first, lingers)
+            (first, state.lingers())
         };
         if !first {
             return;

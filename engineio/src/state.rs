@@ -77,6 +77,8 @@ pub(crate) struct SessionState {
     frames: VecDeque<Frame>,
     queued_bytes: usize,
     closed: Option<CloseReason>,
+    /// Closed by the server on purpose (not a failure): queued packets still go out.
+    orderly_close: bool,
     delivery: Delivery,
     /// When the session's one live timer entry fires; entries for other instants are stale.
     timer: Option<Instant>,
@@ -93,6 +95,7 @@ impl SessionState {
             frames: VecDeque::new(),
             queued_bytes: 0,
             closed: None,
+            orderly_close: false,
             delivery: Delivery::Nothing,
             timer: None,
         }
@@ -182,6 +185,15 @@ impl SessionState {
     /// What the pending GET answers now, if anything: fills `out` and returns true.
     pub(crate) fn poll_get(&mut self, out: &mut Vec<Frame>) -> bool {
         if self.closed.is_some() {
+            if self.delivery == Delivery::CloseFrame
+                && self.orderly_close
+                && !self.frames.is_empty()
+            {
+                // The last packets first, `1` in the next response: the client handles `1` at
+                // once but packets a tick later, so together it would drop them.
+                self.drain_into(out);
+                return true;
+            }
             match std::mem::replace(&mut self.delivery, Delivery::Nothing) {
                 Delivery::Noop => out.push(Frame::NOOP),
                 Delivery::CloseFrame => {
@@ -244,6 +256,10 @@ impl SessionState {
             return false;
         }
         self.closed = Some(reason);
+        self.orderly_close = matches!(
+            reason,
+            CloseReason::ForcedClose | CloseReason::ServerShuttingDown
+        );
         self.delivery = if self.transport == TransportKind::Polling {
             delivery
         } else {
@@ -265,9 +281,14 @@ impl SessionState {
         true
     }
 
-    /// Whether the session must stay findable after closing, so a GET can still fetch `1`.
+    /// Whether a server-closed session must stay findable until a GET fetches `1`.
     pub(crate) fn lingers(&self) -> bool {
-        self.closed.is_some() && self.delivery != Delivery::Nothing && !self.get_pending
+        self.orderly_close && self.delivery == Delivery::CloseFrame
+    }
+
+    /// Closed, and everything owed to the client went out.
+    pub(crate) fn finished(&self) -> bool {
+        self.closed.is_some() && self.delivery == Delivery::Nothing
     }
 
     /// The heartbeat at `now`; a ping is queued when due.
@@ -399,10 +420,29 @@ mod tests {
         s.begin_get(now).unwrap();
         let mut out = Vec::new();
         assert!(s.poll_get(&mut out));
-        assert_eq!(out, vec![text("bye"), Frame::CLOSE]);
+        assert_eq!(out, vec![text("bye")]);
         s.end_get();
-        assert!(!s.lingers());
+        assert!(s.lingers() && !s.finished());
+        s.begin_get(now).unwrap();
+        out.clear();
+        assert!(s.poll_get(&mut out));
+        assert_eq!(out, vec![Frame::CLOSE]);
+        s.end_get();
+        assert!(!s.lingers() && s.finished());
         assert_eq!(s.begin_get(now), Err(Refusal::Unknown));
+    }
+
+    #[test]
+    fn a_failed_session_delivers_queued_and_close_together() {
+        let now = Instant::now();
+        let mut s = polling(now);
+        push(&mut s, text("late"));
+        s.close(CloseReason::PingTimeout, Delivery::CloseFrame);
+        assert!(!s.lingers());
+        s.begin_get(now).unwrap();
+        let mut out = Vec::new();
+        assert!(s.poll_get(&mut out));
+        assert_eq!(out, vec![text("late"), Frame::CLOSE]);
     }
 
     #[test]

@@ -18,7 +18,6 @@ export { MODES, DEFAULT_WAIT_MS, once, toBuffer, isBinary, io, Manager };
  *   `io server disconnect`. The reference sends `1` in a later GET, after the drain.
  * Node's socket.io delivers every DISCONNECT first; the client then reports `io server disconnect`.
  */
-export const ENGINE_CLOSE_BUG = 'engineio: a server-side close drops (WebSocket) or batches (polling) the queued DISCONNECT packets';
 
 /** A 20-character URL-safe id (Socket.IO socket id, Engine.IO sid, recovery pid). */
 export const ID_RE = /^[A-Za-z0-9_-]{20}$/;

@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   MODES, Manager, startFixture, clientOpts, closeClient, connectClient, waitConnect,
-  nextDisconnect, ask, serverReason, ENGINE_CLOSE_BUG, DEFAULT_WAIT_MS,
+  nextDisconnect, ask, serverReason, DEFAULT_WAIT_MS,
 } from '../helpers/sio.mjs';
 
 const T = { timeout: 20000 };
@@ -121,7 +121,7 @@ for (const mode of MODES) {
       assert.deepEqual(rChat, { id: ids[1], nsp: '/chat', reason: 'server namespace disconnect' });
     });
 
-    it('server disconnect_and_close(): the client gets DISCONNECT for every namespace ("io server disconnect"), then the close', { ...T, todo: ENGINE_CLOSE_BUG }, async (t) => {
+    it('server disconnect_and_close(): the client gets DISCONNECT for every namespace ("io server disconnect"), then the close', T, async (t) => {
       const { manager, main, chat } = await twoNamespaces(t, server, mode);
       const reasons = { main: [], chat: [] };
       main.on('disconnect', (r) => reasons.main.push(r));

@@ -8,7 +8,6 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   MODES, startFixture, connectClient, next, nextDisconnect, ask, record, serverReason,
-  ENGINE_CLOSE_BUG,
 } from '../helpers/sio.mjs';
 
 const T = { timeout: 20000 };
@@ -194,7 +193,7 @@ for (const mode of MODES) {
       assert.equal((await serverReason(t, server, aid)).reason, 'server namespace disconnect');
     });
 
-    it('disconnect_sockets with close: io server disconnect, connection closed', { ...T, todo: ENGINE_CLOSE_BUG }, async (t) => {
+    it('disconnect_sockets with close: io server disconnect, connection closed', T, async (t) => {
       const [a, b] = await clients(t, 2);
       const aid = a.id;
       await ask(a, 'join', 'dsc');
