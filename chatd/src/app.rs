@@ -137,6 +137,7 @@ impl App {
     pub async fn metrics_text(&self) -> String {
         let mut gauges = Gauges {
             rooms: self.registry.running().await.len(),
+            slow_consumers: self.io.engine().slow_consumers_dropped(),
             ..Default::default()
         };
         for socket in self.io.engine().sockets() {

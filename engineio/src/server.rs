@@ -112,6 +112,14 @@ impl<H: Handler> EngineIo<H> {
         self.shared.sessions.len()
     }
 
+    /// Connections closed so far because their outgoing queue was full
+    /// ([`SlowConsumerPolicy::Disconnect`](crate::SlowConsumerPolicy)).
+    pub fn slow_consumers_dropped(&self) -> u64 {
+        self.shared
+            .slow_consumers
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// An open session by id.
     pub fn socket(&self, sid: &Sid) -> Option<Socket> {
         self.shared

@@ -73,10 +73,13 @@ impl Session {
         I: IntoIterator<Item = Frame>,
         I::IntoIter: Clone,
     {
-        let (limit, policy) = match self.shared.upgrade() {
-            Some(s) => (s.config.max_buffered_bytes, s.config.slow_consumer),
-            None => return Err(SendError::Closed),
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(SendError::Closed);
         };
+        let (limit, policy) = (
+            shared.config.max_buffered_bytes,
+            shared.config.slow_consumer,
+        );
         let pushed = {
             let mut state = self.lock();
             if volatile {
@@ -95,6 +98,9 @@ impl Session {
             Push::Full => {
                 if policy == SlowConsumerPolicy::Disconnect {
                     tracing::warn!(sid = %self.sid, "slow consumer: outgoing queue full, closing");
+                    shared
+                        .slow_consumers
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.close(CloseReason::TransportError);
                 }
                 Err(SendError::Full)

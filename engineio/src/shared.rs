@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     timer: OnceLock<Timer>,
     pub(crate) ws_tasks: Arc<TaskCount>,
     pub(crate) shutting_down: AtomicBool,
+    /// Connections closed by the slow-consumer policy.
+    pub(crate) slow_consumers: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -120,6 +122,7 @@ impl Shared {
             timer: OnceLock::new(),
             ws_tasks: Arc::default(),
             shutting_down: AtomicBool::new(false),
+            slow_consumers: Default::default(),
         })
     }
 

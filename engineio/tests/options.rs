@@ -411,6 +411,7 @@ async fn slow_consumer_is_disconnected_by_default() {
         CloseReason::TransportError
     );
     assert_eq!(socket.send(msg), Err(SendError::Closed));
+    assert_eq!(server.engine.slow_consumers_dropped(), 1);
     client
         .poll(&open.sid)
         .await
@@ -436,6 +437,7 @@ async fn slow_consumer_drop_message_policy() {
     }
     assert!(!sent.is_empty() && sent.len() < 10, "{sent:?}");
     assert!(!socket.is_closed());
+    assert_eq!(server.engine.slow_consumers_dropped(), 0);
     // What fitted is delivered; the rest was dropped.
     assert_eq!(client.poll(&open.sid).await.records(), sent);
     // Drained: sending works again.
