@@ -10,6 +10,14 @@ pub(crate) fn param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
     })
 }
 
+/// Every `name=value` pair of a raw query string, percent-decoded, in order.
+pub(crate) fn pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k), decode(v))
+    })
+}
+
 fn decode(s: &str) -> Cow<'_, str> {
     if !s.contains(['%', '+']) {
         return Cow::Borrowed(s);
@@ -59,5 +67,14 @@ mod tests {
         assert_eq!(param("a=%4", "a").as_deref(), Some("%4"));
         assert_eq!(param("a=%zz", "a").as_deref(), Some("%zz"));
         assert_eq!(param("", "a"), None);
+        let all: Vec<_> = pairs("a=1&&b=x%20y&c").collect();
+        assert_eq!(
+            all,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("c".into(), "".into())
+            ]
+        );
     }
 }

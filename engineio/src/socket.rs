@@ -103,6 +103,19 @@ impl Handshake {
     pub fn query_param(&self, name: &str) -> Option<String> {
         crate::query::param(&self.query, name).map(|v| v.into_owned())
     }
+
+    /// Every query parameter, percent-decoded, in order.
+    ///
+    /// ```
+    /// # use engineio::Handshake;
+    /// # let h = Handshake { peer_addr: None, headers: Default::default(),
+    /// #     query: "EIO=4&room=a%2Fb".into(), issued: std::time::SystemTime::now(), secure: false };
+    /// let pairs: Vec<(String, String)> = h.query_pairs().collect();
+    /// assert_eq!(pairs[1], ("room".to_string(), "a/b".to_string()));
+    /// ```
+    pub fn query_pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        crate::query::pairs(&self.query).map(|(k, v)| (k.into_owned(), v.into_owned()))
+    }
 }
 
 /// A handle to one connection. Cheap to clone; all clones refer to the same connection.

@@ -489,7 +489,10 @@ impl Socket {
             handshake: json!({
                 "headers": headers,
                 "address": hs.peer_addr.map(|a| a.ip().to_string()),
-                "query": hs.query,
+                "query": hs
+                    .query_pairs()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect::<serde_json::Map<String, Value>>(),
                 "auth": self.inner.auth,
                 "issued": issued,
                 "secure": hs.secure,

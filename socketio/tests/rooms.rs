@@ -355,6 +355,10 @@ async fn fetch_sockets_with_selectors() {
 
     let all = io.of("/").fetch_sockets().await.unwrap();
     assert_eq!(all.len(), 3);
+    // The handshake's query is an object, as Node's adapters exchange it.
+    let query = &all[0].handshake["query"];
+    assert_eq!(query["EIO"], "4");
+    assert_eq!(query["transport"], "websocket");
 
     let mut in_r = io.of("/").to("r").fetch_sockets().await.unwrap();
     in_r.sort_by_key(|s| s.id.to_string());
