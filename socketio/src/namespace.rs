@@ -19,6 +19,8 @@ pub(crate) type BoxFut = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 type MiddlewareFut = Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send + 'static>>;
 pub(crate) type Middleware = Arc<dyn Fn(Socket) -> MiddlewareFut + Send + Sync>;
 pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFut + Send + Sync>;
+type ServerSideFut = Pin<Box<dyn Future<Output = Option<Args>> + Send + 'static>>;
+pub(crate) type ServerSideHandler = Arc<dyn Fn(Args) -> ServerSideFut + Send + Sync>;
 
 /// A refusal from a connect middleware, sent to the client as CONNECT_ERROR
 /// `{"message":…,"data":…}`.
@@ -63,11 +65,19 @@ impl ConnectError {
 pub(crate) struct NsSetup {
     pub(crate) middlewares: RwLock<Vec<Middleware>>,
     pub(crate) on_connection: RwLock<Option<ConnectionHandler>>,
+    pub(crate) on_server_side: RwLock<Option<ServerSideHandler>>,
 }
 
 impl NsSetup {
     pub(crate) fn middlewares(&self) -> Vec<Middleware> {
         self.middlewares
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn server_side_handler(&self) -> Option<ServerSideHandler> {
+        self.on_server_side
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -187,6 +197,35 @@ impl Namespace {
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(move |s| Box::pin(f(s))));
         self
+    }
+
+    /// Handles events that other nodes of a cluster send with
+    /// [`Namespace::server_side_emit`]; the returned value, if any, is this node's answer.
+    /// Clients never see these events.
+    pub fn on_server_side_emit<F, Fut>(&self, f: F) -> &Self
+    where
+        F: Fn(Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<Args>> + Send + 'static,
+    {
+        *self
+            .0
+            .setup
+            .on_server_side
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(move |a| Box::pin(f(a))));
+        self
+    }
+
+    /// Sends an event to the server-side listeners of the other nodes and collects their
+    /// answers (none on a single node).
+    pub async fn server_side_emit(
+        &self,
+        event: &str,
+        args: impl Into<Args>,
+    ) -> Result<Vec<Args>, crate::adapter::AdapterError> {
+        let mut all = Args::from(event);
+        all.0.extend(args.into());
+        self.0.adapter().server_side_emit(all).await
     }
 
     /// A connected socket of this node, by id.

@@ -51,7 +51,8 @@ type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFut + Send +
 
 #[derive(Default)]
 struct Handlers {
-    events: HashMap<String, EventHandler>,
+    /// Handler of each event, and whether it may run concurrently with the socket's others.
+    events: HashMap<String, (EventHandler, bool)>,
     any: Vec<AnyHandler>,
     any_outgoing: Vec<AnyHandler>,
     middlewares: Vec<EventMiddleware>,
@@ -231,9 +232,23 @@ impl Socket {
         F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let handler: EventHandler = Arc::new(move |s, e| Box::pin(handler(s, e)));
         self.handlers()
             .events
-            .insert(event.into(), Arc::new(move |s, e| Box::pin(handler(s, e))));
+            .insert(event.into(), (handler, false));
+        self
+    }
+
+    /// Handles an event in its own task: the socket's next events do not wait for it (use it
+    /// for slow work whose order does not matter). Middlewares and catch-all listeners still
+    /// see the event in arrival order.
+    pub fn on_concurrent<F, Fut>(&self, event: impl Into<String>, handler: F) -> &Self
+    where
+        F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: EventHandler = Arc::new(move |s, e| Box::pin(handler(s, e)));
+        self.handlers().events.insert(event.into(), (handler, true));
         self
     }
 
@@ -594,8 +609,12 @@ impl Socket {
         for f in any {
             f(&self, &event.name, &event.args);
         }
-        if let Some(handler) = handler {
-            handler(self, event).await;
+        match handler {
+            Some((handler, true)) => {
+                tokio::spawn(handler(self, event));
+            }
+            Some((handler, false)) => handler(self, event).await,
+            None => {}
         }
     }
 

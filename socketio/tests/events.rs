@@ -249,3 +249,72 @@ async fn events_wait_for_an_async_connection_handler() {
     assert_eq!(seen.next().await, "early 1");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_handlers_do_not_hold_up_later_events() {
+    let io = SocketIo::new(config().build());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    io.of("/").on_connection(move |s| {
+        let gate = gate.clone();
+        async move {
+            s.on_concurrent("slow", move |_s, e| {
+                let gate = gate.clone();
+                async move {
+                    gate.notified().await;
+                    if let Some(ack) = e.ack {
+                        ack.send("slow");
+                    }
+                }
+            });
+            s.on("fast", |_s, e| async move {
+                if let Some(ack) = e.ack {
+                    ack.send("fast");
+                }
+            });
+        }
+    });
+    let server = TestServer::start(io).await;
+    let mut ws = server.ws().await;
+    ws.join("/").await;
+    ws.send(r#"421["slow"]"#).await;
+    ws.send(r#"422["fast"]"#).await;
+    // The sequential handler answers while the concurrent one still waits.
+    ws.expect(r#"432["fast"]"#).await;
+    release.notify_one();
+    ws.expect(r#"431["slow"]"#).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_side_emit_reaches_the_listener_through_the_adapter_seam() {
+    use socketio::adapter::{Adapter, LocalNamespace, MemoryAdapter};
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<LocalNamespace>>> = Default::default();
+    let keep = seen.clone();
+    let io = SocketIo::builder(config().build())
+        .adapter(move |ns: LocalNamespace| {
+            keep.lock().unwrap().push(ns.clone());
+            std::sync::Arc::new(MemoryAdapter::new(ns)) as std::sync::Arc<dyn Adapter>
+        })
+        .build();
+    io.of("/")
+        .on_server_side_emit(|args: socketio::Args| async move {
+            let name: String = args.get(0).ok()?;
+            Some(socketio::Args::from(format!("{name} handled")))
+        });
+    // A single node has no peers: nothing to collect.
+    assert_eq!(
+        io.of("/").server_side_emit("ping", ()).await,
+        Ok(Vec::new())
+    );
+    // What a cluster adapter does when another node emits.
+    let root = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|ns| ns.name().as_deref() == Some("/"))
+        .cloned()
+        .unwrap();
+    let answer = root.server_side_event(socketio::Args::from("ping")).await;
+    assert_eq!(answer, Some(socketio::Args::from("ping handled")));
+}

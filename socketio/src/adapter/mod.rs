@@ -167,6 +167,19 @@ impl LocalNamespace {
             .unwrap_or_default()
     }
 
+    /// Runs this node's server-side listener for an event another node sent with
+    /// `server_side_emit` (`args` starts with the event name); resolves to its answer.
+    pub fn server_side_event(&self, args: Args) -> BoxFuture<Option<Args>> {
+        let handler = self
+            .0
+            .upgrade()
+            .and_then(|ns| ns.setup.server_side_handler());
+        match handler {
+            Some(handler) => handler(args),
+            None => Box::pin(std::future::ready(None)),
+        }
+    }
+
     /// The connection-state-recovery store, when recovery is on.
     pub fn recovery_store(&self) -> Option<Arc<dyn crate::recovery::SessionStore>> {
         self.0.upgrade().and_then(|ns| ns.recovery_store())
