@@ -13,7 +13,7 @@ use socketio::{Ack, ConnectError, Namespace, Socket};
 use tokio::time::Instant;
 
 use crate::app::App;
-use crate::deliver::user_group;
+use crate::deliver::{room_group, user_group};
 use crate::identity::Claimed;
 use crate::limits::TokenBucket;
 use crate::protocol::{self, bad_request, ok, ChatError, Code};
@@ -174,11 +174,7 @@ async fn connected(app: Arc<App>, socket: Socket) {
         rooms: Mutex::new(HashSet::new()),
     });
     if socket.recovered() {
-        let rooms = socket.rooms();
-        let mut joined = session.rooms();
-        for room in rooms.iter().filter_map(|r| r.strip_prefix("r:")) {
-            joined.insert(room.to_owned());
-        }
+        rejoin_recovered(&app, &socket, &session).await;
     }
     let _ = socket.emit("session", json!({"user": user.name, "token": user.token}));
     socket.use_event(|_socket, event| {
@@ -211,6 +207,33 @@ async fn connected(app: Arc<App>, socket: Socket) {
             }
         }
     });
+}
+
+/// A recovered connection is back in its Socket.IO rooms, but its chat rooms let it go when it
+/// dropped: join them again, so that presence (within the grace period: no leave, no join) and
+/// membership match. The missed messages came with the recovery.
+async fn rejoin_recovered(app: &App, socket: &Socket, session: &Session) {
+    let rooms: Vec<String> = socket
+        .rooms()
+        .iter()
+        .filter_map(|r| r.strip_prefix("r:"))
+        .map(str::to_owned)
+        .collect();
+    for room in rooms {
+        let user = session.user.name.clone();
+        let rejoined = with_room(app, &room, |h| {
+            let user = user.clone();
+            let sid = socket.id();
+            async move { h.join(&user, sid, Some(u64::MAX)).await }
+        })
+        .await;
+        match rejoined {
+            Ok(_) => {
+                session.rooms().insert(room);
+            }
+            Err(_) => socket.leave(&room_group(&room)),
+        }
+    }
 }
 
 fn reply(app: &App, ack: Option<Ack>, result: Result<Value, ChatError>) {

@@ -127,6 +127,7 @@ enum Command {
     },
     CaughtUp {
         socket: Sid,
+        since: u64,
         stored: Vec<StoredMessage>,
         reply: oneshot::Sender<()>,
     },
@@ -322,7 +323,37 @@ struct Room {
     recent: VecDeque<StoredMessage>,
     last_seq: u64,
     idle_since: Option<Instant>,
+    /// Appends waiting for their commit, answered into the mailbox in submission (= commit)
+    /// order by one task, so messages are broadcast and kept in `recent` in `seq` order.
+    commits: mpsc::UnboundedSender<Pending>,
     me: mpsc::WeakSender<Command>,
+}
+
+/// An append handed to the store, with what its `Stored` answer needs.
+struct Pending {
+    append: crate::store::BoxFuture<Result<Appended, StoreError>>,
+    from: Option<Sid>,
+    reply: oneshot::Sender<Posted>,
+    started: Instant,
+}
+
+/// Forwards the outcome of each append to the room, one after the other.
+async fn forward_commits(
+    mut pending: mpsc::UnboundedReceiver<Pending>,
+    me: mpsc::WeakSender<Command>,
+) {
+    while let Some(p) = pending.recv().await {
+        let result = p.append.await;
+        let Some(me) = me.upgrade() else { return };
+        let _ = me
+            .send(Command::Stored {
+                result,
+                from: p.from,
+                reply: p.reply,
+                started: p.started,
+            })
+            .await;
+    }
 }
 
 /// What every room actor is given.
@@ -348,6 +379,8 @@ pub(crate) fn spawn(
     stopped: impl FnOnce() + Send + 'static,
 ) -> RoomHandle {
     let (tx, rx) = mpsc::channel(1024);
+    let (commits, pending) = mpsc::unbounded_channel();
+    tokio::spawn(forward_commits(pending, tx.downgrade()));
     let name: Arc<str> = Arc::from(info.name.as_str());
     let room = Room {
         info,
@@ -362,6 +395,7 @@ pub(crate) fn spawn(
         last_seq,
         idle_since: Some(Instant::now()),
         settings: deps.settings,
+        commits,
         me: tx.downgrade(),
     };
     tokio::spawn(async move {
@@ -468,24 +502,10 @@ impl Room {
             } => self.attach(socket, since, reply),
             Command::CaughtUp {
                 socket,
+                since,
                 stored,
                 reply,
-            } => {
-                let last = stored.last().map_or(0, |m| m.seq);
-                let rest: Vec<_> = self
-                    .recent
-                    .iter()
-                    .filter(|m| m.seq > last)
-                    .cloned()
-                    .collect();
-                self.fanout
-                    .catch_up(&self.info, socket, Group::Tutorial, &stored);
-                self.fanout
-                    .catch_up(&self.info, socket, Group::Tutorial, &rest);
-                self.fanout.join_socket(&self.info, socket, Group::Tutorial);
-                self.attached.insert(socket);
-                let _ = reply.send(());
-            }
+            } => self.caught_up(socket, since, stored, reply),
             Command::Post {
                 user,
                 client_id,
@@ -595,7 +615,7 @@ impl Room {
                     .cloned()
                     .collect();
                 let gap = match oldest {
-                    Some(oldest) if since + 1 < oldest => Some((since, oldest)),
+                    Some(oldest) if since.saturating_add(1) < oldest => Some((since, oldest)),
                     None if since < self.last_seq => Some((since, self.last_seq + 1)),
                     _ => None,
                 };
@@ -644,8 +664,11 @@ impl Room {
     }
 
     fn attach(&mut self, socket: Sid, since: u64, reply: oneshot::Sender<()>) {
-        let in_window =
-            self.recent.front().is_some_and(|m| m.seq <= since + 1) || self.last_seq <= since;
+        let in_window = self
+            .recent
+            .front()
+            .is_some_and(|m| m.seq <= since.saturating_add(1))
+            || self.last_seq <= since;
         if in_window {
             let missed: Vec<_> = self
                 .recent
@@ -660,7 +683,12 @@ impl Room {
             let _ = reply.send(());
             return;
         }
-        // Older than the window: read the store, then finish in `CaughtUp`, in mailbox order.
+        self.read_catch_up(socket, since, reply);
+    }
+
+    /// Reads the messages after `since` from the store, then continues in `CaughtUp`, in
+    /// mailbox order.
+    fn read_catch_up(&self, socket: Sid, since: u64, reply: oneshot::Sender<()>) {
         let store = self.store.clone();
         let name = self.info.name.clone();
         let me = self.me.clone();
@@ -676,6 +704,7 @@ impl Room {
                 let _ = me
                     .send(Command::CaughtUp {
                         socket,
+                        since,
                         stored,
                         reply,
                     })
@@ -702,20 +731,52 @@ impl Room {
             text,
             ts: now_ms(),
         });
-        let me = self.me.clone();
-        tokio::spawn(async move {
-            let result = append.await;
-            if let Some(me) = me.upgrade() {
-                let _ = me
-                    .send(Command::Stored {
-                        result,
-                        from,
-                        reply,
-                        started,
-                    })
-                    .await;
-            }
+        let _ = self.commits.send(Pending {
+            append,
+            from,
+            reply,
+            started,
         });
+    }
+
+    /// The store's catch-up read is back. It may hold messages whose `Stored` answer has not
+    /// been handled yet: those go out live once it is (the socket is in the group by then), so
+    /// only what the room has handled is sent here. If more was handled meanwhile than
+    /// `recent` holds, read again from there (only after progress: a failed read ends here).
+    fn caught_up(
+        &mut self,
+        socket: Sid,
+        since: u64,
+        stored: Vec<StoredMessage>,
+        reply: oneshot::Sender<()>,
+    ) {
+        let stored: Vec<_> = stored
+            .into_iter()
+            .filter(|m| m.seq > since && m.seq <= self.last_seq)
+            .collect();
+        self.fanout
+            .catch_up(&self.info, socket, Group::Tutorial, &stored);
+        let upto = stored.last().map_or(since, |m| m.seq);
+        let in_window = self
+            .recent
+            .front()
+            .is_some_and(|m| m.seq <= upto.saturating_add(1))
+            || self.last_seq <= upto;
+        if !in_window && upto > since {
+            self.read_catch_up(socket, upto, reply);
+            return;
+        }
+        let rest: Vec<_> = self
+            .recent
+            .iter()
+            .filter(|m| m.seq > upto)
+            .cloned()
+            .collect();
+        self.fanout
+            .catch_up(&self.info, socket, Group::Tutorial, &rest);
+        self.fanout.join_socket(&self.info, socket, Group::Tutorial);
+        self.attached.insert(socket);
+        let _ = reply.send(());
     }
 
     fn stored(

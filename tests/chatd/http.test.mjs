@@ -1,0 +1,116 @@
+// chatd end-to-end: the plain HTTP endpoints next to Socket.IO: /healthz, /metrics (counters
+// move with the traffic), the stock client bundle under /socket.io/, the web client, and the
+// origin check of the handshake.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import {
+  startChatd, chat, chatRefused, TRANSPORTS, nextId,
+} from '../helpers/chatd.mjs';
+
+const T = { timeout: 30000 };
+const require = createRequire(import.meta.url);
+const CLIENT_DIST = path.join(path.dirname(require.resolve('socket.io-client/package.json')), 'dist');
+
+describe('chatd HTTP endpoints', () => {
+  let srv;
+  before(async () => { srv = await startChatd(); });
+  after(async () => { await srv?.close(); });
+
+  it('/healthz answers ok', T, async () => {
+    const res = await srv.get('/healthz');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^application\/json/);
+    assert.deepEqual(JSON.parse(res.text), { status: 'ok' });
+    assert.equal((await srv.get('/healthz', { method: 'HEAD' })).status, 200);
+    assert.equal((await srv.get('/healthz', { method: 'POST', body: 'x' })).status, 405);
+    assert.equal((await srv.get('/no/such/page')).status, 404);
+  });
+
+  it('/metrics is Prometheus text, and its counters move with messages', T, async (t) => {
+    const res = await srv.get('/metrics');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^text\/plain/);
+    for (const name of ['chatd_connections', 'chatd_rooms', 'chatd_messages_in_total', 'chatd_messages_out_total',
+      'chatd_direct_messages_total', 'chatd_rejected_commands_total', 'chatd_refused_connections_total',
+      'chatd_store_write_seconds']) {
+      assert.match(res.text, new RegExp(`^# TYPE ${name} `, 'm'), `${name} is exported`);
+    }
+    const m0 = await srv.metrics();
+
+    const ws = await chat(t, srv, 'metric-ws', { transport: TRANSPORTS.websocket });
+    const poll = await chat(t, srv, 'metric-poll', { transport: TRANSPORTS.polling });
+    const poll2 = await chat(t, srv, 'metric-poll2', { transport: TRANSPORTS.polling });
+    const m1 = await srv.metrics();
+    assert.equal(m1.get('chatd_connections{transport="websocket"}') - m0.get('chatd_connections{transport="websocket"}'), 1);
+    assert.equal(m1.get('chatd_connections{transport="polling"}') - m0.get('chatd_connections{transport="polling"}'), 2);
+
+    await ws.ok('room:create', { room: 'counted' });
+    for (const c of [ws, poll, poll2]) await c.ok('room:join', { room: 'counted' });
+    for (let i = 0; i < 3; i++) await ws.send('counted', `counted ${i}`);
+    await poll.ok('dm:send', { to: 'metric-ws', id: nextId(), text: 'a dm' });
+    expectCode(await poll.ask('message:send', { room: 'counted' }), 'bad_request');
+    expectCode(await poll.ask('room:join', { room: 'nowhere' }), 'no_such_room');
+    const refused = await chatRefused(t, srv, { username: 'x' });
+    assert.equal(refused.data.code, 'invalid_name');
+
+    const m2 = await srv.metrics();
+    const delta = (k) => m2.get(k) - m1.get(k);
+    assert.equal(delta('chatd_messages_in_total'), 3 + 1, 'messages stored: 3 in the room, 1 dm');
+    assert.equal(delta('chatd_messages_out_total'), 3 * 2 + 1, 'deliveries: 3 messages to 2 others, a dm to 1');
+    assert.equal(delta('chatd_direct_messages_total'), 1);
+    assert.equal(delta('chatd_rejected_commands_total'), 2);
+    assert.equal(delta('chatd_refused_connections_total'), 1);
+    assert.equal(delta('chatd_store_write_seconds_count'), 4, 'one store write per message and dm');
+    assert.ok(m2.get('chatd_rooms') >= 1);
+    assert.ok(m2.get('chatd_store_write_seconds_sum') > m1.get('chatd_store_write_seconds_sum'));
+    assert.equal(m2.get('chatd_store_write_seconds_bucket{le="+Inf"}'), m2.get('chatd_store_write_seconds_count'));
+  });
+
+  it('serves the stock client bundle: /socket.io/socket.io.min.js (and socket.io.js for the demos)', T, async () => {
+    for (const file of ['socket.io.min.js', 'socket.io.js']) {
+      const res = await srv.get(`/socket.io/${file}`);
+      assert.equal(res.status, 200, file);
+      assert.match(res.headers.get('content-type'), /javascript/, file);
+      assert.ok(res.body.equals(readFileSync(path.join(CLIENT_DIST, file))), `${file} is the installed socket.io-client's`);
+    }
+    const plain = await srv.get('/socket.io/socket.io.min.js', { headers: { 'accept-encoding': 'identity' } });
+    assert.ok(plain.body.equals(readFileSync(path.join(CLIENT_DIST, 'socket.io.min.js'))));
+    assert.match(plain.text, /4\.8\.\d/, 'socket.io-client 4.8.x');
+  });
+
+  it('serves the web client at /', T, async () => {
+    const res = await srv.get('/');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^text\/html/);
+  });
+
+  it('handshakes from another origin are refused with 403; the same origin is fine', T, async () => {
+    const url = '/socket.io/?EIO=4&transport=polling';
+    const foreign = await srv.get(url, { headers: { origin: 'http://evil.example' } });
+    assert.equal(foreign.status, 403);
+    const same = await srv.get(url, { headers: { origin: `http://127.0.0.1:${srv.port}` } });
+    assert.equal(same.status, 200);
+    assert.match(same.text, /^0\{"sid":/);
+    const none = await srv.get(url);
+    assert.equal(none.status, 200);
+  });
+});
+
+describe('chatd --allowed-origins', () => {
+  it('lets the listed origins connect', T, async (t) => {
+    const srv = await startChatd({ 'allowed-origins': 'https://chat.example, http://other.example/' }, { t });
+    const url = '/socket.io/?EIO=4&transport=polling';
+    for (const origin of ['https://chat.example', 'http://other.example']) {
+      assert.equal((await srv.get(url, { headers: { origin } })).status, 200, origin);
+    }
+    assert.equal((await srv.get(url, { headers: { origin: 'https://evil.example' } })).status, 403);
+  });
+});
+
+function expectCode(res, code) {
+  assert.equal(res?.ok, false);
+  assert.equal(res.error?.code, code, JSON.stringify(res));
+}
