@@ -44,9 +44,16 @@ fi
 
 # >>> EXTRA SYSTEM PACKAGES (reserved) >>>
 # Later issues add Debian packages here, via apt_install (e.g. browser tests / reverse-proxy tests):
-#   apt_install chromium                # headless browser tests
-#   apt_install nginx                   # reverse-proxy tests
 # Do NOT download browsers/binaries from anywhere else (no puppeteer/playwright browser downloads).
+#
+# tests/web/: Debian's Chromium (driven by playwright-core, which never downloads a browser of
+# its own) and nginx in front of chatd (docs/deploy/nginx.conf).
+if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
+fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    apt_install nginx-light || apt_install nginx
+fi
 # <<< EXTRA SYSTEM PACKAGES (reserved) <<<
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -5,6 +5,9 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const ACK_TIMEOUT = 10000;
+  const RETRY_DELAY = 1500;
+  // Errors after which the same request can simply be tried again a little later.
+  const TRANSIENT = new Set(["unavailable", "rate_limited", "too_many_connections"]);
   const TYPING_REFRESH = 2000;
   const TYPING_IDLE = 3000;
 
@@ -57,6 +60,21 @@
       localStorage.setItem("chatd.name", name);
       localStorage.setItem("chatd.token." + name.toLowerCase(), token);
     },
+    // The people this user has direct conversations with (the server has no list of them).
+    peers(me) {
+      try {
+        const list = JSON.parse(localStorage.getItem("chatd.dms." + me.toLowerCase()) || "[]");
+        return Array.isArray(list) ? list.filter((p) => typeof p === "string") : [];
+      } catch (_) {
+        return [];
+      }
+    },
+    addPeer(me, peer) {
+      const list = saved.peers(me);
+      if (list.includes(peer.toLowerCase())) return;
+      list.push(peer.toLowerCase());
+      localStorage.setItem("chatd.dms." + me.toLowerCase(), JSON.stringify(list));
+    },
   };
 
   const state = {
@@ -99,6 +117,14 @@
     b.textContent = text;
   }
 
+  const OFFLINE = "Offline. Messages will be sent when you are back.";
+
+  /** The connection is down: "offline" while the browser has no network, else "reconnecting". */
+  function lost(text) {
+    if (navigator.onLine) banner("reconnecting", text);
+    else banner("offline", OFFLINE);
+  }
+
   function connect(name) {
     // `?transports=polling` (or `websocket`) restricts the transports, for testing and for
     // networks that break WebSockets.
@@ -122,14 +148,17 @@
         banner("offline", "Your name was taken while you were away. Reload to pick another.");
         return;
       }
-      banner("reconnecting", navigator.onLine ? "Reconnecting…" : "Offline. Messages will be sent when you are back.");
+      lost("Reconnecting…");
+      // A refusal at CONNECT (e.g. the server is shutting down) ends the stock client's
+      // reconnection loop: start it again.
+      if (code) setTimeout(() => { if (!socket.connected && !socket.active) socket.connect(); }, RETRY_DELAY);
     });
     socket.io.on("reconnect_attempt", (n) => {
-      banner("reconnecting", navigator.onLine ? `Reconnecting (attempt ${n})…` : "Offline. Messages will be sent when you are back.");
+      lost(`Reconnecting (attempt ${n})…`);
     });
     socket.on("disconnect", (reason) => {
       if (reason === "io client disconnect") return;
-      banner("reconnecting", reason === "io server disconnect" ? "Disconnected by the server." : "Connection lost. Reconnecting…");
+      lost(reason === "io server disconnect" ? "Disconnected by the server." : "Connection lost. Reconnecting…");
       if (reason === "io server disconnect") setTimeout(() => socket.connect(), 1000);
     });
     socket.on("session", ({ user, token }) => {
@@ -137,10 +166,16 @@
       socket.auth.token = token;
       saved.remember(user, token);
       $("me").textContent = user;
+      for (const peer of saved.peers(user)) conv("dm", peer);
+      renderRooms();
     });
     socket.on("connect", () => onConnect(socket));
     socket.on("message", (m) => onMessage(conv("room", m.room), m));
-    socket.on("dm", (m) => onMessage(conv("dm", dmPeer(m.room)), m));
+    socket.on("dm", (m) => {
+      const peer = dmPeer(m.room);
+      saved.addPeer(state.me, peer);
+      onMessage(conv("dm", peer), m);
+    });
     socket.on("presence", ({ room, user, online }) => {
       const c = conv("room", room);
       if (online) c.members.add(user);
@@ -177,13 +212,22 @@
       await refreshRooms();
       await openRoom("lobby");
     } else if (!socket.recovered) {
-      // A new session: rejoin every room from the last message seen, so nothing is missed.
+      // A new session: rejoin every room from the last message seen, and fetch the latest
+      // direct messages, so nothing is missed.
       for (const c of state.convs.values()) {
-        if (c.kind === "room" && c.joined) await joinRoom(c, c.lastSeq || undefined);
+        try {
+          if (c.kind === "room" && c.joined) await joinRoom(c, c.lastSeq || undefined);
+          if (c.kind === "dm" && c.loaded) await catchUpDm(c);
+        } catch (_) { /* the room is gone, or no answer: carry on with the others */ }
       }
       refreshRooms();
     }
     flushOutbox();
+  }
+
+  async function catchUpDm(c) {
+    const res = await call("dm:history", { with: c.name });
+    if (res.ok) merge(c, res.messages);
   }
 
   function dmPeer(room) {
@@ -238,6 +282,7 @@
 
   async function openDm(peer) {
     const c = conv("dm", peer);
+    saved.addPeer(state.me, peer);
     select(c);
     if (!c.loaded) await loadOlder(c);
   }
@@ -245,7 +290,7 @@
   function select(c) {
     state.current = c;
     c.unread = 0;
-    document.body.classList.remove("sidebar-open");
+    document.body.classList.remove("sidebar-open", "members-open");
     renderRooms();
     renderHeader();
     renderMembers();
@@ -274,8 +319,9 @@
       renderTyping();
     }
     merge(c, [m]);
-    if (c !== state.current || document.hidden) {
-      if (c !== state.current) c.unread += 1;
+    const mine = m.user.toLowerCase() === (state.me || "").toLowerCase();
+    if (c !== state.current && !mine) {
+      c.unread += 1;
       renderRooms();
     }
   }
@@ -285,6 +331,8 @@
     c.loadingOlder = true;
     const oldest = Math.min(...c.messages.keys());
     const before = Number.isFinite(oldest) ? oldest : undefined;
+    const box = $("messages");
+    let grew = false;
     try {
       const res = c.kind === "room"
         ? await call("history", { room: c.name, before })
@@ -292,13 +340,15 @@
       if (res.ok) {
         c.loaded = true;
         c.more = res.more;
-        const box = $("messages");
+        grew = res.messages.length > 0;
         const fromBottom = box.scrollHeight - box.scrollTop;
         merge(c, res.messages);
         if (c === state.current) box.scrollTop = box.scrollHeight - fromBottom;
       }
     } catch (_) { /* retried on the next scroll */ }
     c.loadingOlder = false;
+    // Still nothing to scroll, so the scroll handler cannot ask for more: go on.
+    if (grew && c.more && c === state.current && box.clientHeight > 0 && box.scrollHeight <= box.clientHeight) loadOlder(c);
   }
 
   function newId() {
@@ -329,13 +379,19 @@
       ? { room: c.name, id, text: p.text }
       : { to: c.name, id, text: p.text };
     const event = c.kind === "room" ? "message:send" : "dm:send";
-    state.socket.timeout(ACK_TIMEOUT).emit(event, payload, (err, res) => {
-      if (err) {
-        p.status = "queued";
-      } else if (res.ok) {
+    const socket = state.socket;
+    socket.timeout(ACK_TIMEOUT).emit(event, payload, (err, res) => {
+      if (c.pending.get(id) !== p) return; // acknowledged by another attempt meanwhile
+      if (!err && res.ok) {
         c.pending.delete(id);
         merge(c, [res.message]);
         return;
+      }
+      if (err || TRANSIENT.has(res.error.code)) {
+        // No answer, or "try again": resend with the same id (the server ignores duplicates).
+        // Without a connection, the next connect sends it (flushOutbox).
+        p.status = "queued";
+        setTimeout(() => { if (p.status === "queued" && socket.connected) deliver(c, id); }, RETRY_DELAY);
       } else {
         p.status = "failed";
         p.error = res.error.message;
@@ -479,6 +535,8 @@
     }
     box.replaceChildren(...nodes);
     if (scrollToEnd || atEnd) box.scrollTop = box.scrollHeight;
+    // Nothing to scroll yet, so no way to ask for more: fetch older messages now.
+    if (c.more && c.loaded && box.clientHeight > 0 && box.scrollHeight <= box.clientHeight) loadOlder(c);
   }
 
   // ---- page wiring ------------------------------------------------------------------------
@@ -520,7 +578,8 @@
     const t = ev.target;
     t.style.height = "";
     t.style.height = Math.min(t.scrollHeight, 160) + "px";
-    typed();
+    if (t.value.trim()) typed();
+    else stopTyping();
   });
 
   $("messages").addEventListener("scroll", () => {
@@ -546,9 +605,19 @@
   $("open-sidebar").addEventListener("click", () => document.body.classList.add("sidebar-open"));
   $("close-sidebar").addEventListener("click", () => document.body.classList.remove("sidebar-open"));
   $("toggle-members").addEventListener("click", () => document.body.classList.toggle("members-open"));
-  window.addEventListener("offline", () => banner("offline", "Offline. Messages will be sent when you are back."));
-  window.addEventListener("online", () => { if (state.socket && !state.socket.connected) banner("reconnecting", "Reconnecting…"); });
-  setInterval(() => { if (state.socket && state.socket.connected) refreshRooms(); }, 15000);
+  $("close-members").addEventListener("click", () => document.body.classList.remove("members-open"));
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") document.body.classList.remove("sidebar-open", "members-open");
+  });
+  window.addEventListener("offline", () => { if (state.socket) banner("offline", OFFLINE); });
+  window.addEventListener("online", () => {
+    if (!state.socket) return;
+    if (state.socket.connected) banner(null); // the connection survived the blip
+    else banner("reconnecting", "Reconnecting…");
+  });
+  const refreshIfConnected = () => { if (state.socket && state.socket.connected) refreshRooms(); };
+  setInterval(refreshIfConnected, 15000);
+  window.addEventListener("focus", refreshIfConnected);
 
   $("login-name").value = saved.name();
   showLogin();
