@@ -156,6 +156,15 @@ impl App {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let site = Site { app: self.clone() };
+        let chat = self.io.of("/chat");
+        let shutdown = async move {
+            shutdown.await;
+            // Queued before the close, so clients can tell a restart from a network failure.
+            let _ = chat.emit(
+                "shutdown",
+                serde_json::json!({"reason": "server shutting down"}),
+            );
+        };
         let served = socketio::serve(listener, self.io.clone(), site, shutdown).await;
         self.store.close().await;
         served

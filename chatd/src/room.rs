@@ -399,10 +399,22 @@ pub(crate) fn spawn(
         me: tx.downgrade(),
     };
     tokio::spawn(async move {
+        // Reported on every exit, a panic included, so the registry starts the room afresh.
+        let _stopped = OnStop(Some(stopped));
         room.run(rx).await;
-        stopped();
     });
     RoomHandle { tx, name, instance }
+}
+
+/// Runs its function when dropped.
+struct OnStop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnStop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }
 
 impl Room {
@@ -875,5 +887,23 @@ pub(crate) fn kind_of(name: &str) -> RoomKind {
         RoomKind::Direct
     } else {
         RoomKind::Room
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OnStop;
+
+    #[tokio::test]
+    async fn a_panicking_actor_still_reports_its_stop() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _stopped = OnStop(Some(move || {
+                let _ = tx.send(());
+            }));
+            panic!("room actor bug");
+        });
+        assert!(task.await.is_err());
+        assert!(rx.await.is_ok());
     }
 }

@@ -38,11 +38,21 @@ fn refuse(session: &Arc<Session>, refusal: Refusal) -> Response<Full<Bytes>> {
 }
 
 /// Ends the pending GET even if the client goes away while it waits.
-struct GetGuard<'a>(&'a Session);
+/// Ends the pending GET. A GET dropped before it was answered means the client went away (a
+/// closed tab, a dropped connection): the session closes at once, as the reference server does,
+/// instead of lingering until the ping timeout.
+struct GetGuard<'a> {
+    session: &'a Arc<Session>,
+    answered: bool,
+}
 
 impl Drop for GetGuard<'_> {
     fn drop(&mut self) {
-        self.0.lock().end_get();
+        self.session.lock().end_get();
+        if !self.answered {
+            tracing::debug!(sid = %self.session.sid, "poll closed prematurely");
+            self.session.close(CloseReason::TransportClose);
+        }
     }
 }
 
@@ -64,7 +74,10 @@ pub(crate) async fn get<H: Handler>(
     if let Err(refusal) = begun {
         return refuse(&session, refusal);
     }
-    let guard = GetGuard(&session);
+    let mut guard = GetGuard {
+        session: &session,
+        answered: false,
+    };
     let mut frames: Vec<Frame> = Vec::new();
     loop {
         let woken = session.wake.notified();
@@ -75,6 +88,7 @@ pub(crate) async fn get<H: Handler>(
         }
         woken.await;
     }
+    guard.answered = true;
     drop(guard);
     if session.lock().finished() {
         session.forget();

@@ -20,11 +20,14 @@ use crate::socket::Handler;
 
 /// How long shutdown waits for open HTTP connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown keeps accepting requests so polling clients can fetch their close packet.
+const CLOSE_DELIVERY: Duration = Duration::from_secs(2);
 
 /// Serves `engine` at its path and `fallback` for every other request, until `shutdown`
-/// resolves. Then it stops accepting, closes every session with `server shutting down`
-/// (polling clients receive the close packet, WebSockets a close frame) and waits for open
-/// connections to finish, at most ten seconds.
+/// resolves. Then it closes every session with `server shutting down` (WebSockets get a close
+/// frame), keeps serving until every polling client has fetched its close packet (two seconds
+/// at most; new handshakes are refused), stops accepting, and waits for open connections to
+/// finish, at most ten seconds.
 ///
 /// ```no_run
 /// # use engineio::{CloseReason, Config, EngineIo, Handler, Message, Socket};
@@ -62,9 +65,21 @@ where
     let (stop_tx, stop_rx) = watch::channel(false);
     let connections: Arc<TaskCount> = Arc::default();
     tokio::pin!(shutdown);
+    let delivery_deadline = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(delivery_deadline);
+    let mut stopping = false;
     loop {
         let accepted = tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown, if !stopping => {
+                // Sessions close now; requests are still served (handshakes refused) until
+                // every polling client has fetched its close packet, or briefly at most.
+                stopping = true;
+                engine.begin_shutdown();
+                delivery_deadline.as_mut().reset(tokio::time::Instant::now() + CLOSE_DELIVERY);
+                continue;
+            }
+            () = engine.drained(), if stopping => break,
+            () = &mut delivery_deadline, if stopping => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {

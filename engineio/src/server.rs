@@ -143,11 +143,23 @@ impl<H: Handler> EngineIo<H> {
     /// Refuses new handshakes and closes every session with `server shutting down`, then waits
     /// until every WebSocket connection has finished its close.
     pub async fn shutdown(&self) {
+        self.begin_shutdown();
+        self.shared.ws_tasks.wait_idle().await;
+    }
+
+    /// Refuses new handshakes and closes every session with `server shutting down`, without
+    /// waiting. Polling clients still fetch their close packet while the server keeps serving.
+    pub fn begin_shutdown(&self) {
         self.shared.shutting_down.store(true, Ordering::Release);
         for session in self.shared.sessions.all() {
             session.close(crate::CloseReason::ServerShuttingDown);
         }
-        self.shared.ws_tasks.wait_idle().await;
+    }
+
+    /// Resolves once every session is gone: WebSockets closed, and polling clients have
+    /// fetched their close packet (or its grace period ended).
+    pub async fn drained(&self) {
+        self.shared.sessions.wait_empty().await;
     }
 
     /// A hyper service: this server at its path, `fallback` for every other request.

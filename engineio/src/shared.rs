@@ -20,6 +20,7 @@ type Shard = Mutex<HashMap<Sid, Arc<Session>>>;
 pub(crate) struct Registry {
     shards: Box<[Shard]>,
     len: AtomicUsize,
+    emptied: Notify,
 }
 
 impl Registry {
@@ -27,6 +28,7 @@ impl Registry {
         Registry {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             len: AtomicUsize::new(0),
+            emptied: Notify::new(),
         }
     }
 
@@ -51,8 +53,21 @@ impl Registry {
     }
 
     pub(crate) fn remove(&self, sid: &Sid) {
-        if self.shard(sid).remove(sid).is_some() {
-            self.len.fetch_sub(1, Ordering::Relaxed);
+        if self.shard(sid).remove(sid).is_some() && self.len.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Resolves once no session is left.
+    pub(crate) async fn wait_empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            emptied.as_mut().enable();
+            if self.len.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            emptied.await;
         }
     }
 

@@ -415,3 +415,23 @@ async fn many_sessions_in_parallel() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_long_poll_closes_the_session_at_once() {
+    let mut server = TestServer::default_echo().await;
+    let client = server.client();
+    let (open, socket) = server.open_polling().await;
+    // The client goes away (a closed tab) while its GET waits.
+    let mut get = client.spawn_poll(&open.sid);
+    assert_held(&mut get).await;
+    get.abort();
+    assert_eq!(
+        server.expect_close(socket.id()).await,
+        CloseReason::TransportClose
+    );
+    client
+        .poll(&open.sid)
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+    server.stop().await;
+}

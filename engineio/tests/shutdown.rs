@@ -92,3 +92,21 @@ async fn engine_shutdown_refuses_new_handshakes() {
     server.assert_no_event();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_client_between_requests_still_fetches_its_close_packet() {
+    let mut server = TestServer::start_with(Config::default(), false).await;
+    let client = server.client();
+    let (open, socket) = server.open_polling().await;
+    socket.send(Message::text("last")).unwrap();
+    // No GET pending when the server starts shutting down.
+    server.trigger_shutdown();
+    assert_eq!(
+        server.expect_close(socket.id()).await,
+        CloseReason::ServerShuttingDown
+    );
+    // The server keeps serving its requests: the queued message, then the close packet.
+    assert_eq!(client.poll(&open.sid).await.records(), ["4last"]);
+    assert_eq!(client.poll(&open.sid).await.records(), ["1"]);
+    server.join().await;
+}

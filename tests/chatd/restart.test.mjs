@@ -153,6 +153,8 @@ describe('chatd SIGTERM', () => {
     await ws.ok('room:create', { room: 'term' });
     for (const c of [ws, poll, dflt]) await c.ok('room:join', { room: 'term' });
     const disconnects = [ws, poll, dflt].map((c) => nextEvent(c.socket, 'disconnect', { ms: 15000 }));
+    // The WebSocket client is told why before its connection closes.
+    const notice = nextEvent(ws.socket, 'shutdown', { ms: 15000, failOn: ['disconnect'] });
 
     let stopping = null;
     const results = await sendMany(ws, 'term', 60, {
@@ -162,6 +164,8 @@ describe('chatd SIGTERM', () => {
     });
     const exit = await stopping;
     assert.deepEqual(exit, { code: 0, signal: null }, `exit status; stderr:\n${srv.stderr()}`);
+    const [why] = await notice;
+    assert.deepEqual(why, { reason: 'server shutting down' });
     const reasons = (await Promise.all(disconnects)).map(([reason]) => reason);
     for (const r of reasons) {
       assert.ok(['io server disconnect', 'transport close', 'transport error'].includes(r), `disconnect reason ${r}`);
