@@ -17,28 +17,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutting down");
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = match Settings::load() {
@@ -78,7 +56,11 @@ async fn main() -> ExitCode {
         }
         Err(e) => tracing::warn!("{e}"),
     }
-    match app.serve(listener, shutdown_signal()).await {
+    let shutdown = async {
+        engineio::shutdown_signal().await;
+        tracing::info!("shutting down");
+    };
+    match app.serve(listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -70,7 +70,7 @@ pub use config::{
 pub use error::HttpError;
 pub use packet::{DecodeError, Message, Packet, Text};
 pub use reason::CloseReason;
-pub use serve::serve;
+pub use serve::{serve, shutdown_signal};
 pub use server::{not_found, EngineIo, EngineService, NotFound, PeerAddr};
 pub use sid::Sid;
 pub use socket::{Handler, Handshake, SendError, Socket};

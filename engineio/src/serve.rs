@@ -123,3 +123,33 @@ where
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, connections.wait_idle()).await;
     Ok(())
 }
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C on other systems): the usual `shutdown` future for
+/// [`serve`].
+///
+/// ```no_run
+/// # async fn run(listener: tokio::net::TcpListener, engine: engineio::EngineIo<impl engineio::Handler>) -> std::io::Result<()> {
+/// engineio::serve(listener, engine, engineio::not_found(), engineio::shutdown_signal()).await
+/// # }
+/// ```
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            // No signal handling here: run until killed.
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -418,26 +418,11 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", cli.port)).await?;
     println!("listening on http://{}/socket.io/", listener.local_addr()?);
-    socketio::serve(listener, io, engineio::not_found(), shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    socketio::serve(
+        listener,
+        io,
+        engineio::not_found(),
+        engineio::shutdown_signal(),
+    )
+    .await
 }
