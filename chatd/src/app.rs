@@ -16,8 +16,9 @@ use crate::limits::PerIp;
 use crate::metrics::{Gauges, Metrics};
 use crate::registry::Registry;
 use crate::room::RoomSettings;
-use crate::store::{now_ms, MemoryStore, RoomInfo, RoomKind, SqliteStore, Store};
+use crate::store::{now_ms, DurableRecovery, MemoryStore, RoomInfo, RoomKind, SqliteStore, Store};
 use crate::{chat, demo};
+use socketio::recovery::SessionStore;
 
 /// Everything the handlers share. Mutable state lives in the actors behind these handles.
 pub struct App {
@@ -39,17 +40,35 @@ pub struct App {
     pub io: SocketIo,
 }
 
-/// Opens the store the settings ask for.
-pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, String> {
+/// Where messages and connection-recovery state are kept.
+pub struct Stores {
+    /// Rooms and messages.
+    pub messages: Arc<dyn Store>,
+    /// Socket.IO connection state recovery; `None` keeps it in memory.
+    pub recovery: Option<Arc<dyn SessionStore>>,
+}
+
+/// Opens the stores the settings ask for: with SQLite, recovery state is durable too, so
+/// clients recover their session even across a restart.
+pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
     match settings.store {
-        StoreKind::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreKind::Memory => Ok(Stores {
+            messages: Arc::new(MemoryStore::new()),
+            recovery: None,
+        }),
         StoreKind::Sqlite => {
             std::fs::create_dir_all(&settings.data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
             let path = settings.data_dir.join("chat.db");
-            SqliteStore::open(&path)
-                .map(|s| Arc::new(s) as Arc<dyn Store>)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))
+            let sqlite = SqliteStore::open(&path)
+                .map(Arc::new)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let window = Duration::from_millis(settings.recovery_window_ms);
+            let recovery = DurableRecovery::open(sqlite.clone(), window).await;
+            Ok(Stores {
+                messages: sqlite,
+                recovery: Some(Arc::new(recovery)),
+            })
         }
     }
 }
@@ -74,7 +93,8 @@ fn origin_allowed(parts: &hyper::http::request::Parts, allowed: &[String]) -> bo
 
 impl App {
     /// Builds the application on a store: actors, Socket.IO and its handlers.
-    pub async fn build(settings: Settings, store: Arc<dyn Store>) -> Result<Arc<App>, String> {
+    pub async fn build(settings: Settings, stores: Stores) -> Result<Arc<App>, String> {
+        let store = stores.messages;
         store
             .create_room(RoomInfo {
                 name: LOBBY.into(),
@@ -102,7 +122,11 @@ impl App {
                 skip_middlewares: true,
             })
             .build();
-        let io = SocketIo::new(config);
+        let mut io = SocketIo::builder(config);
+        if let Some(recovery) = stores.recovery {
+            io = io.recovery_store(recovery);
+        }
+        let io = io.build();
         let metrics = Arc::new(Metrics::default());
         let fanout = Arc::new(SocketFanout {
             chat: io.of("/chat"),

@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
         }
     };
     init_logging(settings.log_format);
-    let store = match open_store(&settings) {
+    let store = match open_store(&settings).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");

@@ -182,3 +182,40 @@ describe('chatd SIGTERM', () => {
     assert.deepEqual(seqs(kept), range(1, kept.length));
   });
 });
+
+describe('chatd connection state recovery across a restart', () => {
+  it('the client gets its socket back (same id, rooms) and every event it missed', T, async (t) => {
+    const srv = await startChatd(FAST, { t });
+    const alice = await chat(t, srv, 'alice', { transport: TRANSPORTS.websocket });
+    const bob = await chat(t, srv, 'bob', { transport: TRANSPORTS.websocket });
+    await alice.ok('room:create', { room: 'durable' });
+    await alice.ok('room:join', { room: 'durable' });
+    await bob.ok('room:join', { room: 'durable' });
+    // Alice receives an event, so her client holds a recovery offset.
+    const before = await bob.send('durable', 'before the restart');
+    await alice.events.message.waitFor((m) => m.id === before.id);
+    const oldId = alice.id;
+    const gone = nextEvent(alice.socket, 'disconnect', { ms: 15000 });
+    assert.deepEqual(await srv.kill('SIGTERM'), { code: 0, signal: null });
+    await gone;
+    bob.close();
+
+    await srv.restart({ samePort: true });
+    // While alice is away, someone writes to her room.
+    const carol = await chat(t, srv, 'carol', { transport: TRANSPORTS.websocket });
+    await carol.ok('room:join', { room: 'durable' });
+    const missed = await carol.send('durable', 'while you were away');
+
+    alice.socket.connect();
+    await nextEvent(alice.socket, 'connect', { ms: 15000, failOn: ['connect_error'] });
+    assert.equal(alice.socket.recovered, true, 'recovered');
+    assert.equal(alice.id, oldId, 'same socket id');
+    const got = await alice.events.message.waitFor((m) => m.id === missed.id);
+    assert.equal(got.text, 'while you were away');
+    // Still a member of the room without joining again: live messages keep coming.
+    const live = await carol.send('durable', 'live');
+    await alice.events.message.waitFor((m) => m.id === live.id);
+    assert.equal(alice.events.message.count((m) => m.id === missed.id), 1, 'missed event once');
+    assert.deepEqual(alice.problems(), []);
+  });
+});

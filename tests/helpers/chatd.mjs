@@ -170,8 +170,8 @@ export class Chatd {
   get exited() { return this.run.exited; }
   stderr() { return this.run?.stderr() ?? ''; }
 
-  async start() {
-    const args = ['--listen', '127.0.0.1:0', '--data-dir', this.dataDir, ...flagArgs(this.flags)];
+  async start(port = 0) {
+    const args = ['--listen', `127.0.0.1:${port}`, '--data-dir', this.dataDir, ...flagArgs(this.flags)];
     this.run = await spawnChatd(args, { env: this.env, onPanic: (text) => this.panics.push(text) });
     return this;
   }
@@ -183,12 +183,16 @@ export class Chatd {
     return withTimeout(exited, ms, `chatd to exit after ${signal}\nstderr: ${this.stderr()}`);
   }
 
-  /** Starts chatd again on the same data directory (after it exited; kills it otherwise). */
-  async restart() {
+  /**
+   * Starts chatd again on the same data directory (after it exited; kills it otherwise), on a
+   * new port, or on the same one with `{ samePort: true }` so that clients can reconnect.
+   */
+  async restart({ samePort = false } = {}) {
+    const port = samePort ? this.port : 0;
     if (this.run && this.run.proc.exitCode === null && this.run.proc.signalCode === null) {
       await this.kill('SIGKILL');
     }
-    return this.start();
+    return this.start(port);
   }
 
   /**

@@ -6,6 +6,7 @@
 //! trait.
 
 mod memory;
+mod recovery;
 mod sqlite;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::pin::Pin;
 use serde::Serialize;
 
 pub use memory::MemoryStore;
+pub use recovery::DurableRecovery;
 pub use sqlite::SqliteStore;
 
 /// A boxed future returned by store operations.

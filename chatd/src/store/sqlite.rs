@@ -11,6 +11,9 @@ use super::{
     Appended, BoxFuture, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
 };
 
+/// What a job does once its batch committed (`true`) or failed (`false`).
+pub(crate) type Reply = Box<dyn FnOnce(bool) + Send>;
+
 /// Jobs run by the writer thread; each replies once its transaction has committed.
 enum Job {
     Append(NewMessage, oneshot::Sender<Result<Appended, StoreError>>),
@@ -35,6 +38,8 @@ enum Job {
     CreateRoom(RoomInfo, oneshot::Sender<Result<bool, StoreError>>),
     SetTopic(String, String, oneshot::Sender<Result<(), StoreError>>),
     Close(oneshot::Sender<()>),
+    /// Work of another module on the same connection and transaction.
+    Run(Box<dyn FnOnce(&Connection) -> Reply + Send>),
 }
 
 /// The default store: a SQLite database in WAL mode with `synchronous=FULL`, so an
@@ -71,6 +76,24 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_resend ON messages (room, sender_key, client_id);
+CREATE TABLE IF NOT EXISTS recovery_packets (
+    ord INTEGER PRIMARY KEY,
+    nsp TEXT NOT NULL,
+    data TEXT NOT NULL,
+    attachments BLOB NOT NULL,
+    rooms TEXT NOT NULL,
+    except_rooms TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recovery_packets_at ON recovery_packets (at);
+CREATE TABLE IF NOT EXISTS recovery_sessions (
+    pid TEXT PRIMARY KEY,
+    sid TEXT NOT NULL,
+    nsp TEXT NOT NULL,
+    rooms TEXT NOT NULL,
+    data TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 ";
 
 impl SqliteStore {
@@ -86,6 +109,16 @@ impl SqliteStore {
         Ok(SqliteStore {
             jobs: Mutex::new(Some(tx)),
         })
+    }
+
+    /// Runs `f` on the writer thread, inside the next batch's transaction; `f` returns what to
+    /// do once the batch committed (or failed: the flag). False when the store is closed.
+    pub(crate) fn run(&self, f: impl FnOnce(&Connection) -> Reply + Send + 'static) -> bool {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(Job::Run(Box::new(f))).is_ok())
     }
 
     fn submit<T: Send + 'static>(
@@ -205,11 +238,11 @@ fn query_messages(
 }
 
 /// Runs one job inside the open transaction; returns the reply to send after commit.
-fn run(conn: &Connection, job: Job) -> Box<dyn FnOnce(bool) + Send> {
+fn run(conn: &Connection, job: Job) -> Reply {
     fn reply<T: Send + 'static>(
         tx: oneshot::Sender<Result<T, StoreError>>,
         result: Result<T, StoreError>,
-    ) -> Box<dyn FnOnce(bool) + Send> {
+    ) -> Reply {
         Box::new(move |committed| {
             let _ = tx.send(if committed {
                 result
@@ -286,6 +319,7 @@ fn run(conn: &Connection, job: Job) -> Box<dyn FnOnce(bool) + Send> {
         Job::Close(tx) => Box::new(move |_| {
             let _ = tx.send(());
         }),
+        Job::Run(f) => f(conn),
     }
 }
 
