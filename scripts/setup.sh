@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# One-time / idempotent set-up for development and CI.
+# One-time / idempotent set-up.
 #
-#  * installs the Node test dependencies (tests/package.json, pinned by tests/package-lock.json)
-#  * builds the whole Rust workspace, including every example the Node tests spawn
+#  * `scripts/setup.sh`: the npm packages (tests/package.json, pinned by its lock file), which
+#    include the socket.io-client bundle chatd serves. Enough to run chatd.
+#  * `scripts/setup.sh --tests`: also Debian's chromium and nginx for the browser tests, and a
+#    debug build of the whole workspace with every example the Node tests spawn.
 #
 # Only the package registries the project is allowed to use are touched: crates.io (cargo),
 # the npm registry (npm) and Debian's package archive (apt-get). Nothing else is downloaded.
@@ -10,6 +12,10 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# `--tests`: also what the test suite needs (Chromium, nginx, a debug build of everything).
+FOR_TESTS=0
+[ "${1:-}" = "--tests" ] && FOR_TESTS=1
 cd "$ROOT"
 
 log() { printf '==> setup: %s\n' "$*"; }
@@ -48,11 +54,14 @@ fi
 #
 # tests/web/: Debian's Chromium (driven by playwright-core, which never downloads a browser of
 # its own) and nginx in front of chatd (docs/deploy/nginx.conf).
-if [ ! -x /usr/bin/chromium ]; then
-    apt_install chromium
-fi
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-    apt_install nginx-light || apt_install nginx
+# Only for the tests (`--tests`): running chatd needs neither.
+if [ "$FOR_TESTS" -eq 1 ]; then
+    if [ ! -x /usr/bin/chromium ]; then
+        apt_install chromium
+    fi
+    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+        apt_install nginx-light || apt_install nginx
+    fi
 fi
 # <<< EXTRA SYSTEM PACKAGES (reserved) <<<
 
@@ -75,7 +84,10 @@ fi
 cd "$ROOT"
 
 # --- Rust workspace -------------------------------------------------------------------------------
-log "cargo build --workspace --all-targets --examples"
-cargo build --workspace --all-targets --examples
+# Running chatd builds it with `cargo run --release`; the tests need everything in debug.
+if [ "$FOR_TESTS" -eq 1 ]; then
+    log "cargo build --workspace --all-targets --examples"
+    cargo build --workspace --all-targets --examples
+fi
 
 log "done"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The single "run all tests" command.
 #
-#   1. scripts/setup.sh            (npm deps + cargo build of the workspace and its examples)
+#   1. scripts/setup.sh --tests    (npm deps, chromium, nginx, debug build of the workspace)
 #   2. cargo test --workspace      (unit, integration and doc tests of every crate)
 #   3. node --test                 (tests/**/*.test.mjs: conformance tests with the official clients)
 #
@@ -36,7 +36,7 @@ record() { # record NAME PASSED FAILED NOTE
 # ---------------------------------------------------------------------------------------------
 banner "setup"
 set +e
-bash "$ROOT/scripts/setup.sh" 2>&1 | tee "$ART/setup.log"
+bash "$ROOT/scripts/setup.sh" --tests 2>&1 | tee "$ART/setup.log"
 setup_rc=${PIPESTATUS[0]}
 set -e
 if [ "$setup_rc" -ne 0 ]; then
