@@ -1,0 +1,205 @@
+//! `loadgen`: see `docs/benchmarks.md`. Prints one JSON object per run on stdout (and appends it
+//! to `--out`); a one-line summary goes to stderr.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use loadgen::client::{check_loopback, Target};
+use loadgen::scenarios::{self, Common};
+
+#[derive(Parser)]
+#[command(about = "Socket.IO v5 load generator (loopback only)")]
+struct Cli {
+    /// Server address (must be in 127.0.0.0/8).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Engine.IO path.
+    #[arg(long, default_value = "/socket.io/")]
+    path: String,
+    /// Server pid: its CPU (utime+stime) and RSS are read from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Peer name for the report.
+    #[arg(long, default_value = "server")]
+    label: String,
+    /// Source addresses 127.0.0.1..=127.0.0.N to spread clients over (~28k ports each).
+    #[arg(long, default_value_t = 16)]
+    src_ips: u8,
+    /// Upper bound of every wait, in seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_s: u64,
+    /// Connections opened at a time when connecting a fleet.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Append the JSON result to this file.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N clients connect and join `all`: server RSS per connection.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        /// Seconds to wait after the last connect before reading RSS.
+        #[arg(long, default_value_t = 3.0)]
+        settle_s: f64,
+    },
+    /// N clients in `all`; bursts of K broadcasts: server CPU per delivered message, latency.
+    Fanout {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        k: u64,
+        #[arg(long, default_value_t = 10)]
+        bursts: u64,
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+    },
+    /// chatd's /chat: R rooms × U users sending M messages per second each.
+    Chat {
+        #[arg(long, default_value_t = 10)]
+        rooms: usize,
+        #[arg(long, default_value_t = 10)]
+        users: usize,
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration_s: f64,
+        #[arg(long, default_value_t = 2.0)]
+        drain_s: f64,
+    },
+    /// N clients connect at once over polling, then upgrade.
+    Storm {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+    },
+    /// Clients drop TCP every ~15 s and recover while one message per tick is broadcast.
+    Churn {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 60.0)]
+        duration_s: f64,
+        #[arg(long, default_value_t = 100)]
+        tick_ms: u64,
+        #[arg(long, default_value_t = 10.0)]
+        drop_min_s: f64,
+        #[arg(long, default_value_t = 20.0)]
+        drop_max_s: f64,
+        #[arg(long, default_value_t = 4.0)]
+        drain_s: f64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> loadgen::Result<()> {
+    let cli = Cli::parse();
+    check_loopback(&cli.addr)?;
+    let nofile = loadgen::sys::raise_nofile();
+    let c = Common {
+        target: Target {
+            addr: cli.addr,
+            path: cli.path.clone(),
+            src_ips: cli.src_ips.max(1),
+        },
+        server_pid: cli.server_pid,
+        label: cli.label.clone(),
+        timeout: Duration::from_secs(cli.timeout_s),
+        concurrency: cli.concurrency,
+    };
+    // Each client holds one socket (two during a storm's upgrade), the driver one more.
+    let need = match &cli.scenario {
+        Scenario::Idle { clients, .. }
+        | Scenario::Fanout { clients, .. }
+        | Scenario::Churn { clients, .. } => clients + 64,
+        // a storm client closes its polling connection before it opens the WebSocket
+        Scenario::Storm { clients } => clients + 64,
+        Scenario::Chat { rooms, users, .. } => rooms * users + 64,
+    } as u64;
+    if need > nofile {
+        return Err(format!(
+            "{need} file descriptors needed but RLIMIT_NOFILE is {nofile} and cannot be raised \
+             further here (raising the hard limit needs root with CAP_SYS_RESOURCE)"
+        )
+        .into());
+    }
+    let overall = Duration::from_secs(cli.timeout_s * 3 + 120);
+    let run = async {
+        match cli.scenario {
+            Scenario::Idle { clients, settle_s } => {
+                scenarios::idle(&c, clients, Duration::from_secs_f64(settle_s)).await
+            }
+            Scenario::Fanout {
+                clients,
+                k,
+                bursts,
+                interval_ms,
+            } => {
+                scenarios::fanout(&c, clients, k, bursts, Duration::from_millis(interval_ms)).await
+            }
+            Scenario::Chat {
+                rooms,
+                users,
+                rate,
+                duration_s,
+                drain_s,
+            } => {
+                scenarios::chat(
+                    &c,
+                    rooms,
+                    users,
+                    rate,
+                    Duration::from_secs_f64(duration_s),
+                    Duration::from_secs_f64(drain_s),
+                )
+                .await
+            }
+            Scenario::Storm { clients } => scenarios::storm(&c, clients).await,
+            Scenario::Churn {
+                clients,
+                duration_s,
+                tick_ms,
+                drop_min_s,
+                drop_max_s,
+                drain_s,
+            } => {
+                scenarios::churn(
+                    &c,
+                    clients,
+                    Duration::from_secs_f64(duration_s),
+                    Duration::from_millis(tick_ms),
+                    (drop_min_s, drop_max_s),
+                    Duration::from_secs_f64(drain_s),
+                )
+                .await
+            }
+        }
+    };
+    // bounded: the generator stops by itself whatever the server does
+    let mut report = tokio::time::timeout(overall, run)
+        .await
+        .map_err(|_| "loadgen: overall time limit reached")??;
+    report["nofile_limit"] = nofile.into();
+    let line = serde_json::to_string(&report)?;
+    println!("{line}");
+    if let Some(path) = &cli.out {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(f, "{line}")?;
+    }
+    eprintln!(
+        "{} {}: {}",
+        report["peer"].as_str().unwrap_or(""),
+        report["scenario"].as_str().unwrap_or(""),
+        report["results"]
+    );
+    // do not wait for 100k sockets to be dropped one by one
+    std::process::exit(0);
+}

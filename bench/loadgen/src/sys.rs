@@ -1,0 +1,145 @@
+//! Process facts from `/proc` and the file-descriptor limit.
+
+use std::time::{Duration, Instant};
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// User + system CPU seconds of a process (`utime + stime` of `/proc/<pid>/stat`), `None` when
+/// the process is gone. `pid` `None` is this process.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) may contain spaces: fields are counted after its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state); utime is field 14, stime field 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clk_tck())
+}
+
+/// Resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Raises RLIMIT_NOFILE as far as allowed (the hard limit too when privileged, up to
+/// `/proc/sys/fs/nr_open`); returns the soft limit now in force.
+pub fn raise_nofile() -> u64 {
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        let want = nr_open.min(1 << 20) as libc::rlim_t;
+        let high = libc::rlimit {
+            rlim_cur: want,
+            rlim_max: want.max(lim.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &high) == 0 {
+            return want as u64;
+        }
+        let soft = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &soft) == 0 {
+            return lim.rlim_max;
+        }
+        lim.rlim_cur
+    }
+}
+
+/// CPU used by a process and by this load generator over a span of wall time.
+pub struct CpuMeter {
+    server: Option<u32>,
+    start: Instant,
+    server0: Option<f64>,
+    self0: f64,
+}
+
+/// What a [`CpuMeter`] measured.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuSpan {
+    /// Wall time.
+    pub wall: Duration,
+    /// Server CPU seconds (None without a server pid).
+    pub server: Option<f64>,
+    /// This process's CPU seconds.
+    pub loadgen: f64,
+}
+
+impl CpuMeter {
+    /// Starts measuring now.
+    pub fn start(server: Option<u32>) -> Self {
+        CpuMeter {
+            server,
+            start: Instant::now(),
+            server0: server.and_then(|p| cpu_seconds(Some(p))),
+            self0: cpu_seconds(None).unwrap_or(0.0),
+        }
+    }
+
+    /// The span so far.
+    pub fn stop(&self) -> CpuSpan {
+        CpuSpan {
+            wall: self.start.elapsed(),
+            server: match (self.server0, self.server.and_then(|p| cpu_seconds(Some(p)))) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            },
+            loadgen: cpu_seconds(None).unwrap_or(0.0) - self.self0,
+        }
+    }
+}
+
+/// Machine facts for the report: nproc, memory, kernel, CPU model.
+pub fn machine() -> serde_json::Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let mem_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    serde_json::json!({
+        // SAFETY: sysconf has no preconditions. (Not available_parallelism: we may be pinned.)
+        "nproc": unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) },
+        "mem_total_kib": mem_kib,
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "cpu_model": cpu,
+    })
+}

@@ -1,0 +1,69 @@
+//! CI smoke run of the benchmark harness: our bench server in-process on 127.0.0.1:0, tiny
+//! idle, fan-out and churn (with recovery) scenarios, every message delivered. A few seconds.
+
+use std::time::Duration;
+
+use loadgen::client::Target;
+use loadgen::scenarios::{self, Common};
+
+async fn start(recovery: bool) -> Common {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(bench_ours::serve(
+        listener,
+        recovery,
+        std::future::pending::<()>(),
+    ));
+    let mut target = Target::new(addr);
+    target.src_ips = 4;
+    Common {
+        target,
+        // in-process: CPU and RSS would be the test's own, so they are not measured
+        server_pid: None,
+        label: "ours".into(),
+        timeout: Duration::from_secs(10),
+        concurrency: 32,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_fanout_churn_deliver_everything() {
+    loadgen::sys::raise_nofile();
+    let c = start(false).await;
+
+    let r = scenarios::idle(&c, 50, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let res = &r["results"];
+    assert_eq!(res["connected"], 50, "{r}");
+    assert_eq!(res["failed"], 0, "{r}");
+    assert_eq!(res["verify_delivered"], 51, "{r}");
+
+    let r = scenarios::fanout(&c, 50, 5, 3, Duration::from_millis(50))
+        .await
+        .unwrap();
+    let res = &r["results"];
+    assert_eq!(res["connected"], 50, "{r}");
+    assert_eq!(res["expected"], 51 * 5 * 3, "{r}");
+    assert_eq!(res["delivered"], res["expected"], "{r}");
+    assert_eq!(res["latency"]["n"], 51 * 5 * 3, "{r}");
+    assert_eq!(r["scenario"], "fanout");
+
+    let c = start(true).await;
+    let r = scenarios::churn(
+        &c,
+        50,
+        Duration::from_secs(4),
+        Duration::from_millis(50),
+        (0.8, 2.0),
+        Duration::from_millis(2500),
+    )
+    .await
+    .unwrap();
+    let res = &r["results"];
+    assert_eq!(res["connected"], 50, "{r}");
+    assert!(res["drops"].as_u64().unwrap() >= 50, "{r}");
+    assert_eq!(res["not_recovered"], 0, "{r}");
+    assert_eq!(res["lost_connections"], 0, "{r}");
+    assert_eq!(res["delivered_unique"], res["expected"], "{r}");
+}

@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""Turns bench/results/<stamp>.jsonl (one loadgen JSON object per run) into <stamp>.json (medians
+over repetitions, ratios, targets), <stamp>.md (the tables) and <stamp>.png (memory, CPU and
+latency per peer). With --docs DIR, copies them to DIR/benchmarks.{json,png} and replaces the
+part of DIR/benchmarks.md between the results markers.
+
+Usage: report.py RESULTS.jsonl [--env JSON] [--docs DIR]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+from collections import defaultdict
+
+PEER_ORDER = ["ours", "raw", "socketioxide", "node", "python"]
+PEER_NAME = {
+    "ours": "ours (socketio crate)",
+    "raw": "raw WebSocket floor",
+    "socketioxide": "socketioxide",
+    "node": "Node socket.io 4.8",
+    "python": "python-socketio + uvicorn",
+}
+BEGIN = "<!-- results:begin (written by bench/report.py) -->"
+END = "<!-- results:end -->"
+
+
+def get(d, path):
+    for k in path.split("."):
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def median(xs):
+    xs = [x for x in xs if isinstance(x, (int, float))]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits=1):
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        if abs(x) >= 1000:
+            return f"{x:,.0f}"
+        return f"{x:.{digits}f}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return None
+    return a / b
+
+
+METRICS = {
+    "idle": {
+        "rss_per_conn_bytes": "results.rss_per_conn_bytes",
+        "server_rss_kib": "results.server_rss_kib",
+        "connected": "results.connected",
+        "failed": "results.failed",
+        "verify_delivered": "results.verify_delivered",
+        "verify_expected": "results.verify_expected",
+        "connects_per_s": "results.connects_per_s",
+        "loadgen_cpu_share": "results.connect.loadgen_cpu_share",
+    },
+    "fanout": {
+        "server_cpu_per_msg_us": "results.server_cpu_per_msg_us",
+        "server_cpu_s": "results.cpu.server_cpu_s",
+        "delivered": "results.delivered",
+        "expected": "results.expected",
+        "delivered_per_s": "results.delivered_per_s",
+        "p50_ms": "results.latency.p50_ms",
+        "p99_ms": "results.latency.p99_ms",
+        "max_ms": "results.latency.max_ms",
+        "loadgen_cpu_share": "results.cpu.loadgen_cpu_share",
+    },
+    "storm": {
+        "time_to_all_s": "results.time_to_all_s",
+        "connected": "results.connected",
+        "failures": "results.failures",
+        "p50_ms": "results.connect_time.p50_ms",
+        "p99_ms": "results.connect_time.p99_ms",
+        "server_cpu_s": "results.cpu.server_cpu_s",
+        "loadgen_cpu_share": "results.cpu.loadgen_cpu_share",
+    },
+    "churn": {
+        "delivered_share": "results.delivered_share",
+        "delivered_unique": "results.delivered_unique",
+        "expected": "results.expected",
+        "drops": "results.drops",
+        "recovered": "results.recovered",
+        "not_recovered": "results.not_recovered",
+        "server_cpu_s": "results.cpu.server_cpu_s",
+        "p99_ms": "results.latency.p99_ms",
+        "loadgen_cpu_share": "results.cpu.loadgen_cpu_share",
+    },
+    "chat": {
+        "stored_per_s": "results.stored_per_s",
+        "stored": "results.stored",
+        "delivered": "results.delivered",
+        "expected": "results.expected",
+        "e2e_p50_ms": "results.e2e_latency.p50_ms",
+        "e2e_p99_ms": "results.e2e_latency.p99_ms",
+        "ack_p99_ms": "results.ack_latency.p99_ms",
+        "server_cpu_s": "results.cpu.server_cpu_s",
+        "server_cpu_per_stored_msg_us": "results.server_cpu_per_stored_msg_us",
+        "loadgen_cpu_share": "results.cpu.loadgen_cpu_share",
+    },
+}
+
+
+def size_of(run):
+    p = run.get("params", {})
+    if run["scenario"] == "chat":
+        return f'{p.get("rooms")}x{p.get("users")}@{p.get("rate")}/s'
+    return p.get("clients")
+
+
+def aggregate(runs):
+    groups = defaultdict(list)
+    errors = []
+    machine = None
+    for r in runs:
+        if "error" in r:
+            errors.append(r)
+            continue
+        machine = machine or r.get("machine")
+        groups[(r["scenario"], r["peer"], size_of(r))].append(r)
+    agg = {}
+    for (scen, peer, size), rs in groups.items():
+        m = {name: median([get(r, path) for r in rs]) for name, path in METRICS[scen].items()}
+        m["reps"] = len(rs)
+        agg.setdefault(scen, {}).setdefault(str(size), {})[peer] = m
+    return agg, errors, machine
+
+
+def peers_in(d):
+    return sorted(d, key=lambda p: PEER_ORDER.index(p) if p in PEER_ORDER else 99)
+
+
+def targets(agg):
+    out = []
+
+    def add(name, ok, detail):
+        out.append({"target": name, "met": ok, "detail": detail})
+
+    for size, d in sorted(agg.get("idle", {}).items(), key=lambda kv: int(kv[0])):
+        o = get(d, "ours.rss_per_conn_bytes")
+        n = get(d, "node.rss_per_conn_bytes")
+        if o is not None:
+            add(f"idle RSS/conn ≤ 8 KB ({size})", o <= 8192, f"{o/1024:.1f} KiB")
+            if n:
+                add(f"idle RSS/conn ≤ ½ Node ({size})", o <= n / 2,
+                    f"{o/1024:.1f} vs {n/1024:.1f} KiB ({o/n:.2f}×)")
+            rss = get(d, "ours.server_rss_kib")
+            if str(size) == "100000" and rss:
+                add("100k idle ≤ 1 GB RSS", rss * 1024 <= 1e9, f"{rss * 1024 / 1e9:.2f} GB measured")
+            elif rss:
+                # not measurable here when RLIMIT_NOFILE caps a process below 100k sockets
+                est = rss * 1024 + o * (100_000 - int(size))
+                add(f"100k idle ≤ 1 GB RSS (extrapolated from N={int(size):,})", est <= 1e9,
+                    f"≈{est / 1e9:.2f} GB at {o / 1024:.1f} KiB/conn")
+    f = agg.get("fanout", {})
+    for size, d in f.items():
+        o = get(d, "ours.server_cpu_per_msg_us")
+        sx = get(d, "socketioxide.server_cpu_per_msg_us")
+        raw = get(d, "raw.server_cpu_per_msg_us")
+        if o is not None and sx:
+            add("fan-out CPU/msg ≤ 0.35× socketioxide", o <= 0.35 * sx,
+                f"{o:.2f} vs {sx:.2f} µs ({o/sx:.2f}×)")
+        if o is not None and raw:
+            add("fan-out CPU/msg ≤ 1.5× raw floor", o <= 1.5 * raw,
+                f"{o:.2f} vs {raw:.2f} µs ({o/raw:.2f}×)")
+        op99 = get(d, "ours.p99_ms")
+        others = {p: v["p99_ms"] for p, v in d.items() if p != "ours" and v.get("p99_ms") is not None}
+        if op99 is not None and others:
+            worst = min(others.items(), key=lambda kv: kv[1])
+            add("fan-out p99 below every peer", all(op99 < v for v in others.values()),
+                f"{op99:.1f} ms; best peer {worst[0]} {worst[1]:.1f} ms")
+    for size, d in agg.get("storm", {}).items():
+        o = d.get("ours")
+        if o:
+            add(f"0 failures in a {size} connect storm",
+                o["failures"] == 0 and o["connected"] == int(size),
+                f'{fmt(o["connected"])} connected, {fmt(o["failures"])} failures, '
+                f'{fmt(o["time_to_all_s"], 2)} s')
+    for size, d in agg.get("churn", {}).items():
+        o = d.get("ours")
+        if o and o["delivered_share"] is not None:
+            add("≥ 99.9 % delivered under churn (recovery)", o["delivered_share"] >= 0.999,
+                f'{100 * o["delivered_share"]:.4f} % ({fmt(o["delivered_unique"])} of '
+                f'{fmt(o["expected"])})')
+    return out
+
+
+def markdown(agg, errors, machine, env, stamp):
+    L = []
+    if machine:
+        L.append(
+            f'Machine: {machine.get("nproc")} CPUs ({machine.get("cpu_model")}), '
+            f'{machine.get("mem_total_kib", 0) / 2**20:.1f} GiB RAM, Linux {machine.get("kernel")}; '
+            f'RLIMIT_NOFILE {env.get("nofile", "?")}; server pinned to CPU 0 and load generator '
+            f'to CPU 1: {"yes" if env.get("pinned") else "no"}; medians of '
+            f'{env.get("reps", "?")} repetitions; run {stamp}.')
+        L.append("")
+
+    def table(header, rows):
+        L.append("| " + " | ".join(header) + " |")
+        L.append("|" + "|".join(" --- " for _ in header) + "|")
+        for r in rows:
+            L.append("| " + " | ".join(r) + " |")
+        L.append("")
+
+    if "idle" in agg:
+        L.append("**1. Idle** — N WebSocket clients connected and in room `all`; server RSS.")
+        L.append("")
+        rows = []
+        for size, d in sorted(agg["idle"].items(), key=lambda kv: int(kv[0])):
+            o = get(d, "ours.rss_per_conn_bytes")
+            for p in peers_in(d):
+                m = d[p]
+                rows.append([fmt(int(size)), PEER_NAME.get(p, p),
+                             fmt(m["rss_per_conn_bytes"] / 1024 if m["rss_per_conn_bytes"] else None, 2),
+                             fmt(m["server_rss_kib"] / 1024 if m["server_rss_kib"] else None),
+                             f'{fmt(m["connected"])} / {fmt(m["failed"])}',
+                             f'{fmt(m["verify_delivered"])}/{fmt(m["verify_expected"])}',
+                             fmt(m["connects_per_s"], 0),
+                             fmt(ratio(o, m["rss_per_conn_bytes"]), 2) if p != "ours" else "1",
+                             fmt(m["loadgen_cpu_share"], 2)])
+        table(["N", "peer", "RSS/conn KiB", "RSS MiB", "connected / failed", "broadcast check",
+               "connects/s", "ours ÷ peer", "loadgen CPU share"], rows)
+    if "fanout" in agg:
+        L.append("**2. Fan-out** — N clients in one room, bursts of K broadcasts `{ts, i}`; server "
+                 "CPU per delivered message, latency from the payload timestamp.")
+        L.append("")
+        rows = []
+        for size, d in agg["fanout"].items():
+            o = get(d, "ours.server_cpu_per_msg_us")
+            op99 = get(d, "ours.p99_ms")
+            for p in peers_in(d):
+                m = d[p]
+                rows.append([fmt(int(size)), PEER_NAME.get(p, p),
+                             fmt(m["server_cpu_per_msg_us"], 2),
+                             f'{fmt(m["delivered"])} / {fmt(m["expected"])}',
+                             fmt(m["delivered_per_s"], 0),
+                             fmt(m["p50_ms"]), fmt(m["p99_ms"]), fmt(m["max_ms"]),
+                             fmt(ratio(o, m["server_cpu_per_msg_us"]), 2) if p != "ours" else "1",
+                             fmt(ratio(op99, m["p99_ms"]), 2) if p != "ours" else "1",
+                             fmt(m["loadgen_cpu_share"], 2)])
+        table(["N", "peer", "CPU µs/msg", "delivered / expected", "msgs/s", "p50 ms", "p99 ms",
+               "max ms", "ours ÷ peer (CPU)", "ours ÷ peer (p99)", "loadgen CPU share"], rows)
+    if "storm" in agg:
+        L.append("**4. Connect storm** — N clients at once over polling, then upgrade to "
+                 "WebSocket, then an echo round trip.")
+        L.append("")
+        rows = []
+        for size, d in agg["storm"].items():
+            o = get(d, "ours.time_to_all_s")
+            for p in peers_in(d):
+                m = d[p]
+                rows.append([fmt(int(size)), PEER_NAME.get(p, p), fmt(m["time_to_all_s"], 2),
+                             f'{fmt(m["connected"])} / {fmt(m["failures"])}',
+                             fmt(m["p50_ms"]), fmt(m["p99_ms"]), fmt(m["server_cpu_s"], 2),
+                             fmt(ratio(o, m["time_to_all_s"]), 2) if p != "ours" else "1",
+                             fmt(m["loadgen_cpu_share"], 2)])
+        table(["N", "peer", "time to all s", "connected / failures", "p50 ms", "p99 ms",
+               "server CPU s", "ours ÷ peer (time)", "loadgen CPU share"], rows)
+    if "churn" in agg:
+        L.append("**5. Churn** — clients drop their TCP connection every 10–20 s and reconnect "
+                 "with the recovery CONNECT `{pid, offset}` while one broadcast goes out every "
+                 "100 ms. (socketioxide, python-socketio and the raw floor have no connection "
+                 "state recovery.)")
+        L.append("")
+        rows = []
+        for size, d in agg["churn"].items():
+            for p in peers_in(d):
+                m = d[p]
+                share = m["delivered_share"]
+                rows.append([fmt(int(size)), PEER_NAME.get(p, p),
+                             f"{100 * share:.4f} %" if share is not None else "–",
+                             f'{fmt(m["delivered_unique"])} / {fmt(m["expected"])}',
+                             f'{fmt(m["recovered"])} / {fmt(m["drops"])}',
+                             fmt(m["server_cpu_s"], 2), fmt(m["p99_ms"]),
+                             fmt(m["loadgen_cpu_share"], 2)])
+        table(["N", "peer", "delivered", "unique / expected", "recovered / drops",
+               "server CPU s", "p99 ms (incl. replays)", "loadgen CPU share"], rows)
+    if "chat" in agg:
+        L.append("**3. Chat** — chatd's own `/chat` protocol, SQLite (durable, WAL) storage: R "
+                 "rooms × U users each sending M messages/s; latency from send to every other "
+                 "member's `message` event.")
+        L.append("")
+        rows = []
+        for size, d in agg["chat"].items():
+            for p in peers_in(d):
+                m = d[p]
+                rows.append([size, "chatd", fmt(m["stored_per_s"]),
+                             f'{fmt(m["delivered"])} / {fmt(m["expected"])}',
+                             fmt(m["e2e_p50_ms"]), fmt(m["e2e_p99_ms"]), fmt(m["ack_p99_ms"]),
+                             fmt(m["server_cpu_s"], 2), fmt(m["server_cpu_per_stored_msg_us"], 0),
+                             fmt(m["loadgen_cpu_share"], 2)])
+        table(["R×U@M", "server", "stored msgs/s", "delivered / expected", "e2e p50 ms",
+               "e2e p99 ms", "ack p99 ms", "server CPU s", "CPU µs/stored msg",
+               "loadgen CPU share"], rows)
+    t = targets(agg)
+    if t:
+        L.append("**Targets**")
+        L.append("")
+        table(["target", "met", "measured"],
+              [[x["target"], "✅" if x["met"] else "❌", x["detail"]] for x in t])
+    if errors:
+        L.append("Runs that failed: " + "; ".join(f'{e["peer"]} {e["scenario"]}: {e["error"]}'
+                                                  for e in errors))
+        L.append("")
+    return "\n".join(L), t
+
+
+def plot(agg, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not available: no plot")
+        return False
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    colors = {"ours": "#d9480f", "raw": "#868e96", "socketioxide": "#1c7ed6",
+              "node": "#2b8a3e", "python": "#7048e8"}
+
+    def bars(ax, title, ylabel, series, log=False):
+        names = [p for p in PEER_ORDER if p in series and series[p] is not None]
+        vals = [series[p] for p in names]
+        ax.bar([PEER_NAME[p].split(" (")[0] for p in names], vals,
+               color=[colors[p] for p in names])
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{v:.3g}", ha="center", va="bottom", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        ax.tick_params(axis="x", labelrotation=25, labelsize=8)
+
+    idle = agg.get("idle", {})
+    if idle:
+        size = min(idle, key=lambda s: int(s))
+        bars(axes[0], f"Idle memory, N={int(size):,}", "server RSS per connection (KiB)",
+             {p: (m["rss_per_conn_bytes"] or 0) / 1024 for p, m in idle[size].items()})
+    fan = agg.get("fanout", {})
+    if fan:
+        size = next(iter(fan))
+        bars(axes[1], f"Fan-out CPU, N={int(size):,}", "server CPU µs per delivered message",
+             {p: m["server_cpu_per_msg_us"] for p, m in fan[size].items()}, log=True)
+        d = fan[size]
+        names = [p for p in PEER_ORDER if p in d]
+        x = range(len(names))
+        w = 0.38
+        ax = axes[2]
+        ax.bar([i - w / 2 for i in x], [d[p]["p50_ms"] or 0 for p in names], w, label="p50",
+               color=[colors[p] for p in names], alpha=0.55)
+        ax.bar([i + w / 2 for i in x], [d[p]["p99_ms"] or 0 for p in names], w, label="p99",
+               color=[colors[p] for p in names])
+        ax.set_xticks(list(x))
+        ax.set_xticklabels([PEER_NAME[p].split(" (")[0] for p in names], rotation=25, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("latency ms (light: p50, dark: p99)")
+        ax.set_title(f"Fan-out latency, N={int(size):,}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("jsonl")
+    ap.add_argument("--env", default="{}")
+    ap.add_argument("--docs")
+    a = ap.parse_args()
+    runs = [json.loads(l) for l in open(a.jsonl) if l.strip()]
+    env = json.loads(a.env)
+    agg, errors, machine = aggregate(runs)
+    base = os.path.splitext(a.jsonl)[0]
+    stamp = os.path.basename(base)
+    md, t = markdown(agg, errors, machine, env, stamp)
+    out = {"stamp": stamp, "machine": machine, "env": env, "medians": agg, "targets": t,
+           "errors": errors}
+    with open(base + ".json", "w") as f:
+        json.dump(out, f, indent=1)
+    with open(base + ".md", "w") as f:
+        f.write(md + "\n")
+    has_png = plot(agg, base + ".png")
+    print(md)
+    if a.docs:
+        shutil.copy(base + ".json", os.path.join(a.docs, "benchmarks.json"))
+        if has_png:
+            shutil.copy(base + ".png", os.path.join(a.docs, "benchmarks.png"))
+        doc = os.path.join(a.docs, "benchmarks.md")
+        text = open(doc).read() if os.path.exists(doc) else f"{BEGIN}\n{END}\n"
+        if BEGIN in text and END in text:
+            head, rest = text.split(BEGIN, 1)
+            _, tail = rest.split(END, 1)
+            text = f"{head}{BEGIN}\n\n{md}\n{END}{tail}"
+            with open(doc, "w") as f:
+                f.write(text)
+
+
+if __name__ == "__main__":
+    main()

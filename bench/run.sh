@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Builds and runs the load benchmarks; see docs/benchmarks.md.
+#
+#   bench/run.sh                  # everything, sizes for this 2-core machine, 3 repetitions
+#   bench/run.sh --quick          # ours + raw floor only, small sizes, 1 repetition (a minute)
+#   bench/run.sh --docs           # also copy the result into docs/benchmarks.{md,json,png}
+#
+# Knobs (environment): REPS, PEERS ("ours raw socketioxide node python"), SCENARIOS
+# ("idle fanout storm churn chat"), IDLE_SIZES ("10000"), IDLE_LARGE ("19000": only for
+# IDLE_LARGE_PEERS), FANOUT_CLIENTS, FANOUT_K, FANOUT_BURSTS, FANOUT_INTERVAL_MS,
+# STORM_CLIENTS, CHURN_CLIENTS, CHURN_SECONDS, CHAT_ROOMS, CHAT_USERS, CHAT_RATE, CHAT_SECONDS.
+# 50k/100k idle: IDLE_SIZES="10000 50000 100000" on a machine whose RLIMIT_NOFILE can go that
+# high (this script and loadgen raise it as far as the hard limit allows).
+#
+# Each run gets a fresh server process pinned to CPU 0 and the load generator pinned to CPU 1
+# (when there are two CPUs or more), so the server under test gets one core and the generator
+# never competes with it. Results: bench/results/<timestamp>.{jsonl,json,md,png}.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+B="$ROOT/bench"
+cd "$ROOT"
+
+QUICK=0
+DOCS=0
+for a in "$@"; do
+    case "$a" in
+    --quick) QUICK=1 ;;
+    --docs) DOCS=1 ;;
+    -h | --help)
+        sed -n '2,20p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "unknown argument $a" >&2
+        exit 2
+        ;;
+    esac
+done
+
+if [ "$QUICK" = 1 ]; then
+    : "${REPS:=1}" "${PEERS:=ours raw}" "${SCENARIOS:=idle fanout storm churn chat}"
+    : "${IDLE_SIZES:=1000}" "${IDLE_LARGE:=}" "${FANOUT_CLIENTS:=1000}" "${STORM_CLIENTS:=500}"
+    : "${CHURN_CLIENTS:=200}" "${CHURN_SECONDS:=10}" "${CHAT_SECONDS:=3}"
+fi
+: "${REPS:=3}"
+: "${PEERS:=ours raw socketioxide node python}"
+: "${SCENARIOS:=idle fanout storm churn chat}"
+: "${IDLE_SIZES:=10000}"
+: "${IDLE_LARGE=19000}"
+: "${IDLE_LARGE_PEERS:=ours node raw}"
+: "${FANOUT_CLIENTS:=10000}" "${FANOUT_K:=10}" "${FANOUT_BURSTS:=5}" "${FANOUT_INTERVAL_MS:=200}"
+: "${STORM_CLIENTS:=10000}"
+: "${CHURN_CLIENTS:=2000}" "${CHURN_SECONDS:=45}"
+: "${CHAT_ROOMS:=20}" "${CHAT_USERS:=10}" "${CHAT_RATE:=5}" "${CHAT_SECONDS:=10}"
+: "${TIMEOUT_S:=180}"
+
+log() { printf '==> bench: %s\n' "$*" >&2; }
+has() { case " $PEERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac }
+
+# as many file descriptors as allowed (the hard limit; raising it needs CAP_SYS_RESOURCE)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+ulimit -n 1048576 2>/dev/null || true
+NOFILE="$(ulimit -n)"
+
+SERVER_CPU=()
+LOADGEN_CPU=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    SERVER_CPU=(taskset -c 0)
+    LOADGEN_CPU=(taskset -c 1)
+fi
+
+# ------------------------------------------------------------------------------------------
+log "building (release)"
+cargo build --release -q -p loadgen -p bench-ours
+T="$ROOT/target/release"
+CHATD_OK=0
+case " $SCENARIOS " in
+*" chat "*)
+    if cargo build --release -q -p chatd; then CHATD_OK=1; else log "chatd does not build: no chat scenario"; fi
+    ;;
+esac
+if has raw; then (cd "$B/peers/raw-ws" && cargo build --release -q --locked); fi
+if has socketioxide; then (cd "$B/peers/socketioxide" && cargo build --release -q --locked); fi
+if has node; then
+    (cd "$B/peers/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+VENV="$B/peers/python/.venv"
+PY="$(command -v python3)"
+if has python || [ "$QUICK" = 0 ] || [ "$DOCS" = 1 ]; then
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating $VENV"
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$B/peers/python/requirements.txt"
+    PY="$VENV/bin/python"
+fi
+
+mkdir -p "$B/results"
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+RAW="$B/results/$STAMP.jsonl"
+: >"$RAW"
+WORK="$(mktemp -d)"
+SERVER_PID=""
+# below the ephemeral range (32768+), so no client socket of a previous run holds the port
+PORT=23000
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+trap 'stop_server; rm -rf "$WORK"' EXIT
+
+# start_server PEER [recovery]: starts it on a fresh port, sets SERVER_PID and PORT
+start_server() {
+    local peer=$1 recovery=${2:-0}
+    PORT=$((PORT + 1))
+    local logf="$WORK/$peer-$PORT.log"
+    case "$peer" in
+    ours)
+        local flag=()
+        [ "$recovery" = 1 ] && flag=(--recovery)
+        "${SERVER_CPU[@]}" "$T/bench-ours" --port "$PORT" "${flag[@]}" >"$logf" 2>&1 &
+        ;;
+    raw) PORT=$PORT "${SERVER_CPU[@]}" "$B/peers/raw-ws/target/release/bench-peer-raw-ws" >"$logf" 2>&1 & ;;
+    socketioxide)
+        PORT=$PORT "${SERVER_CPU[@]}" \
+            "$B/peers/socketioxide/target/release/bench-peer-socketioxide" >"$logf" 2>&1 &
+        ;;
+    node) PORT=$PORT RECOVERY=$recovery "${SERVER_CPU[@]}" node "$B/peers/node/server.js" >"$logf" 2>&1 & ;;
+    python) PORT=$PORT "${SERVER_CPU[@]}" "$VENV/bin/python" "$B/peers/python/server.py" >"$logf" 2>&1 & ;;
+    chatd)
+        mkdir -p "$WORK/chatd-$PORT"
+        "${SERVER_CPU[@]}" "$T/chatd" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
+            --message-rate 1000 --message-burst 1000 --max-connections-per-ip 1000000 \
+            >"$logf" 2>&1 &
+        ;;
+    esac
+    SERVER_PID=$!
+    for _ in $(seq 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+            sleep 0.3 # let the runtime settle before the RSS baseline
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "$peer did not start:"
+    cat "$logf" >&2
+    return 1
+}
+
+# run PEER RECOVERY SCENARIO ARGS...: one fresh server, one loadgen run (failures are logged)
+run() {
+    local peer=$1 recovery=$2
+    shift 2
+    local i
+    for i in $(seq "$REPS"); do
+        log "$peer: $* (rep $i/$REPS)"
+        local server=$peer
+        [ "$1" = chat ] && server=chatd
+        if ! start_server "$server" "$recovery"; then
+            echo "{\"scenario\":\"$1\",\"peer\":\"$peer\",\"error\":\"server did not start\"}" >>"$RAW"
+            continue
+        fi
+        if ! "${LOADGEN_CPU[@]}" "$T/loadgen" --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" \
+            --label "$peer" --timeout-s "$TIMEOUT_S" --out "$RAW" "$@" >/dev/null; then
+            echo "{\"scenario\":\"$1\",\"peer\":\"$peer\",\"error\":\"loadgen failed\"}" >>"$RAW"
+        fi
+        stop_server
+        sleep 1
+    done
+}
+
+for s in $SCENARIOS; do
+    case "$s" in
+    idle)
+        for p in $PEERS; do
+            for n in $IDLE_SIZES; do run "$p" 0 idle --clients "$n"; done
+            case " $IDLE_LARGE_PEERS " in
+            *" $p "*) for n in $IDLE_LARGE; do run "$p" 0 idle --clients "$n"; done ;;
+            esac
+        done
+        ;;
+    fanout)
+        for p in $PEERS; do
+            run "$p" 0 fanout --clients "$FANOUT_CLIENTS" --k "$FANOUT_K" \
+                --bursts "$FANOUT_BURSTS" --interval-ms "$FANOUT_INTERVAL_MS"
+        done
+        ;;
+    storm)
+        # the raw floor has no polling transport
+        for p in $PEERS; do
+            [ "$p" = raw ] || run "$p" 0 storm --clients "$STORM_CLIENTS"
+        done
+        ;;
+    churn)
+        # peers with connection state recovery (socketioxide, python-socketio and the raw
+        # floor have none)
+        for p in $PEERS; do
+            case "$p" in ours | node) run "$p" 1 churn --clients "$CHURN_CLIENTS" \
+                --duration-s "$CHURN_SECONDS" ;; esac
+        done
+        ;;
+    chat)
+        if [ "$CHATD_OK" = 0 ]; then
+            echo '{"scenario":"chat","peer":"ours","error":"chatd did not build"}' >>"$RAW"
+        elif has ours; then
+            run ours 0 chat --rooms "$CHAT_ROOMS" --users "$CHAT_USERS" --rate "$CHAT_RATE" \
+                --duration-s "$CHAT_SECONDS"
+        fi
+        ;;
+    *) log "unknown scenario $s" ;;
+    esac
+done
+
+log "report"
+ENV_JSON="$(printf '{"nofile":%s,"pinned":%s,"reps":%s,"quick":%s}' "$NOFILE" \
+    "$([ ${#SERVER_CPU[@]} -gt 0 ] && echo true || echo false)" "$REPS" "$QUICK")"
+"$PY" "$B/report.py" "$RAW" --env "$ENV_JSON" $([ "$DOCS" = 1 ] && echo --docs "$ROOT/docs")
+log "results: $B/results/$STAMP.md"

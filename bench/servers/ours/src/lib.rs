@@ -1,0 +1,52 @@
+//! The benchmark peer on our `socketio` crate, with the logic every peer in `bench/peers/` has:
+//! on connection join room `all`; `echo` → `echo` with the same arguments; `trigger {k, b}` →
+//! broadcast K messages `tick {ts, i, b}` to room `all` (`ts`: milliseconds since the epoch, with
+//! a fraction). A library so that `bench/loadgen`'s smoke test can run it in-process.
+
+use std::future::Future;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use socketio::{Config, Recovery, SocketIo};
+
+/// Milliseconds since the Unix epoch, with a fraction.
+pub fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// The server, with connection state recovery when `recovery` is set.
+pub fn build(recovery: bool) -> SocketIo {
+    let mut config = Config::builder().serve_client(false);
+    if recovery {
+        config = config.recovery(Recovery::default());
+    }
+    let io = SocketIo::new(config.build());
+    io.of("/").on_connection(|socket| async move {
+        socket.join("all");
+        socket.on("echo", |socket, event| async move {
+            let _ = socket.emit("echo", event.args);
+        });
+        socket.on("trigger", |socket, event| async move {
+            let arg = event.args.json(0).cloned().unwrap_or(Value::Null);
+            let k = arg.get("k").and_then(Value::as_u64).unwrap_or(1);
+            let b = arg.get("b").cloned().unwrap_or(Value::Null);
+            let all = socket.ns().to("all");
+            for i in 0..k {
+                let _ = all.emit("tick", json!({"ts": now_ms(), "i": i, "b": b}));
+            }
+        });
+    });
+    io
+}
+
+/// Serves the bench server on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    recovery: bool,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    socketio::serve(listener, build(recovery), engineio::not_found(), shutdown).await
+}
