@@ -156,7 +156,7 @@ impl Default for Config {
             max_buffered_bytes: 4 << 20,
             slow_consumer: SlowConsumerPolicy::Disconnect,
             polling_close_grace: Duration::from_secs(30),
-            ws_read_buffer: 4096,
+            ws_read_buffer: 1024,
         }
     }
 }

@@ -245,7 +245,7 @@ impl<H: Handler> EngineIo<H> {
         }
         let handshake = Handshake {
             peer_addr: peer,
-            headers: parts.headers.clone(),
+            headers: own_headers(&parts.headers),
             query: raw_query.to_owned(),
             issued: SystemTime::now(),
             secure: parts.uri.scheme_str() == Some("https"),
@@ -294,6 +294,19 @@ impl<H: Handler> EngineIo<H> {
         }));
         session
     }
+}
+
+/// A copy of the request headers in allocations of their own: a plain clone shares the bytes
+/// of hyper's read buffer (8 KiB) and would keep it alive for the whole session.
+fn own_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            out.append(name.clone(), copy);
+        }
+    }
+    out
 }
 
 /// `Origin` must hold only visible ASCII, tab, space or obs-text.
