@@ -33,6 +33,25 @@ impl TransportKind {
     }
 }
 
+/// The Engine.IO protocol revision a session speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// Engine.IO v3 (`EIO=3`, socket.io-client 1.x/2.x); only with [`Config::allow_eio3`].
+    V3,
+    /// Engine.IO v4 (`EIO=4`, socket.io-client 3.x/4.x).
+    V4,
+}
+
+impl Protocol {
+    /// The revision number, as in the `EIO` query parameter.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::V3 => 3,
+            Protocol::V4 => 4,
+        }
+    }
+}
+
 /// What happens when a connection's outgoing queue is full because the client reads too slowly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SlowConsumerPolicy {
@@ -137,6 +156,9 @@ pub struct Config {
     pub polling_close_grace: Duration,
     /// Read buffer of each WebSocket connection, in bytes: small keeps idle connections cheap.
     pub ws_read_buffer: usize,
+    /// Accept Engine.IO v3 clients (`EIO=3`: socket.io-client 1.x/2.x), like Node's
+    /// `allowEIO3`. Off by default: such handshakes get 400 code 5.
+    pub allow_eio3: bool,
 }
 
 impl Default for Config {
@@ -157,6 +179,7 @@ impl Default for Config {
             slow_consumer: SlowConsumerPolicy::Disconnect,
             polling_close_grace: Duration::from_secs(30),
             ws_read_buffer: 1024,
+            allow_eio3: false,
         }
     }
 }
@@ -180,6 +203,7 @@ impl std::fmt::Debug for Config {
             )
             .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("slow_consumer", &self.slow_consumer)
+            .field("allow_eio3", &self.allow_eio3)
             .finish()
     }
 }
@@ -283,6 +307,13 @@ impl ConfigBuilder {
     /// Grace period for delivering a server close to a polling client.
     pub fn polling_close_grace(mut self, d: Duration) -> Self {
         self.0.polling_close_grace = d;
+        self
+    }
+    /// Accept Engine.IO v3 clients (`EIO=3`), off by default. Their sessions use the v3 wire
+    /// format (length-prefixed polling payloads, XHR2 or `b64` binary, a type byte on
+    /// WebSocket binary frames) and the v3 heartbeat: the client pings, the server answers.
+    pub fn allow_eio3(mut self, allow: bool) -> Self {
+        self.0.allow_eio3 = allow;
         self
     }
     /// The finished configuration.

@@ -27,6 +27,9 @@ pub(crate) struct Heartbeat {
     next_ping: Instant,
     /// The scheduled time of the ping that still waits for its pong.
     awaiting_since: Option<Instant>,
+    /// Engine.IO v3: the client pings. Holds the time of its last ping (or of the handshake);
+    /// the session expires `interval + timeout` later, and the server never pings.
+    client_pinged_at: Option<Instant>,
 }
 
 impl Heartbeat {
@@ -37,6 +40,24 @@ impl Heartbeat {
             timeout,
             next_ping: now + interval,
             awaiting_since: None,
+            client_pinged_at: None,
+        }
+    }
+
+    /// The Engine.IO v3 heartbeat: the client pings, and must do so within
+    /// `interval + timeout` of the handshake and of its previous ping.
+    pub(crate) fn client_pings(now: Instant, interval: Duration, timeout: Duration) -> Self {
+        Heartbeat {
+            client_pinged_at: Some(now),
+            ..Heartbeat::new(now, interval, timeout)
+        }
+    }
+
+    /// A client ping arrived (v3): the deadline moves to `interval + timeout` from now. The
+    /// timer entry waiting for the old deadline finds the new one then.
+    pub(crate) fn on_client_ping(&mut self, now: Instant) {
+        if self.client_pinged_at.is_some() {
+            self.client_pinged_at = Some(now);
         }
     }
 
@@ -44,6 +65,9 @@ impl Heartbeat {
     pub(crate) fn poll(&mut self, now: Instant) -> Beat {
         if self.expired(now) {
             return Beat::TimedOut;
+        }
+        if let Some(at) = self.client_pinged_at {
+            return Beat::WaitUntil(at + self.interval + self.timeout);
         }
         match self.awaiting_since {
             Some(sent) => Beat::WaitUntil(sent + self.timeout),
@@ -67,6 +91,9 @@ impl Heartbeat {
 
     /// Whether the session is past its pong deadline, also when the ping itself is overdue.
     pub(crate) fn expired(&self, now: Instant) -> bool {
+        if let Some(at) = self.client_pinged_at {
+            return now >= at + self.interval + self.timeout;
+        }
         let ping_at = self.awaiting_since.unwrap_or(self.next_ping);
         now >= ping_at + self.timeout
     }
@@ -128,6 +155,31 @@ mod tests {
     fn overdue_ping_counts_as_expired() {
         let t0 = Instant::now();
         let hb = Heartbeat::new(t0, I, T);
+        assert!(hb.expired(t0 + I + T));
+    }
+
+    #[test]
+    fn v3_client_pings_and_the_server_never_does() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::client_pings(t0, I, T);
+        assert_eq!(hb.poll(t0 + I), Beat::WaitUntil(t0 + I + T));
+        assert!(!hb.expired(t0 + I + T - Duration::from_millis(1)));
+        let ping = t0 + I;
+        hb.on_client_ping(ping);
+        // The old deadline passes: the timer looks again at the new one.
+        assert_eq!(hb.poll(t0 + I + T), Beat::WaitUntil(ping + I + T));
+        assert!(!hb.expired(ping + I + T - Duration::from_millis(1)));
+        assert!(hb.expired(ping + I + T));
+        assert_eq!(hb.poll(ping + I + T), Beat::TimedOut);
+        // A pong from a v3 client changes nothing.
+        assert_eq!(hb.on_pong(ping), None);
+    }
+
+    #[test]
+    fn v4_ignores_client_pings() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(t0, I, T);
+        hb.on_client_ping(t0 + I);
         assert!(hb.expired(t0 + I + T));
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Engine.IO is the transport under Socket.IO: a session that starts on HTTP long-polling or
 //! WebSocket, upgrades from polling to WebSocket, and is kept alive by server pings. This crate
-//! speaks the protocol of `engine.io-client` 6.x (Socket.IO client 3.x and 4.x).
+//! speaks the protocol of `engine.io-client` 6.x (Socket.IO client 3.x and 4.x) and, when
+//! [`Config::allow_eio3`] is on, Engine.IO v3 for old clients (Socket.IO client 1.x and 2.x).
 //!
 //! - [`EngineIo`] is the server; mount it in any hyper program with [`EngineIo::service`] or
 //!   [`EngineIo::handle`], or run it with [`serve`].
@@ -62,10 +63,11 @@ mod sid;
 mod socket;
 mod state;
 mod timer;
+mod v3;
 mod websocket;
 
 pub use config::{
-    AllowOrigin, Config, ConfigBuilder, Cookie, Cors, SlowConsumerPolicy, TransportKind,
+    AllowOrigin, Config, ConfigBuilder, Cookie, Cors, Protocol, SlowConsumerPolicy, TransportKind,
 };
 pub use error::HttpError;
 pub use packet::{DecodeError, Message, Packet, Text};

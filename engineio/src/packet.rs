@@ -151,6 +151,9 @@ impl Frame {
     pub(crate) const PING: Frame = Frame::Text(Utf8Bytes::from_static("2"));
     pub(crate) const CLOSE: Frame = Frame::Text(Utf8Bytes::from_static("1"));
     pub(crate) const NOOP: Frame = Frame::Text(Utf8Bytes::from_static("6"));
+    /// The answer to an Engine.IO v3 client ping.
+    pub(crate) const PONG: Frame = Frame::Text(Utf8Bytes::from_static("3"));
+    pub(crate) const PONG_PROBE: Frame = Frame::Text(Utf8Bytes::from_static("3probe"));
 
     pub(crate) fn len(&self) -> usize {
         match self {
@@ -206,6 +209,9 @@ pub enum DecodeError {
     /// A polling payload that is not UTF-8.
     #[error("payload is not valid UTF-8")]
     Utf8,
+    /// An Engine.IO v3 polling payload whose length prefixes do not match its packets.
+    #[error("invalid payload framing")]
+    Framing,
 }
 
 impl Packet {

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use tokio::time::Instant;
 
+use crate::config::Protocol;
 use crate::error::HttpError;
 use crate::packet::{Frame, Packet};
 use crate::payload::{decode_payload, encode_payload, encoded_len};
@@ -93,9 +94,25 @@ pub(crate) async fn get<H: Handler>(
     if session.lock().finished() {
         session.forget();
     }
-    let mut body = Vec::with_capacity(frames.iter().map(encoded_len).sum());
-    encode_payload(&frames, &mut body);
+    let mut body = Vec::with_capacity(frames.iter().map(encoded_len).sum::<usize>() + 8);
     let mut res = response::text(Bytes::new());
+    match session.protocol {
+        Protocol::V4 => encode_payload(&frames, &mut body),
+        Protocol::V3 => {
+            // Clients ask for `b64` on the handshake only; a later request may repeat it.
+            let b64 = crate::query::param(&session.handshake.query, "b64").is_some()
+                || crate::query::param(parts.uri.query().unwrap_or(""), "b64").is_some();
+            if crate::v3::needs_binary_payload(&frames, b64) {
+                crate::v3::encode_binary_payload(&frames, &mut body);
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/octet-stream"),
+                );
+            } else {
+                crate::v3::encode_text_payload(&frames, &mut body);
+            }
+        }
+    }
     response::compress(&engine.shared.config, parts, &mut res, body);
     res
 }
@@ -119,7 +136,7 @@ where
         .headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
-    if binary {
+    if binary && session.protocol == Protocol::V4 {
         tracing::debug!(sid = %session.sid, "binary POST body on protocol v4");
         session.close(CloseReason::TransportError);
         return HttpError::BadRequest.into_response();
@@ -154,7 +171,12 @@ where
         session.close(CloseReason::ParseError);
         return response::ok();
     }
-    for packet in decode_payload(bytes) {
+    let packets = match session.protocol {
+        Protocol::V4 => Decoded::V4(decode_payload(bytes)),
+        Protocol::V3 if binary => Decoded::V3(crate::v3::decode_binary_payload(bytes).into_iter()),
+        Protocol::V3 => Decoded::V3(crate::v3::decode_text_payload(&bytes).into_iter()),
+    };
+    for packet in packets {
         match packet {
             Ok(Packet::Message(message)) => session.dispatch(message),
             Ok(Packet::Pong) => session.on_pong(),
@@ -162,6 +184,7 @@ where
                 session.close(CloseReason::TransportClose);
                 break;
             }
+            Ok(Packet::Ping { probe }) if session.on_client_ping(probe) => {}
             Ok(Packet::Ping { .. }) => {
                 tracing::debug!(sid = %session.sid, "invalid heartbeat direction");
                 session.close(CloseReason::TransportError);
@@ -179,4 +202,21 @@ where
         }
     }
     response::ok()
+}
+
+/// The packets of a POST body, decoded by the session's protocol revision.
+enum Decoded {
+    V4(crate::payload::PayloadDecoder),
+    V3(std::vec::IntoIter<Result<Packet, crate::packet::DecodeError>>),
+}
+
+impl Iterator for Decoded {
+    type Item = Result<Packet, crate::packet::DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Decoded::V4(d) => d.next(),
+            Decoded::V3(d) => d.next(),
+        }
+    }
 }

@@ -17,7 +17,7 @@ use hyper::body::{Body, Incoming};
 use hyper::service::Service;
 use tokio::time::Instant;
 
-use crate::config::{Config, TransportKind};
+use crate::config::{Config, Protocol, TransportKind};
 use crate::error::HttpError;
 use crate::packet::open_packet;
 use crate::query;
@@ -234,9 +234,11 @@ impl<H: Handler> EngineIo<H> {
                 return websocket::refuse_if(upgrade, HttpError::Forbidden(message));
             }
         }
-        if query::param(raw_query, "EIO").as_deref() != Some("4") {
-            return websocket::refuse_if(upgrade, HttpError::UnsupportedProtocolVersion);
-        }
+        let protocol = match query::param(raw_query, "EIO").as_deref() {
+            Some("4") => Protocol::V4,
+            Some("3") if config.allow_eio3 => Protocol::V3,
+            _ => return websocket::refuse_if(upgrade, HttpError::UnsupportedProtocolVersion),
+        };
         if self.shared.shutting_down.load(Ordering::Acquire) {
             return websocket::refuse_if(
                 upgrade,
@@ -251,14 +253,26 @@ impl<H: Handler> EngineIo<H> {
             secure: parts.uri.scheme_str() == Some("https"),
         };
         match transport {
-            TransportKind::Websocket => websocket::handshake(self, parts, handshake),
-            TransportKind::Polling => self.polling_handshake(handshake),
+            TransportKind::Websocket => websocket::handshake(self, parts, handshake, protocol),
+            TransportKind::Polling => self.polling_handshake(handshake, protocol),
         }
     }
 
-    fn polling_handshake(&self, handshake: Handshake) -> Response<Full<Bytes>> {
-        let session = self.open(Sid::random(), handshake, TransportKind::Polling);
-        let mut res = response::text(self.open_packet(&session, true));
+    fn polling_handshake(&self, handshake: Handshake, protocol: Protocol) -> Response<Full<Bytes>> {
+        let session = self.open(Sid::random(), handshake, TransportKind::Polling, protocol);
+        let open = self.open_packet(&session, true);
+        let body = match protocol {
+            Protocol::V4 => open,
+            Protocol::V3 => {
+                // v3 frames the open packet like any other: `<length>:0{…}`.
+                let mut out = Vec::with_capacity(open.len() + 8);
+                if let Ok(text) = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(open) {
+                    crate::v3::encode_text_payload(&[crate::packet::Frame::Text(text)], &mut out);
+                }
+                Bytes::from(out)
+            }
+        };
+        let mut res = response::text(body);
         response::cookie(&self.shared.config, session.sid.as_str(), res.headers_mut());
         res
     }
@@ -281,12 +295,18 @@ impl<H: Handler> EngineIo<H> {
         sid: Sid,
         handshake: Handshake,
         transport: TransportKind,
+        protocol: Protocol,
     ) -> Arc<Session> {
         let now = Instant::now();
-        let session = Session::new(&self.shared, sid, handshake, transport, now);
+        let session = Session::new(&self.shared, sid, handshake, transport, protocol, now);
         self.shared.sessions.insert(session.clone());
         session.arm_timer(&self.shared, now + self.shared.config.ping_interval);
-        tracing::debug!(sid = %session.sid, transport = transport.as_str(), "session opened");
+        tracing::debug!(
+            sid = %session.sid,
+            transport = transport.as_str(),
+            protocol = protocol.number(),
+            "session opened"
+        );
         let conn = self.handler.on_open(Socket(session.clone()));
         session.bind(Box::new(Bound {
             handler: self.handler.clone(),

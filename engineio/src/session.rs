@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::{SlowConsumerPolicy, TransportKind};
+use crate::config::{Protocol, SlowConsumerPolicy, TransportKind};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::packet::{Frame, Message};
 use crate::reason::CloseReason;
@@ -17,6 +17,8 @@ use crate::state::{Delivery, Push, SessionState};
 
 pub(crate) struct Session {
     pub(crate) sid: Sid,
+    /// The protocol revision, fixed at the handshake (also kept in the state).
+    pub(crate) protocol: Protocol,
     pub(crate) handshake: Handshake,
     state: Mutex<SessionState>,
     /// Wakes whoever writes to the client: the pending GET or the WebSocket task.
@@ -32,14 +34,19 @@ impl Session {
         sid: Sid,
         handshake: Handshake,
         transport: TransportKind,
+        protocol: Protocol,
         now: Instant,
     ) -> Arc<Self> {
         let config = &shared.config;
-        let heartbeat = Heartbeat::new(now, config.ping_interval, config.ping_timeout);
+        let heartbeat = match protocol {
+            Protocol::V4 => Heartbeat::new(now, config.ping_interval, config.ping_timeout),
+            Protocol::V3 => Heartbeat::client_pings(now, config.ping_interval, config.ping_timeout),
+        };
         Arc::new(Session {
             sid,
+            protocol,
             handshake,
-            state: Mutex::new(SessionState::new(transport, heartbeat)),
+            state: Mutex::new(SessionState::with_protocol(protocol, transport, heartbeat)),
             wake: Notify::new(),
             hooks: OnceLock::new(),
             close_reported: AtomicBool::new(false),
@@ -175,6 +182,15 @@ impl Session {
         if let (Some(at), Some(shared)) = (next_ping, self.shared.upgrade()) {
             self.arm_timer(&shared, at);
         }
+    }
+
+    /// A client ping arrived: v3 answers it (true); in v4 it is an error (false).
+    pub(crate) fn on_client_ping(&self, probe: bool) -> bool {
+        let answered = self.lock().on_client_ping(Instant::now(), probe);
+        if answered {
+            self.wake.notify_one();
+        }
+        answered
     }
 
     /// Lazy deadline check made on every request and WebSocket read: closes an expired session.

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use http::HeaderMap;
 
-use crate::config::TransportKind;
+use crate::config::{Protocol, TransportKind};
 use crate::packet::{Frame, Message};
 use crate::reason::CloseReason;
 use crate::session::Session;
@@ -168,6 +168,12 @@ impl Socket {
     /// The transport in use now.
     pub fn transport(&self) -> TransportKind {
         self.0.transport()
+    }
+
+    /// The Engine.IO protocol revision of this connection: [`Protocol::V3`] only for old
+    /// clients accepted with [`Config::allow_eio3`](crate::Config::allow_eio3).
+    pub fn protocol(&self) -> Protocol {
+        self.0.protocol
     }
 
     /// The handshake request's data.

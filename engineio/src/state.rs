@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use tokio::time::Instant;
 
-use crate::config::TransportKind;
+use crate::config::{Protocol, TransportKind};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::packet::Frame;
 use crate::reason::CloseReason;
@@ -69,6 +69,7 @@ pub(crate) enum Push {
 /// All mutable state of one session.
 #[derive(Debug)]
 pub(crate) struct SessionState {
+    protocol: Protocol,
     transport: TransportKind,
     upgrade: Upgrade,
     get_pending: bool,
@@ -85,8 +86,20 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
+    #[cfg(test)]
     pub(crate) fn new(transport: TransportKind, heartbeat: Heartbeat) -> Self {
+        Self::with_protocol(Protocol::V4, transport, heartbeat)
+    }
+
+    /// A session of this protocol revision; a v3 session needs a client-ping heartbeat
+    /// ([`Heartbeat::client_pings`]).
+    pub(crate) fn with_protocol(
+        protocol: Protocol,
+        transport: TransportKind,
+        heartbeat: Heartbeat,
+    ) -> Self {
         SessionState {
+            protocol,
             transport,
             upgrade: Upgrade::Idle,
             get_pending: false,
@@ -103,6 +116,26 @@ impl SessionState {
 
     pub(crate) fn transport(&self) -> TransportKind {
         self.transport
+    }
+
+    #[cfg(test)]
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// A client ping arrived. v3: the deadline moves, the pong (`3`, or `3probe` for `2probe`)
+    /// is queued, and true is returned. v4: a client ping is an error; false.
+    pub(crate) fn on_client_ping(&mut self, now: Instant, probe: bool) -> bool {
+        if self.protocol != Protocol::V3 {
+            return false;
+        }
+        self.heartbeat.on_client_ping(now);
+        self.push_control(if probe {
+            Frame::PONG_PROBE
+        } else {
+            Frame::PONG
+        });
+        true
     }
 
     pub(crate) fn closed(&self) -> Option<CloseReason> {
@@ -537,6 +570,33 @@ mod tests {
         let mut out = Vec::new();
         assert!(s.poll_get(&mut out));
         assert_eq!(out, vec![Frame::PING]);
+    }
+
+    #[test]
+    fn v3_client_ping_gets_a_pong_and_moves_the_deadline() {
+        let now = Instant::now();
+        let (i, t) = (Duration::from_secs(25), Duration::from_secs(20));
+        let mut s = SessionState::with_protocol(
+            Protocol::V3,
+            TransportKind::Polling,
+            Heartbeat::client_pings(now, i, t),
+        );
+        assert_eq!(s.protocol(), Protocol::V3);
+        // The server never pings a v3 client.
+        assert_eq!(s.beat(now + i), Beat::WaitUntil(now + i + t));
+        let ping = now + i;
+        assert!(s.on_client_ping(ping, false));
+        assert!(s.on_client_ping(ping, true));
+        s.begin_get(ping).unwrap();
+        let mut out = Vec::new();
+        assert!(s.poll_get(&mut out));
+        assert_eq!(out, vec![Frame::PONG, Frame::PONG_PROBE]);
+        s.end_get();
+        assert!(!s.expired(now + i + t));
+        assert!(s.expired(ping + i + t));
+        // v4: a client ping is refused.
+        let mut v4 = polling(now);
+        assert!(!v4.on_client_ping(now, false));
     }
 
     #[test]

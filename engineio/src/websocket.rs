@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::config::{Config, TransportKind};
+use crate::config::{Config, Protocol, TransportKind};
 use crate::error::HttpError;
 use crate::packet::{Frame, Message, Packet};
 use crate::reason::CloseReason;
@@ -115,6 +115,7 @@ pub(crate) fn handshake<H: Handler>(
     engine: &EngineIo<H>,
     parts: &Parts,
     handshake: Handshake,
+    protocol: Protocol,
 ) -> Response<Full<Bytes>> {
     let (mut res, on_upgrade) = match accept(parts) {
         Ok(ok) => ok,
@@ -129,7 +130,7 @@ pub(crate) fn handshake<H: Handler>(
         let Some(ws) = finish_upgrade(on_upgrade, &engine.shared.config).await else {
             return;
         };
-        let session = engine.open(sid, handshake, TransportKind::Websocket);
+        let session = engine.open(sid, handshake, TransportKind::Websocket, protocol);
         // The open packet goes out before anything on_open queued.
         let open = Utf8Bytes::try_from(engine.open_packet(&session, false)).unwrap_or_default();
         drive(session, ws, Some(Frame::Text(open))).await;
@@ -228,10 +229,11 @@ where
     }
 }
 
-fn to_ws(frame: Frame) -> WsMessage {
-    match frame {
-        Frame::Text(t) => WsMessage::Text(t),
-        Frame::Binary(b) => WsMessage::Binary(b),
+fn to_ws(frame: Frame, protocol: Protocol) -> WsMessage {
+    match (frame, protocol) {
+        (Frame::Text(t), _) => WsMessage::Text(t),
+        (Frame::Binary(b), Protocol::V4) => WsMessage::Binary(b),
+        (Frame::Binary(b), Protocol::V3) => WsMessage::Binary(crate::v3::ws_binary(&b)),
     }
 }
 
@@ -284,7 +286,7 @@ pub(crate) async fn drive<S>(
             };
             let written = tokio::select! {
                 biased;
-                written = write_batch(&mut ws, &mut batch) => written,
+                written = write_batch(&mut ws, &mut batch, session.protocol) => written,
                 () = give_up => {
                     stalled = true;
                     false
@@ -332,9 +334,11 @@ pub(crate) async fn drive<S>(
                 Ok(Packet::Message(m)) => session.dispatch(m),
                 Ok(Packet::Pong) => session.on_pong(),
                 Ok(Packet::Close) => break CloseReason::TransportClose,
-                Ok(Packet::Ping { .. }) => {
-                    tracing::debug!(sid = %session.sid, "invalid heartbeat direction");
-                    break CloseReason::TransportError;
+                Ok(Packet::Ping { probe }) => {
+                    if !session.on_client_ping(probe) {
+                        tracing::debug!(sid = %session.sid, "invalid heartbeat direction");
+                        break CloseReason::TransportError;
+                    }
                 }
                 Ok(Packet::Open | Packet::Upgrade | Packet::Noop) => {}
                 Err(err) => {
@@ -342,7 +346,17 @@ pub(crate) async fn drive<S>(
                     break CloseReason::ParseError;
                 }
             },
-            WsMessage::Binary(data) => session.dispatch(Message::Binary(data)),
+            WsMessage::Binary(data) => match session.protocol {
+                Protocol::V4 => session.dispatch(Message::Binary(data)),
+                Protocol::V3 => match crate::v3::decode_ws_binary(data) {
+                    Ok(Packet::Message(m)) => session.dispatch(m),
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::debug!(sid = %session.sid, %err, "undecodable WebSocket frame");
+                        break CloseReason::ParseError;
+                    }
+                },
+            },
             WsMessage::Close(_) => break CloseReason::TransportClose,
             WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
         }
@@ -359,12 +373,16 @@ pub(crate) async fn drive<S>(
 }
 
 /// Writes and flushes every frame of `batch`; false if the connection failed.
-async fn write_batch<S>(ws: &mut WebSocketStream<S>, batch: &mut VecDeque<Frame>) -> bool
+async fn write_batch<S>(
+    ws: &mut WebSocketStream<S>,
+    batch: &mut VecDeque<Frame>,
+    protocol: Protocol,
+) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     for frame in batch.drain(..) {
-        if ws.feed(to_ws(frame)).await.is_err() {
+        if ws.feed(to_ws(frame, protocol)).await.is_err() {
             return false;
         }
     }

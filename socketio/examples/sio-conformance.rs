@@ -28,6 +28,9 @@
 //! `{"content":"x"}`); `/plain` refuses every connection with the message `nope`; a connection to
 //! `/dyn-<word>` creates that namespace and is greeted with `ns` carrying its name.
 //!
+//! With `--allow-eio3`, old clients (socket.io-client 2.x) are served too; for them `whoami`
+//! also carries `clientId` (`/nsp#<sid>` outside `/`) and `protocol` (4).
+//!
 //! `cargo run -p socketio --example sio-conformance -- --port 0`; once bound it prints
 //! `listening on http://127.0.0.1:<port>/socket.io/`.
 
@@ -67,6 +70,9 @@ struct Cli {
     /// How long a disconnected session can be recovered, in milliseconds.
     #[arg(long, default_value_t = 120_000)]
     max_disconnection_ms: u64,
+    /// Accept old clients too (Engine.IO v3 / Socket.IO v4: socket.io-client 1.x/2.x).
+    #[arg(long)]
+    allow_eio3: bool,
 }
 
 /// How many disconnect records are kept.
@@ -94,7 +100,8 @@ impl Reasons {
                 list.pop_front();
             }
             list.push_back(json!({
-                "id": socket.id().as_str(),
+                // The id the client knows (`/nsp#<sid>` for an old client outside `/`).
+                "id": socket.client_id(),
                 "nsp": socket.ns().name(),
                 "reason": reason.as_str(),
             }));
@@ -186,7 +193,7 @@ fn in_room(socket: &Socket, opts: &Value) -> BroadcastOperator {
 }
 
 fn whoami(socket: Socket, event: Event) {
-    let me = json!({
+    let mut me = json!({
         "id": socket.id().as_str(),
         "nsp": socket.ns().name(),
         "recovered": socket.recovered(),
@@ -195,6 +202,10 @@ fn whoami(socket: Socket, event: Event) {
         "data": socket.data(),
         "transport": socket.transport().as_str(),
     });
+    if socket.protocol() == 4 {
+        me["clientId"] = json!(socket.client_id());
+        me["protocol"] = json!(4);
+    }
     reply(event, me);
 }
 
@@ -405,6 +416,7 @@ async fn main() -> std::io::Result<()> {
             e.ping_interval(Duration::from_millis(cli.ping_interval))
                 .ping_timeout(Duration::from_millis(cli.ping_timeout))
                 .max_payload(cli.max_payload)
+                .allow_eio3(cli.allow_eio3)
         })
         .connect_timeout(Duration::from_millis(cli.connect_timeout));
     if cli.recovery {

@@ -15,6 +15,8 @@ use crate::socket::{encode, Socket};
 
 pub(crate) struct Client {
     pub(crate) engine: engineio::Socket,
+    /// Socket.IO v4 over Engine.IO v3 (old clients).
+    legacy: bool,
     server: Arc<ServerInner>,
     decoder: Mutex<Decoder>,
     sockets: Mutex<HashMap<String, Socket>>,
@@ -30,8 +32,10 @@ impl Handler for SioHandler {
     type Conn = Arc<Client>;
 
     fn on_open(&self, engine: engineio::Socket) -> Arc<Client> {
+        let legacy = engine.protocol() == engineio::Protocol::V3;
         let client = Arc::new(Client {
             engine,
+            legacy,
             server: self.server.clone(),
             decoder: Mutex::new(Decoder::with_max_attachments(
                 self.server.config.max_attachments,
@@ -40,6 +44,10 @@ impl Handler for SioHandler {
             connect_timer: Mutex::new(None),
         });
         client.start_connect_timer();
+        if legacy {
+            // Socket.IO v4: the client is on `/` as soon as the Engine.IO session opens.
+            client.on_connect(Packet::connect("/", None));
+        }
         client
     }
 
@@ -71,6 +79,11 @@ impl Handler for SioHandler {
 }
 
 impl Client {
+    /// Whether the client speaks Socket.IO v4 (Engine.IO v3).
+    pub(crate) fn legacy(&self) -> bool {
+        self.legacy
+    }
+
     fn start_connect_timer(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let timeout = self.server.config.connect_timeout;
@@ -160,14 +173,19 @@ impl Client {
     }
 
     fn on_connect(self: &Arc<Self>, packet: Packet) {
-        let nsp = packet.nsp;
+        let (nsp, auth) = if self.legacy {
+            // v4: `40/admin?token=abc,` carries the auth as a query string in the namespace.
+            crate::legacy::split_namespace(&packet.nsp)
+        } else {
+            let auth = match packet.data {
+                Some(Value::Object(map)) => Value::Object(map),
+                _ => json!({}),
+            };
+            (packet.nsp, auth)
+        };
         if self.lock_sockets().contains_key(&nsp) {
             return self.violation("CONNECT for a namespace already joined");
         }
-        let auth = match packet.data {
-            Some(Value::Object(map)) => Value::Object(map),
-            _ => json!({}),
-        };
         let Some(ns) = self.server.namespace_for(&nsp, &auth) else {
             let mut reply = Packet::connect_error(nsp, json!({"message": "Invalid namespace"}));
             reply.id = None;
@@ -186,7 +204,8 @@ impl Client {
     async fn connect(self: Arc<Self>, ns: Arc<NsInner>, auth: Value) {
         let recovery = self.server.config.recovery.clone();
         let mut restored = None;
-        if let (Some(store), Some(Value::String(pid)), Some(Value::String(offset))) = (
+        if let (false, Some(store), Some(Value::String(pid)), Some(Value::String(offset))) = (
+            self.legacy,
             self.server.store.clone(),
             auth.get("pid"),
             auth.get("offset"),
@@ -198,6 +217,9 @@ impl Client {
         let recovered = restored.is_some();
         let (id, pid, data) = match &restored {
             Some((s, _)) => (s.sid, Some(s.pid), s.data.clone()),
+            // v4: the socket id is the Engine.IO sid (shown as `/nsp#<sid>` outside `/`), and
+            // connection state recovery does not apply.
+            None if self.legacy => (self.engine.id(), None, Value::Null),
             None => (
                 Sid::random(),
                 recovery.as_ref().map(|_| Sid::random()),
@@ -210,7 +232,12 @@ impl Client {
             for middleware in ns.setup.middlewares() {
                 if let Err(err) = middleware(socket.clone()).await {
                     if !self.engine.is_closed() {
-                        self.send(&Packet::connect_error(ns.name.as_str(), err.to_json()));
+                        let data = if self.legacy {
+                            crate::legacy::connect_error_payload(&err)
+                        } else {
+                            err.to_json()
+                        };
+                        self.send(&Packet::connect_error(ns.name.as_str(), data));
                     }
                     return;
                 }
@@ -231,6 +258,9 @@ impl Client {
         ns.insert(socket.clone());
         let own = id.to_string();
         let mut rooms = vec![own.clone()];
+        if socket.client_id() != own {
+            rooms.push(socket.client_id().to_owned());
+        }
         if let Some((saved, _)) = &restored {
             rooms.extend(saved.rooms.iter().filter(|r| **r != own).cloned());
         }
@@ -260,10 +290,11 @@ impl Client {
             }
         }
         let reply = match pid {
-            Some(pid) => json!({"sid": id.as_str(), "pid": pid.as_str()}),
-            None => json!({"sid": id.as_str()}),
+            _ if self.legacy => None,
+            Some(pid) => Some(json!({"sid": id.as_str(), "pid": pid.as_str()})),
+            None => Some(json!({"sid": id.as_str()})),
         };
-        self.send(&Packet::connect(ns.name.as_str(), Some(reply)));
+        self.send(&Packet::connect(ns.name.as_str(), reply));
         tracing::debug!(socket = %id, nsp = %ns.name, recovered, "socket connected");
         socket.connected_now();
     }

@@ -1,6 +1,11 @@
 //! A Socket.IO v5 server on the [`engineio`] crate, wire-compatible with the stock JavaScript
 //! client (socket.io-client 3.x and 4.x) and with what Node's socket.io 4.8 does on the wire.
 //!
+//! Old clients (socket.io-client 1.x/2.x: Socket.IO v4 over Engine.IO v3) are served too when
+//! [`engineio::Config::allow_eio3`] is on (off by default), as with Node's `allowEIO3`: they are
+//! connected to `/` at once, send their auth as a query string in the namespace, get
+//! CONNECT_ERROR as a string, and know their socket by [`Socket::client_id`].
+//!
 //! - [`SocketIo`] is the server: namespaces ([`SocketIo::of`], [`SocketIo::dynamic`]),
 //!   broadcasts, and a hyper service ([`SocketIo::service`]) or a ready accept loop ([`serve`]).
 //! - [`Namespace`]: connect middlewares, the connection handler, broadcasts to its sockets.
@@ -40,6 +45,7 @@ mod broadcast;
 mod client;
 mod client_files;
 mod config;
+mod legacy;
 mod namespace;
 pub mod packet;
 mod reason;

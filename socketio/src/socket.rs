@@ -69,6 +69,8 @@ struct Queue {
 
 pub(crate) struct SocketInner {
     pub(crate) id: Sid,
+    /// Socket.IO v4 (old clients) outside `/`: the id the client knows, `/nsp#<engine sid>`.
+    legacy_id: Option<String>,
     pub(crate) pid: Option<Sid>,
     pub(crate) ns: Arc<NsInner>,
     pub(crate) client: Arc<Client>,
@@ -148,9 +150,11 @@ impl Socket {
         recovered: bool,
         data: Value,
     ) -> Socket {
+        let legacy_id = (client.legacy() && ns.name != "/").then(|| format!("{}#{id}", ns.name));
         Socket {
             inner: Arc::new(SocketInner {
                 id,
+                legacy_id,
                 pid,
                 ns,
                 client,
@@ -166,8 +170,32 @@ impl Socket {
     }
 
     /// The socket id: 20 characters, distinct from the Engine.IO session id.
+    ///
+    /// For an old client (Engine.IO v3 / Socket.IO v4, see
+    /// [`engineio::Config::allow_eio3`]) it is the Engine.IO session id in every namespace; the
+    /// id such a client knows is [`Socket::client_id`].
     pub fn id(&self) -> Sid {
         self.inner.id
+    }
+
+    /// The id as the client knows it: [`Socket::id`], except for an old client (Socket.IO v4)
+    /// outside `/`, where it is `/nsp#<engine sid>`. The socket is in a room of each name, so
+    /// `to(socket.client_id())` and `to(socket.id())` both reach it.
+    pub fn client_id(&self) -> &str {
+        self.inner
+            .legacy_id
+            .as_deref()
+            .unwrap_or_else(|| self.inner.id.as_str())
+    }
+
+    /// The Socket.IO protocol revision of the client: 5, or 4 for an old client
+    /// (socket.io-client 1.x/2.x) on an Engine.IO v3 connection.
+    pub fn protocol(&self) -> u8 {
+        if self.inner.client.legacy() {
+            4
+        } else {
+            5
+        }
     }
 
     /// The namespace.
@@ -317,7 +345,7 @@ impl Socket {
 
     fn emit_with(&self, event: &str, args: Args, volatile: bool) -> Result<(), EmitError> {
         let packet = self.event_packet(event, args)?;
-        if self.inner.ns.recovery_store().is_some() && !volatile {
+        if self.inner.ns.recovery_store().is_some() && !volatile && !self.inner.client.legacy() {
             // Routed through the adapter so that the event gets an offset and is kept.
             let opts = BroadcastOptions {
                 rooms: vec![self.inner.id.to_string()],

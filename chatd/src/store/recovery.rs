@@ -189,7 +189,10 @@ impl SessionStore for DurableRecovery {
         let offset = encode_offset(ord);
         let packet = make(&offset);
         let oldest = self.oldest_kept();
-        let prune = self.stored.fetch_add(1, Ordering::Relaxed).is_multiple_of(256);
+        let prune = self
+            .stored
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(256);
         self.store.run(move |conn| {
             let result = conn.execute(
                 "INSERT INTO recovery_packets (ord, nsp, data, attachments, rooms, except_rooms, at)
