@@ -212,6 +212,16 @@ impl Client {
         ) {
             if let Some(pid) = Sid::parse(pid) {
                 restored = store.restore_session(pid, offset.clone(), &ns.name).await;
+                // An immediate reconnect can come before the server noticed the old connection
+                // drop. Only the client holding the secret pid can ask: close the stale
+                // connection (which saves its session) and restore from it.
+                if restored.is_none() {
+                    if let Some(stale) = ns.socket_with_pid(&pid) {
+                        tracing::debug!(socket = %stale.id(), "recovery takes over a stale connection");
+                        stale.engine().close();
+                        restored = store.restore_session(pid, offset.clone(), &ns.name).await;
+                    }
+                }
             }
         }
         let recovered = restored.is_some();

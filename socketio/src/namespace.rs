@@ -122,6 +122,16 @@ impl NsInner {
             .cloned()
     }
 
+    /// The connected socket holding a recovery pid (a scan: only for failed restores).
+    pub(crate) fn socket_with_pid(&self, pid: &Sid) -> Option<Socket> {
+        self.sockets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|s| s.inner.pid.as_ref() == Some(pid))
+            .cloned()
+    }
+
     pub(crate) fn socket_ids(&self) -> Vec<Sid> {
         self.sockets
             .read()

@@ -372,7 +372,7 @@ async fn only_recoverable_reasons_are_recovered() {
 }
 
 #[tokio::test]
-async fn a_session_is_restored_once_and_only_in_its_namespace() {
+async fn a_session_is_restored_only_in_its_namespace_and_held_by_one_connection() {
     let (io, mut seen) = recovery_server();
     let server = TestServer::start(io.clone()).await;
     let mut ws = server.ws().await;
@@ -397,9 +397,12 @@ async fn a_session_is_restored_once_and_only_in_its_namespace() {
         (again.as_str(), pid2.as_str()),
         (sid.as_str(), pid.as_str())
     );
+    // Presented again while restored: the session moves to the new connection and the one
+    // holding it is closed (a client that reconnected before its old connection was seen gone).
     let mut ws2 = server.ws().await;
     let (third, ..) = connect(&mut ws2, "/admin", &auth).await;
-    assert_ne!(third, sid);
+    assert_eq!(third, sid);
+    ws.expect_closed().await;
     server.stop().await;
 }
 
@@ -441,5 +444,35 @@ async fn expired_sessions_are_not_recovered() {
     )
     .await;
     assert_ne!(sid2, sid);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_immediate_reconnect_takes_over_the_connection_not_yet_seen_dropped() {
+    let (io, mut seen) = recovery_server();
+    let server = TestServer::start(io.clone()).await;
+    let mut old = server.ws().await;
+    let (sid, pid, _) = connect(&mut old, "/", "").await;
+    assert_eq!(seen.next().await, Seen::Middleware);
+    connected(seen.next().await);
+    io.emit("before", ()).unwrap();
+    let offset = offset_of(&old.text().await, "42");
+    // The client's network changed: it reconnects while the server still holds the old
+    // connection, and something is emitted in between.
+    io.emit("in-between", ()).unwrap();
+    let mut new = server.ws().await;
+    new.send(&format!(r#"40{{"pid":"{pid}","offset":"{offset}"}}"#))
+        .await;
+    let replayed = new.text().await;
+    assert!(replayed.starts_with(r#"42["in-between","#), "{replayed}");
+    new.expect(&format!(r#"40{{"sid":"{sid}","pid":"{pid}"}}"#))
+        .await;
+    assert_eq!(
+        seen.next().await,
+        Seen::Left(sid.clone(), DisconnectReason::ForcedClose)
+    );
+    let (id, recovered, ..) = connected(seen.next().await);
+    assert_eq!(id, sid);
+    assert!(recovered);
     server.stop().await;
 }
