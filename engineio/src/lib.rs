@@ -75,4 +75,15 @@ pub use reason::CloseReason;
 pub use serve::{serve, shutdown_signal};
 pub use server::{not_found, EngineIo, EngineService, NotFound, PeerAddr};
 pub use sid::Sid;
+
+/// Every `name=value` pair of a raw query string, percent-decoded (`+` as space), in order.
+///
+/// ```
+/// let pairs: Vec<_> = engineio::query_pairs("a=1&b=x%20y+z&c").collect();
+/// assert_eq!(pairs[1], ("b".to_string(), "x y z".to_string()));
+/// assert_eq!(pairs[2], ("c".to_string(), String::new()));
+/// ```
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query::pairs(query).map(|(k, v)| (k.into_owned(), v.into_owned()))
+}
 pub use socket::{Handler, Handshake, SendError, Socket};

@@ -114,7 +114,7 @@ impl Handshake {
     /// assert_eq!(pairs[1], ("room".to_string(), "a/b".to_string()));
     /// ```
     pub fn query_pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
-        crate::query::pairs(&self.query).map(|(k, v)| (k.into_owned(), v.into_owned()))
+        crate::query_pairs(&self.query)
     }
 }
 

@@ -10,10 +10,8 @@ use crate::namespace::ConnectError;
 pub(crate) fn split_namespace(nsp: &str) -> (String, Value) {
     let (path, query) = nsp.split_once('?').unwrap_or((nsp, ""));
     let mut auth = Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        auth.entry(decode(k))
-            .or_insert_with(|| Value::String(decode(v)));
+    for (k, v) in engineio::query_pairs(query) {
+        auth.entry(k).or_insert_with(|| Value::String(v));
     }
     let path = if path.is_empty() { "/" } else { path };
     (path.to_owned(), Value::Object(auth))
@@ -35,36 +33,6 @@ fn truthy(v: &Value) -> bool {
         Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
         Value::String(s) => !s.is_empty(),
         Value::Array(_) | Value::Object(_) => true,
-    }
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
