@@ -25,6 +25,9 @@ pub(crate) struct Session {
     pub(crate) wake: Notify,
     hooks: OnceLock<Box<dyn Hooks>>,
     close_reported: AtomicBool,
+    /// Copied from the config so that a send never touches the shared state.
+    queue_limit: usize,
+    slow_consumer: SlowConsumerPolicy,
     shared: Weak<Shared>,
 }
 
@@ -50,6 +53,8 @@ impl Session {
             wake: Notify::new(),
             hooks: OnceLock::new(),
             close_reported: AtomicBool::new(false),
+            queue_limit: config.max_buffered_bytes,
+            slow_consumer: config.slow_consumer,
             shared: Arc::downgrade(shared),
         })
     }
@@ -75,43 +80,56 @@ impl Session {
         self.lock().closed()
     }
 
+    /// Queues frames and wakes the writer. Never calls back into the handler, so callers may
+    /// hold locks (a broadcast walking a room): a slow consumer's close is reported from a task.
     pub(crate) fn send<I>(self: &Arc<Self>, frames: I, volatile: bool) -> Result<(), SendError>
     where
         I: IntoIterator<Item = Frame>,
         I::IntoIter: Clone,
     {
-        let Some(shared) = self.shared.upgrade() else {
-            return Err(SendError::Closed);
-        };
-        let (limit, policy) = (
-            shared.config.max_buffered_bytes,
-            shared.config.slow_consumer,
-        );
         let pushed = {
             let mut state = self.lock();
             if volatile {
                 state.push_volatile(frames)
             } else {
-                state.push(frames, limit)
+                state.push(frames, self.queue_limit)
             }
         };
         match pushed {
-            Push::Queued => {
-                self.wake.notify_one();
+            Push::Queued { wake } => {
+                if wake {
+                    self.wake.notify_one();
+                }
                 Ok(())
             }
             Push::Dropped => Err(SendError::Dropped),
             Push::Closed => Err(SendError::Closed),
             Push::Full => {
-                if policy == SlowConsumerPolicy::Disconnect {
-                    tracing::warn!(sid = %self.sid, "slow consumer: outgoing queue full, closing");
-                    shared
-                        .slow_consumers
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.close(CloseReason::TransportError);
+                if self.slow_consumer == SlowConsumerPolicy::Disconnect {
+                    self.close_slow_consumer();
                 }
                 Err(SendError::Full)
             }
+        }
+    }
+
+    fn close_slow_consumer(self: &Arc<Self>) {
+        let reason = CloseReason::TransportError;
+        let Some(lingers) = self.mark_closed(reason) else {
+            return;
+        };
+        tracing::warn!(sid = %self.sid, "slow consumer: outgoing queue full, closing");
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .slow_consumers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let session = self.clone();
+                runtime.spawn(async move { session.after_close(reason, lingers) });
+            }
+            Err(_) => self.after_close(reason, lingers),
         }
     }
 
@@ -130,18 +148,23 @@ impl Session {
     /// Closes the session. Server-side reasons deliver `1` to a polling client; a client-side
     /// close (`TransportClose`) answers a pending GET with `6`.
     pub(crate) fn close(self: &Arc<Self>, reason: CloseReason) {
+        if let Some(lingers) = self.mark_closed(reason) {
+            self.after_close(reason, lingers);
+        }
+    }
+
+    /// Marks the state closed; the first time, whether the session lingers for a polling GET.
+    fn mark_closed(&self, reason: CloseReason) -> Option<bool> {
         let delivery = match reason {
             CloseReason::TransportClose => Delivery::Noop,
             _ => Delivery::CloseFrame,
         };
-        let (first, lingers) = {
-            let mut state = self.lock();
-            let first = state.close(reason, delivery);
-            (first, state.lingers())
-        };
-        if !first {
-            return;
-        }
+        let mut state = self.lock();
+        state.close(reason, delivery).then(|| state.lingers())
+    }
+
+    /// Wakes the writer, forgets or lingers, and tells the handler.
+    fn after_close(self: &Arc<Self>, reason: CloseReason, lingers: bool) {
         self.wake.notify_one();
         if let Some(shared) = self.shared.upgrade() {
             if lingers {

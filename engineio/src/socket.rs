@@ -123,6 +123,11 @@ impl Handshake {
 pub struct Socket(pub(crate) Arc<Session>);
 
 impl Socket {
+    /// Whether both handles refer to the same connection.
+    pub fn same_connection(&self, other: &Socket) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The session id.
     pub fn id(&self) -> Sid {
         self.0.sid

@@ -58,7 +58,11 @@ pub(crate) enum ProbeRefusal {
 /// Result of queueing frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Push {
-    Queued,
+    /// Queued; `wake` when the queue was empty, so the writer needs a wake-up (a writer that
+    /// has not yet drained the earlier frames was woken for those and takes these too).
+    Queued {
+        wake: bool,
+    },
     /// Over the queue limit; under [`crate::SlowConsumerPolicy::Disconnect`] the caller closes the session.
     Full,
     /// A volatile message dropped because the transport is not writable.
@@ -157,9 +161,10 @@ impl SessionState {
         if self.queued_bytes + size > limit && !self.frames.is_empty() {
             return Push::Full;
         }
+        let wake = self.frames.is_empty();
         self.queued_bytes += size;
         self.frames.extend(frames);
-        Push::Queued
+        Push::Queued { wake }
     }
 
     /// Queues frames only if they can go out at once; otherwise drops them.
@@ -604,12 +609,12 @@ mod tests {
         let now = Instant::now();
         let mut s = polling(now);
         assert_eq!(s.push_volatile([text("v")]), Push::Dropped);
-        assert_eq!(s.push([text("a")], 30), Push::Queued);
+        assert_eq!(s.push([text("a")], 30), Push::Queued { wake: true });
         assert_eq!(s.push([text("b")], 30), Push::Full);
         let mut out = Vec::new();
         s.begin_get(now).unwrap();
         s.poll_get(&mut out);
-        assert_eq!(s.push_volatile([text("v")]), Push::Queued);
+        assert_eq!(s.push_volatile([text("v")]), Push::Queued { wake: true });
         s.close(CloseReason::ForcedClose, Delivery::CloseFrame);
         assert_eq!(push(&mut s, text("late")), Push::Closed);
     }
@@ -619,6 +624,19 @@ mod tests {
         let now = Instant::now();
         let mut s = polling(now);
         let big = Frame::from(Message::binary(vec![0u8; 100]));
-        assert_eq!(s.push([big], 10), Push::Queued);
+        assert_eq!(s.push([big], 10), Push::Queued { wake: true });
+    }
+
+    #[test]
+    fn only_the_first_frame_into_an_empty_queue_asks_for_a_wake_up() {
+        let now = Instant::now();
+        let beat = Heartbeat::new(now, Duration::from_secs(25), Duration::from_secs(20));
+        let mut s = SessionState::new(TransportKind::Websocket, beat);
+        assert_eq!(push(&mut s, text("a")), Push::Queued { wake: true });
+        assert_eq!(push(&mut s, text("b")), Push::Queued { wake: false });
+        let mut batch = VecDeque::new();
+        s.take_frames(&mut batch);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(push(&mut s, text("c")), Push::Queued { wake: true });
     }
 }

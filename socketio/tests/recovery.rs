@@ -474,5 +474,12 @@ async fn an_immediate_reconnect_takes_over_the_connection_not_yet_seen_dropped()
     let (id, recovered, ..) = connected(seen.next().await);
     assert_eq!(id, sid);
     assert!(recovered);
+    // Broadcasts reach the new connection, by namespace and by the socket's own room.
+    io.emit("after", ()).unwrap();
+    let after = new.text().await;
+    assert!(after.starts_with(r#"42["after","#), "{after}");
+    io.to(sid.as_str()).emit("to-self", ()).unwrap();
+    let to_self = new.text().await;
+    assert!(to_self.starts_with(r#"42["to-self","#), "{to_self}");
     server.stop().await;
 }

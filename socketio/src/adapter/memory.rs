@@ -15,10 +15,66 @@ use crate::recovery::StoredPacket;
 use crate::socket::Socket;
 use engineio::Sid;
 
+/// Where a broadcast goes for one member: its connection, resolved once when it joins, so a
+/// broadcast walks the room without looking every receiver up. `None` for an id that is not a
+/// local socket (yet).
+type Receiver = Option<engineio::Socket>;
+
+fn same(a: &Receiver, b: &Receiver) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.same_connection(b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+#[derive(Default)]
+struct Member {
+    receiver: Receiver,
+    rooms: HashSet<Room>,
+}
+
 #[derive(Default)]
 struct Rooms {
-    members: HashMap<Room, HashSet<Sid>>,
-    of_socket: HashMap<Sid, HashSet<Room>>,
+    members: HashMap<Room, HashMap<Sid, Receiver>>,
+    of_socket: HashMap<Sid, Member>,
+}
+
+impl Rooms {
+    /// Calls `f` once for each socket the options target.
+    fn targets(&self, opts: &BroadcastOptions, mut f: impl FnMut(&Sid, &Receiver)) {
+        let excluded: HashSet<Sid> = opts
+            .except
+            .iter()
+            .filter_map(|r| self.members.get(r))
+            .flat_map(|m| m.keys())
+            .copied()
+            .collect();
+        match opts.rooms.as_slice() {
+            [] => {
+                for (id, member) in &self.of_socket {
+                    if !excluded.contains(id) {
+                        f(id, &member.receiver);
+                    }
+                }
+            }
+            [room] => {
+                for (id, receiver) in self.members.get(room).into_iter().flatten() {
+                    if excluded.is_empty() || !excluded.contains(id) {
+                        f(id, receiver);
+                    }
+                }
+            }
+            rooms => {
+                let mut seen = HashSet::new();
+                for (id, receiver) in rooms.iter().filter_map(|r| self.members.get(r)).flatten() {
+                    if !excluded.contains(id) && seen.insert(*id) {
+                        f(id, receiver);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Rooms and broadcasts for one process. Broadcast packets are encoded once and the same
@@ -88,10 +144,30 @@ impl MemoryAdapter {
 
 impl Adapter for MemoryAdapter {
     fn add_all(&self, id: Sid, rooms: &[Room]) {
+        // Resolved before the lock: the namespace's map has a lock of its own.
+        let resolved = self.ns.socket(&id).map(|s| s.inner.client.engine.clone());
         let mut state = self.write();
+        let member = state.of_socket.entry(id).or_default();
+        let changed = resolved.is_some() && !same(&member.receiver, &resolved);
+        if changed {
+            member.receiver = resolved;
+        }
         for room in rooms {
-            state.members.entry(room.clone()).or_default().insert(id);
-            state.of_socket.entry(id).or_default().insert(room.clone());
+            member.rooms.insert(room.clone());
+        }
+        let receiver = member.receiver.clone();
+        // A new connection for the id (a recovered session) updates every room it is in.
+        let update: Vec<Room> = if changed {
+            member.rooms.iter().cloned().collect()
+        } else {
+            rooms.to_vec()
+        };
+        for room in update {
+            state
+                .members
+                .entry(room)
+                .or_default()
+                .insert(id, receiver.clone());
         }
     }
 
@@ -103,17 +179,17 @@ impl Adapter for MemoryAdapter {
                 state.members.remove(room);
             }
         }
-        if let Some(rooms) = state.of_socket.get_mut(&id) {
-            rooms.remove(room);
+        if let Some(member) = state.of_socket.get_mut(&id) {
+            member.rooms.remove(room);
         }
     }
 
     fn del_all(&self, id: Sid) {
         let mut state = self.write();
-        let Some(rooms) = state.of_socket.remove(&id) else {
+        let Some(member) = state.of_socket.remove(&id) else {
             return;
         };
-        for room in rooms {
+        for room in member.rooms {
             if let Some(members) = state.members.get_mut(&room) {
                 members.remove(&id);
                 if members.is_empty() {
@@ -127,7 +203,7 @@ impl Adapter for MemoryAdapter {
         self.read()
             .of_socket
             .get(&id)
-            .map(|r| r.iter().cloned().collect())
+            .map(|m| m.rooms.iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -136,49 +212,25 @@ impl Adapter for MemoryAdapter {
     }
 
     fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
-        let state = self.read();
-        let excluded: HashSet<Sid> = opts
-            .except
-            .iter()
-            .filter_map(|r| state.members.get(r))
-            .flatten()
-            .copied()
-            .collect();
-        if opts.rooms.is_empty() {
-            return state
-                .of_socket
-                .keys()
-                .filter(|id| !excluded.contains(id))
-                .copied()
-                .collect();
-        }
-        if let [room] = opts.rooms.as_slice() {
-            return state
-                .members
-                .get(room)
-                .map(|m| {
-                    m.iter()
-                        .filter(|id| !excluded.contains(id))
-                        .copied()
-                        .collect()
-                })
-                .unwrap_or_default();
-        }
-        let mut seen = HashSet::new();
-        opts.rooms
-            .iter()
-            .filter_map(|r| state.members.get(r))
-            .flatten()
-            .filter(|id| !excluded.contains(id) && seen.insert(**id))
-            .copied()
-            .collect()
+        let mut out = Vec::new();
+        self.read().targets(opts, |id, _| out.push(*id));
+        out
     }
 
     fn broadcast(&self, mut packet: Packet, opts: &BroadcastOptions) {
         self.store_for_recovery(&mut packet, opts);
         let encoded = crate::socket::encode(&packet);
         let volatile = opts.flags.volatile;
-        self.for_each(opts, |socket| socket.send_encoded(&encoded, volatile));
+        // Sending under the read lock is safe: a send never calls back into the application.
+        self.read().targets(opts, |_, receiver| {
+            if let Some(engine) = receiver {
+                let _ = if volatile {
+                    engine.send_all_volatile(&encoded)
+                } else {
+                    engine.send_all(&encoded)
+                };
+            }
+        });
     }
 
     fn broadcast_with_ack(
