@@ -65,6 +65,7 @@ mod state;
 mod timer;
 mod v3;
 mod websocket;
+mod ws_frame;
 
 pub use config::{
     AllowOrigin, Config, ConfigBuilder, Cookie, Cors, Protocol, SlowConsumerPolicy, TransportKind,

@@ -11,13 +11,13 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::packet::{DecodeError, Frame, Message, Packet};
 
 /// The packet type byte of a binary message.
-const MESSAGE_TYPE: u8 = 4;
+pub(crate) const MESSAGE_TYPE: u8 = 4;
 /// The most length digits accepted in an XHR2 payload (the reference allows 310; ten is plenty
 /// for any payload under maxPayload).
 const MAX_LENGTH_DIGITS: usize = 10;
@@ -74,14 +74,6 @@ pub(crate) fn encode_binary_payload<'a>(
 /// Whether a GET answer must use the XHR2 format: binary present and the client takes it.
 pub(crate) fn needs_binary_payload(frames: &[Frame], b64: bool) -> bool {
     !b64 && frames.iter().any(|f| matches!(f, Frame::Binary(_)))
-}
-
-/// A WebSocket binary frame: the type byte, then the data.
-pub(crate) fn ws_binary(data: &[u8]) -> Bytes {
-    let mut out = bytes::BytesMut::with_capacity(data.len() + 1);
-    out.put_u8(MESSAGE_TYPE);
-    out.extend_from_slice(data);
-    out.freeze()
 }
 
 /// Decodes a WebSocket binary frame: the type byte must be `4` (message).
@@ -367,9 +359,7 @@ mod tests {
     }
 
     #[test]
-    fn websocket_binary_carries_the_type_byte() {
-        assert_eq!(&ws_binary(&[1, 2])[..], &[4, 1, 2]);
-        assert_eq!(&ws_binary(&[])[..], &[4]);
+    fn websocket_binary_needs_the_type_byte() {
         assert_eq!(
             decode_ws_binary(Bytes::from_static(&[4, 1, 2])),
             Ok(Packet::Message(Message::binary(vec![1u8, 2])))

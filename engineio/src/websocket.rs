@@ -13,7 +13,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -32,6 +32,7 @@ use crate::session::Session;
 use crate::sid::Sid;
 use crate::socket::{Handler, Handshake};
 use crate::state::ProbeRefusal;
+use crate::ws_frame;
 
 /// How long a closing WebSocket may still take to write what is queued and its close frame
 /// before the connection is dropped (a client that stopped reading).
@@ -229,14 +230,6 @@ where
     }
 }
 
-fn to_ws(frame: Frame, protocol: Protocol) -> WsMessage {
-    match (frame, protocol) {
-        (Frame::Text(t), _) => WsMessage::Text(t),
-        (Frame::Binary(b), Protocol::V4) => WsMessage::Binary(b),
-        (Frame::Binary(b), Protocol::V3) => WsMessage::Binary(crate::v3::ws_binary(&b)),
-    }
-}
-
 /// How a read ended the connection.
 fn read_error_reason(err: &WsError) -> CloseReason {
     match err {
@@ -270,6 +263,8 @@ pub(crate) async fn drive<S>(
 {
     let mut batch: VecDeque<Frame> = first.into_iter().collect();
     let mut close_code: Option<CloseCode> = None;
+    // tungstenite answers a client's ping itself; the pong may still sit in its buffer.
+    let mut owes_flush = false;
     // Set when a write was abandoned: the stream may hold half a frame, so no close frame.
     let mut stalled = false;
     let reason = loop {
@@ -286,7 +281,7 @@ pub(crate) async fn drive<S>(
             };
             let written = tokio::select! {
                 biased;
-                written = write_batch(&mut ws, &mut batch, session.protocol) => written,
+                written = write_batch(&mut ws, &mut batch, session.protocol, &mut owes_flush) => written,
                 () = give_up => {
                     stalled = true;
                     false
@@ -358,7 +353,8 @@ pub(crate) async fn drive<S>(
                 },
             },
             WsMessage::Close(_) => break CloseReason::TransportClose,
-            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+            WsMessage::Ping(_) => owes_flush = true,
+            WsMessage::Pong(_) | WsMessage::Frame(_) => {}
         }
     };
     session.close(reason);
@@ -372,21 +368,40 @@ pub(crate) async fn drive<S>(
     let _ = tokio::time::timeout(WRITE_GRACE, ws.close(frame)).await;
 }
 
-/// Writes and flushes every frame of `batch`; false if the connection failed.
+/// Writes and flushes every frame of `batch`, framed here: small frames are copied into one
+/// buffer and go out with one write; false if the connection failed. What tungstenite still
+/// holds (a pong it owes) is flushed first, so frames never interleave.
 async fn write_batch<S>(
     ws: &mut WebSocketStream<S>,
     batch: &mut VecDeque<Frame>,
     protocol: Protocol,
+    owes_flush: &mut bool,
 ) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    if std::mem::take(owes_flush) && ws.flush().await.is_err() {
+        return false;
+    }
+    let size: usize = batch
+        .iter()
+        .map(|f| f.len().min(ws_frame::COPY_LIMIT) + 11)
+        .sum();
+    let mut buf = Vec::with_capacity(size);
+    let io = ws.get_mut();
     for frame in batch.drain(..) {
-        if ws.feed(to_ws(frame, protocol)).await.is_err() {
+        let (opcode, prefix, payload) = ws_frame::parts(&frame, protocol);
+        if payload.len() < ws_frame::COPY_LIMIT {
+            ws_frame::put(&mut buf, opcode, prefix, payload);
+            continue;
+        }
+        ws_frame::put_header(&mut buf, opcode, prefix, payload.len());
+        if io.write_all(&buf).await.is_err() || io.write_all(payload).await.is_err() {
             return false;
         }
+        buf.clear();
     }
-    ws.flush().await.is_ok()
+    (buf.is_empty() || io.write_all(&buf).await.is_ok()) && io.flush().await.is_ok()
 }
 
 /// Resolves once the session is closed.

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use engineio::{CloseReason, Config, Message};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -35,6 +35,41 @@ async fn one_packet_per_frame() {
     assert_eq!(ws_text(&mut ws).await, "4b");
     assert_eq!(ws_text(&mut ws).await, "4c");
     assert_eq!(ws_binary(&mut ws).await, [7]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_of_every_length_interleave_cleanly_with_pongs() {
+    let mut server = TestServer::start_with(Config::default(), false).await;
+    let (mut ws, _open, socket) = server.open_websocket().await;
+    // Lengths around the 7-bit, 16-bit and 64-bit header forms and the server's copy limit.
+    let sizes = [0usize, 125, 126, 16_383, 16_384, 65_535, 65_536, 200_000];
+    within("ping", ws.send(WsMessage::Ping(b"p1".to_vec().into())))
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    for &n in &sizes {
+        socket.send(Message::text("x".repeat(n))).unwrap();
+        socket.send(Message::binary(vec![7u8; n])).unwrap();
+        expected.push(WsMessage::text(format!("4{}", "x".repeat(n))));
+        expected.push(WsMessage::binary(vec![7u8; n]));
+    }
+    within("ping", ws.send(WsMessage::Ping(b"p2".to_vec().into())))
+        .await
+        .unwrap();
+    socket.send(Message::text("end")).unwrap();
+    expected.push(WsMessage::text("4end"));
+    let (mut data, mut pongs) = (Vec::new(), Vec::new());
+    while data.len() < expected.len() || pongs.len() < 2 {
+        match within("a frame", ws.next()).await {
+            Some(Ok(WsMessage::Pong(p))) => pongs.push(p.to_vec()),
+            Some(Ok(WsMessage::Ping(_))) => {}
+            Some(Ok(m)) => data.push(m),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(pongs, [b"p1".to_vec(), b"p2".to_vec()]);
+    assert!(data == expected, "frames differ");
     server.stop().await;
 }
 
