@@ -7,10 +7,6 @@ import { chat, sendMany, TRANSPORTS } from '../helpers/chatd.mjs';
 import { exactly, launchBrowser, openUser, startStack } from '../helpers/web.mjs';
 
 const GRACE_MS = 1500; // chatd's --presence-grace-ms for these tests
-// With long-polling only, chatd notices a closed page only when the heartbeat times out: the
-// engineio crate keeps a session whose pending long-poll GET was aborted (Node's engine.io closes
-// it at once, "poll connection closed prematurely"). A short heartbeat keeps that test quick.
-const PING = { 'ping-interval-ms': 1000, 'ping-timeout-ms': 1500 };
 const SEEDED = 120; // more than two pages of history (50 a page)
 const T = { timeout: 60000 };
 
@@ -30,7 +26,6 @@ for (const transports of [undefined, 'polling']) {
         // The API seeds history quickly; the browser's own commands are far below the limits.
         'message-rate': 1000,
         'message-burst': 1000,
-        ...(transports === 'polling' ? PING : {}),
       });
       browser = await launchBrowser();
     });
