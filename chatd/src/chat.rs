@@ -449,24 +449,14 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
                 async move { h.join(&user, sid, req.since).await }
             })
             .await?;
+            // In the room even when its older messages could not be read (`unavailable`).
             session.rooms().insert(name.clone());
-            let mut messages = joined.messages;
-            if let Some((after, before)) = joined.gap {
-                // Older than the room's memory: the store has them, and nothing is missed in between.
-                let mut older = app
-                    .store
-                    .messages_after(&name, after, (before - after) as usize)
-                    .await
-                    .map_err(|_| unavailable())?;
-                older.retain(|m| m.seq < before);
-                older.append(&mut messages);
-                messages = older;
-            }
+            let joined = joined?;
             Ok(ok(json!({
                 "room": room_json(&joined.info),
                 "members": joined.members,
-                "messages": messages,
-                "cursor": messages.first().map(|m| m.seq).or(joined.cursor),
+                "messages": joined.messages,
+                "cursor": joined.cursor,
                 "last_seq": joined.last_seq,
             })))
         },

@@ -73,6 +73,9 @@ impl Default for RoomSettings {
     }
 }
 
+/// How many of the latest messages a join without `since` returns (docs/protocol.md).
+pub const JOIN_LATEST: u64 = 50;
+
 /// What a joining socket receives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Joined {
@@ -80,16 +83,18 @@ pub struct Joined {
     pub info: RoomInfo,
     /// Users present, sorted.
     pub members: Vec<String>,
-    /// Recent messages: those after `since` when given (and still in memory), else the latest.
+    /// Every message after `since` when given, else the latest [`JOIN_LATEST`]; oldest first.
+    /// Whatever the in-memory window does not hold is read from the store.
     pub messages: Vec<StoredMessage>,
     /// Oldest sequence number in `messages`, for paging back with `history`.
     pub cursor: Option<u64>,
     /// Last sequence number of the room.
     pub last_seq: u64,
-    /// Messages after `since` that are no longer in memory: `(after, before)` to read from the
-    /// store.
-    pub gap: Option<(u64, u64)>,
 }
+
+/// Reply of a join: the socket is in the room either way; an error means the messages older
+/// than the window could not be read from the store.
+pub type JoinReply = Result<Joined, ChatError>;
 
 /// A room as listed.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,7 +115,7 @@ enum Command {
         user: String,
         socket: Sid,
         since: Option<u64>,
-        reply: oneshot::Sender<Joined>,
+        reply: oneshot::Sender<JoinReply>,
     },
     Leave {
         user: String,
@@ -196,13 +201,14 @@ impl RoomHandle {
         rx.await.map_err(|_| RoomGone)
     }
 
-    /// Adds a socket of `user` to the room: presence, delivery, recent messages.
+    /// Adds a socket of `user` to the room: presence, delivery, and the messages `room:join`
+    /// returns (every one after `since`, else the latest [`JOIN_LATEST`]).
     pub async fn join(
         &self,
         user: &str,
         socket: Sid,
         since: Option<u64>,
-    ) -> Result<Joined, RoomGone> {
+    ) -> Result<JoinReply, RoomGone> {
         let user = user.to_owned();
         self.ask(|reply| Command::Join {
             user,
@@ -488,9 +494,7 @@ impl Room {
                 socket,
                 since,
                 reply,
-            } => {
-                let _ = reply.send(self.join(user, socket, since, now));
-            }
+            } => self.join(user, socket, since, now, reply),
             Command::Leave {
                 user,
                 socket,
@@ -590,7 +594,14 @@ impl Room {
         names
     }
 
-    fn join(&mut self, user: String, socket: Sid, since: Option<u64>, now: Instant) -> Joined {
+    fn join(
+        &mut self,
+        user: String,
+        socket: Sid,
+        since: Option<u64>,
+        now: Instant,
+        reply: oneshot::Sender<JoinReply>,
+    ) {
         let key = user.to_lowercase();
         self.fanout.join_socket(&self.info, socket, Group::Chat);
         self.socket_user.insert(socket, key.clone());
@@ -617,35 +628,58 @@ impl Room {
             self.fanout.presence(&self.info, &user, true);
         }
         self.update_idle(now);
-        let oldest = self.recent.front().map(|m| m.seq);
-        let (messages, gap) = match since {
-            Some(since) => {
-                let messages: Vec<_> = self
-                    .recent
-                    .iter()
-                    .filter(|m| m.seq > since)
-                    .cloned()
-                    .collect();
-                let gap = match oldest {
-                    Some(oldest) if since.saturating_add(1) < oldest => Some((since, oldest)),
-                    None if since < self.last_seq => Some((since, self.last_seq + 1)),
-                    _ => None,
-                };
-                (messages, gap)
-            }
-            None => {
-                let skip = self.recent.len().saturating_sub(50);
-                (self.recent.iter().skip(skip).cloned().collect(), None)
-            }
-        };
-        Joined {
+        // The latest messages are those after `last_seq - JOIN_LATEST`: one rule for both.
+        let after = since.unwrap_or_else(|| self.last_seq.saturating_sub(JOIN_LATEST));
+        let messages: Vec<_> = self
+            .recent
+            .iter()
+            .filter(|m| m.seq > after)
+            .cloned()
+            .collect();
+        let joined = Joined {
             info: self.info.clone(),
             members: self.member_names(),
-            cursor: messages.first().map(|m| m.seq).or(gap.map(|g| g.1)),
+            cursor: messages.first().map(|m| m.seq),
             messages,
             last_seq: self.last_seq,
-            gap,
+        };
+        // `recent` holds the newest messages without a hole; what it does not reach back to
+        // is read from the store (durable already: it was committed before `recent`'s oldest).
+        let oldest = self.recent.front().map_or(self.last_seq + 1, |m| m.seq);
+        if after.saturating_add(1) < oldest {
+            self.read_older(after, oldest, joined, reply);
+        } else {
+            let _ = reply.send(Ok(joined));
         }
+    }
+
+    /// Answers a join whose messages reach back beyond `recent`: reads those with
+    /// `after < seq < before` from the store in a task of its own (the actor goes on) and puts
+    /// them in front of the in-memory ones. Nothing of the room's state is needed afterwards:
+    /// messages handled meanwhile reach the socket live (it is in the delivery group already).
+    fn read_older(
+        &self,
+        after: u64,
+        before: u64,
+        mut joined: Joined,
+        reply: oneshot::Sender<JoinReply>,
+    ) {
+        let store = self.store.clone();
+        let name = self.info.name.clone();
+        let limit = usize::try_from(before - after - 1).unwrap_or(usize::MAX);
+        tokio::spawn(async move {
+            let result = match store.messages_after(&name, after, limit).await {
+                Ok(mut older) => {
+                    older.retain(|m| m.seq < before);
+                    older.append(&mut joined.messages);
+                    joined.messages = older;
+                    joined.cursor = joined.messages.first().map(|m| m.seq);
+                    Ok(joined)
+                }
+                Err(e) => Err(store_error(e)),
+            };
+            let _ = reply.send(result);
+        });
     }
 
     /// Removes a socket; `grace` delays the announcement when the user has no socket left.

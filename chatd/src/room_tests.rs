@@ -172,8 +172,8 @@ async fn presence_counts_tabs_once_and_waits_out_the_grace_period() {
     let mut f = fixture(settings()).await;
     let room = f.lobby().await;
     let (tab1, tab2, tab3) = (Sid::random(), Sid::random(), Sid::random());
-    room.join("Alice", tab1, None).await.unwrap();
-    let joined = room.join("alice", tab2, None).await.unwrap();
+    room.join("Alice", tab1, None).await.unwrap().unwrap();
+    let joined = room.join("alice", tab2, None).await.unwrap().unwrap();
     assert_eq!(joined.members, vec!["Alice".to_string()]);
     assert_eq!(room.summary().await.unwrap().members, 1);
     assert_eq!(
@@ -188,7 +188,7 @@ async fn presence_counts_tabs_once_and_waits_out_the_grace_period() {
     room.socket_gone(tab1).await.unwrap();
     room.socket_gone(tab2).await.unwrap();
     tokio::time::sleep(GRACE - Duration::from_millis(10)).await;
-    room.join("alice", tab3, None).await.unwrap();
+    room.join("alice", tab3, None).await.unwrap().unwrap();
     assert_eq!(
         f.drain(&room).await,
         vec![
@@ -214,7 +214,7 @@ async fn an_explicit_leave_is_announced_at_once() {
     let mut f = fixture(settings()).await;
     let room = f.lobby().await;
     let tab = Sid::random();
-    room.join("bob", tab, None).await.unwrap();
+    room.join("bob", tab, None).await.unwrap().unwrap();
     assert!(room.leave("bob", tab).await.unwrap());
     assert!(!room.leave("bob", tab).await.unwrap());
     assert_eq!(
@@ -235,7 +235,7 @@ async fn typing_is_throttled_and_expires() {
     let tab = Sid::random();
     // Not a member: ignored.
     room.typing("bob", tab, true).await.unwrap();
-    room.join("bob", tab, None).await.unwrap();
+    room.join("bob", tab, None).await.unwrap().unwrap();
     f.drain(&room).await;
     room.typing("bob", tab, true).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -263,28 +263,103 @@ async fn typing_is_throttled_and_expires() {
     );
 }
 
+fn seqs(messages: &[StoredMessage]) -> Vec<u64> {
+    messages.iter().map(|m| m.seq).collect()
+}
+
 #[tokio::test(start_paused = true)]
-async fn join_since_returns_the_missed_messages_and_names_the_gap() {
+async fn join_since_returns_every_missed_message_from_memory_and_store() {
     let f = fixture(settings()).await;
     let room = f.lobby().await;
     for i in 0..10 {
         post(&room, "alice", &format!("m{i}")).await;
     }
     // The window holds 6..=10.
-    let joined = room.join("bob", Sid::random(), Some(7)).await.unwrap();
-    assert_eq!(
-        joined.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        vec![8, 9, 10]
-    );
-    assert_eq!(joined.gap, None);
-    let joined = room.join("carol", Sid::random(), Some(2)).await.unwrap();
-    assert_eq!(
-        joined.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        vec![6, 7, 8, 9, 10]
-    );
-    assert_eq!(joined.gap, Some((2, 6)));
+    let joined = room
+        .join("bob", Sid::random(), Some(7))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), vec![8, 9, 10]);
+    assert_eq!(joined.cursor, Some(8));
+    // Older than the window: 3..=5 come from the store.
+    let joined = room
+        .join("carol", Sid::random(), Some(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), (3..=10).collect::<Vec<_>>());
+    assert_eq!(joined.cursor, Some(3));
     assert_eq!(joined.last_seq, 10);
-    let joined = room.join("dave", Sid::random(), None).await.unwrap();
+    let joined = room
+        .join("dave", Sid::random(), Some(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((joined.messages, joined.cursor), (vec![], None));
+    let joined = room
+        .join("erin", Sid::random(), Some(99))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((joined.messages, joined.cursor), (vec![], None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn join_without_since_returns_the_latest_50_whatever_the_window() {
+    let f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let joined = room
+        .join("bob", Sid::random(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (joined.messages, joined.cursor, joined.last_seq),
+        (vec![], None, 0)
+    );
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        sent.push(post(&room, "alice", &format!("m{i}")).await.message);
+    }
+    // A window of 5 holds 8..=12; the protocol promises the latest 50: all 12, in order.
+    let joined = room
+        .join("carol", Sid::random(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(joined.messages, sent);
+    assert_eq!(joined.cursor, Some(1));
+    assert_eq!(joined.last_seq, 12);
+    // Past 50: exactly the latest 50, oldest first.
+    for i in 12..70 {
+        sent.push(post(&room, "alice", &format!("m{i}")).await.message);
+    }
+    let joined = room
+        .join("dave", Sid::random(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), (21..=70).collect::<Vec<_>>());
+    assert_eq!(joined.messages, sent[20..]);
+    assert_eq!(joined.cursor, Some(21));
+}
+
+#[tokio::test(start_paused = true)]
+async fn join_without_since_returns_no_more_than_50_of_a_larger_window() {
+    let mut s = settings();
+    s.window = 60;
+    let f = fixture(s).await;
+    let room = f.lobby().await;
+    for i in 0..55 {
+        post(&room, "alice", &format!("m{i}")).await;
+    }
+    let joined = room
+        .join("bob", Sid::random(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), (6..=55).collect::<Vec<_>>());
     assert_eq!(joined.cursor, Some(6));
 }
 
@@ -342,7 +417,11 @@ async fn idle_rooms_stop_and_come_back_from_the_store() {
     assert_eq!(again.summary().await.unwrap().last_seq, 1);
     assert_eq!(post(&again, "alice", "m2").await.message.seq, 2);
     // A room with members does not stop.
-    again.join("alice", Sid::random(), None).await.unwrap();
+    again
+        .join("alice", Sid::random(), None)
+        .await
+        .unwrap()
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(again.summary().await.is_ok());
 }

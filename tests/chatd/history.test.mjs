@@ -163,8 +163,10 @@ describe('chatd catch-up after a reconnect (small in-memory window)', () => {
       const j = await reader.ok('room:join', { room: 'busy', since });
       assert.deepEqual(j.messages, bySeq.slice(since), `room:join since ${since}`);
     }
+    // Without since: the latest 50, even though the window holds only the latest 20.
     const latest = await reader.ok('room:join', { room: 'busy' });
-    assert.deepEqual(latest.messages, bySeq.slice(100 - Math.min(50, WINDOW)).slice(-50));
+    assert.deepEqual(latest.messages, bySeq.slice(100 - 50));
+    assert.equal(latest.cursor, 51);
   });
 
   it('a dropped connection is recovered with every missed message, in order, once', T, async (t) => {
@@ -194,6 +196,42 @@ describe('chatd catch-up after a reconnect (small in-memory window)', () => {
     await bob.events.message.waitFor((m) => m.id === mine.id);
     assert.deepEqual(alice.events.message.filter((m) => m.room === 'recover'), [...first, ...missed, after]);
     assert.deepEqual(alice.problems(), []);
+  });
+});
+
+describe('chatd room:join without since, window smaller than 50 (--history-window 5)', () => {
+  let srv;
+  before(async () => { srv = await startChatd({ ...FAST, 'history-window': 5 }); });
+  after(async () => { await srv?.close(); });
+
+  it('a second user joining gets every message up to the latest 50, in order, not just the window', T, async (t) => {
+    const alice = await chat(t, srv, 'amy');
+    await alice.ok('room:create', { room: 'tiny' });
+    await alice.ok('room:join', { room: 'tiny' });
+    const sent = stored(await sendMany(alice, 'tiny', 12));
+    assert.deepEqual(seqs(sent), range(1, 12));
+
+    const bob = await chat(t, srv, 'ben', { transport: TRANSPORTS.polling });
+    const j = await bob.ok('room:join', { room: 'tiny' });
+    assert.deepEqual(j.messages, sent, 'all 12 (≤ 50), oldest first');
+    assert.equal(j.cursor, 1);
+    assert.equal(j.last_seq, 12);
+    assert.deepEqual(j.members, ['amy', 'ben']);
+
+    // Past 50: exactly the latest 50; and the same from a fresh room actor after a restart
+    // (SQLite: the window is reloaded, the rest read from the database).
+    sent.push(...stored(await sendMany(alice, 'tiny', 48)));
+    const carol = await chat(t, srv, 'cleo', { transport: TRANSPORTS.websocket });
+    const latest = await carol.ok('room:join', { room: 'tiny' });
+    assert.deepEqual(latest.messages, sent.slice(10));
+    assert.equal(latest.cursor, 11);
+    assert.equal(latest.last_seq, 60);
+    alice.close(); bob.close(); carol.close();
+    await srv.restart();
+    const dave = await chat(t, srv, 'dora');
+    const again = await dave.ok('room:join', { room: 'tiny' });
+    assert.deepEqual(again.messages, sent.slice(10));
+    assert.equal(again.cursor, 11);
   });
 });
 
