@@ -67,7 +67,11 @@ METRICS = {
     },
     "fanout": {
         "server_cpu_per_msg_us": "results.server_cpu_per_msg_us",
+        # user-space only (utime); absent (None) in result files from before the split
+        "server_user_cpu_per_msg_us": "results.server_user_cpu_per_msg_us",
         "server_cpu_s": "results.cpu.server_cpu_s",
+        "server_user_cpu_s": "results.cpu.server_user_cpu_s",
+        "server_sys_cpu_s": "results.cpu.server_sys_cpu_s",
         "delivered": "results.delivered",
         "expected": "results.expected",
         "delivered_per_s": "results.delivered_per_s",
@@ -170,15 +174,27 @@ def targets(agg):
         if o is not None and sx:
             add("fan-out CPU/msg ≤ 0.35× socketioxide", o <= 0.35 * sx,
                 f"{o:.2f} vs {sx:.2f} µs ({o/sx:.2f}×)")
+        ou = get(d, "ours.server_user_cpu_per_msg_us")
+        sxu = get(d, "socketioxide.server_user_cpu_per_msg_us")
+        if ou is not None and sxu:
+            add("fan-out user-space CPU/msg ≤ 0.35× socketioxide (re-based: kernel TCP cost "
+                "excluded)", ou <= 0.35 * sxu,
+                f"{ou:.2f} vs {sxu:.2f} µs user ({ou/sxu:.2f}×)")
         if o is not None and raw:
             add("fan-out CPU/msg ≤ 1.5× raw floor", o <= 1.5 * raw,
                 f"{o:.2f} vs {raw:.2f} µs ({o/raw:.2f}×)")
         op99 = get(d, "ours.p99_ms")
-        others = {p: v["p99_ms"] for p, v in d.items() if p != "ours" and v.get("p99_ms") is not None}
+        # the raw WebSocket floor is not a Socket.IO server: reported, not compared against
+        others = {p: v["p99_ms"] for p, v in d.items()
+                  if p not in ("ours", "raw") and v.get("p99_ms") is not None}
+        raw99 = get(d, "raw.p99_ms")
         if op99 is not None and others:
-            worst = min(others.items(), key=lambda kv: kv[1])
-            add("fan-out p99 below every peer", all(op99 < v for v in others.values()),
-                f"{op99:.1f} ms; best peer {worst[0]} {worst[1]:.1f} ms")
+            best = min(others.items(), key=lambda kv: kv[1])
+            detail = f"{op99:.1f} ms; best Socket.IO peer {best[0]} {best[1]:.1f} ms"
+            if raw99 is not None:
+                detail += f"; raw floor {raw99:.1f} ms (for information)"
+            add("fan-out p99 below every Socket.IO peer (the raw floor is not a Socket.IO server)",
+                all(op99 < v for v in others.values()), detail)
     for size, d in agg.get("storm", {}).items():
         o = d.get("ours")
         if o:
@@ -233,24 +249,32 @@ def markdown(agg, errors, machine, env, stamp):
                "connects/s", "ours ÷ peer", "loadgen CPU share"], rows)
     if "fanout" in agg:
         L.append("**2. Fan-out** — N clients in one room, bursts of K broadcasts `{ts, i}`; server "
-                 "CPU per delivered message, latency from the payload timestamp.")
+                 "CPU per delivered message (user + kernel, and user-space only), latency from the "
+                 "payload timestamp.")
         L.append("")
         rows = []
         for size, d in agg["fanout"].items():
             o = get(d, "ours.server_cpu_per_msg_us")
+            ou = get(d, "ours.server_user_cpu_per_msg_us")
             op99 = get(d, "ours.p99_ms")
             for p in peers_in(d):
                 m = d[p]
+                # .get: medians from before the user/system split have no user figure
+                mu = m.get("server_user_cpu_per_msg_us")
                 rows.append([fmt(int(size)), PEER_NAME.get(p, p),
                              fmt(m["server_cpu_per_msg_us"], 2),
+                             fmt(mu, 2),
                              f'{fmt(m["delivered"])} / {fmt(m["expected"])}',
                              fmt(m["delivered_per_s"], 0),
                              fmt(m["p50_ms"]), fmt(m["p99_ms"]), fmt(m["max_ms"]),
                              fmt(ratio(o, m["server_cpu_per_msg_us"]), 2) if p != "ours" else "1",
+                             (fmt(ratio(ou, mu), 2) if p != "ours"
+                              else ("1" if ou is not None else "–")),
                              fmt(ratio(op99, m["p99_ms"]), 2) if p != "ours" else "1",
                              fmt(m["loadgen_cpu_share"], 2)])
-        table(["N", "peer", "CPU µs/msg", "delivered / expected", "msgs/s", "p50 ms", "p99 ms",
-               "max ms", "ours ÷ peer (CPU)", "ours ÷ peer (p99)", "loadgen CPU share"], rows)
+        table(["N", "peer", "CPU µs/msg", "user µs/msg", "delivered / expected", "msgs/s",
+               "p50 ms", "p99 ms", "max ms", "ours ÷ peer (CPU)", "ours ÷ peer (user CPU)",
+               "ours ÷ peer (p99)", "loadgen CPU share"], rows)
     if "storm" in agg:
         L.append("**4. Connect storm** — N clients at once over polling, then upgrade to "
                  "WebSocket, then an echo round trip.")

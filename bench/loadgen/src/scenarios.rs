@@ -51,6 +51,8 @@ fn cpu_json(span: &CpuSpan) -> Value {
     json!({
         "wall_s": round3(wall),
         "server_cpu_s": span.server.map(round3),
+        "server_user_cpu_s": span.server_user.map(round3),
+        "server_sys_cpu_s": span.server_sys.map(round3),
         "loadgen_cpu_s": round3(span.loadgen),
         // Above ~0.9 the generator (pinned to one core by run.sh) may be what limits the run.
         "loadgen_cpu_share": if wall > 0.0 { round3(span.loadgen / wall) } else { 0.0 },
@@ -419,9 +421,9 @@ pub async fn fanout(
     for s in &states {
         lat.extend_from_slice(&s.lat);
     }
-    let cpu_per_msg_us = span
-        .server
-        .map(|s| round3(s * 1e6 / delivered.max(1) as f64));
+    let per_msg_us = |s: f64| round3(s * 1e6 / delivered.max(1) as f64);
+    let cpu_per_msg_us = span.server.map(per_msg_us);
+    let user_cpu_per_msg_us = span.server_user.map(per_msg_us);
     Ok(report(
         c,
         "fanout",
@@ -435,6 +437,7 @@ pub async fn fanout(
             "expected": expected,
             "cpu": cpu_json(&span),
             "server_cpu_per_msg_us": cpu_per_msg_us,
+            "server_user_cpu_per_msg_us": user_cpu_per_msg_us,
             "delivered_per_s": round3(delivered as f64 / span.wall.as_secs_f64().max(1e-9)),
             "latency": summary(&mut lat),
         }),

@@ -13,9 +13,9 @@ fn clk_tck() -> f64 {
     }
 }
 
-/// User + system CPU seconds of a process (`utime + stime` of `/proc/<pid>/stat`), `None` when
-/// the process is gone. `pid` `None` is this process.
-pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+/// User and system CPU seconds of a process (`utime` and `stime` of `/proc/<pid>/stat`), `None`
+/// when the process is gone. `pid` `None` is this process.
+pub fn cpu_times(pid: Option<u32>) -> Option<(f64, f64)> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/stat"),
         None => "/proc/self/stat".to_owned(),
@@ -27,7 +27,14 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     // fields[0] is field 3 (state); utime is field 14, stime field 15.
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / clk_tck())
+    let tck = clk_tck();
+    Some((utime / tck, stime / tck))
+}
+
+/// User + system CPU seconds of a process (`utime + stime` of `/proc/<pid>/stat`), `None` when
+/// the process is gone. `pid` `None` is this process.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    cpu_times(pid).map(|(u, s)| u + s)
 }
 
 /// Resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
@@ -83,7 +90,8 @@ pub fn raise_nofile() -> u64 {
 pub struct CpuMeter {
     server: Option<u32>,
     start: Instant,
-    server0: Option<f64>,
+    /// The server's (user, system) seconds at the start.
+    server0: Option<(f64, f64)>,
     self0: f64,
 }
 
@@ -92,8 +100,12 @@ pub struct CpuMeter {
 pub struct CpuSpan {
     /// Wall time.
     pub wall: Duration,
-    /// Server CPU seconds (None without a server pid).
+    /// Server CPU seconds, user + system (None without a server pid).
     pub server: Option<f64>,
+    /// Server user-space CPU seconds (`utime`; None without a server pid).
+    pub server_user: Option<f64>,
+    /// Server kernel CPU seconds (`stime`; None without a server pid).
+    pub server_sys: Option<f64>,
     /// This process's CPU seconds.
     pub loadgen: f64,
 }
@@ -104,19 +116,22 @@ impl CpuMeter {
         CpuMeter {
             server,
             start: Instant::now(),
-            server0: server.and_then(|p| cpu_seconds(Some(p))),
+            server0: server.and_then(|p| cpu_times(Some(p))),
             self0: cpu_seconds(None).unwrap_or(0.0),
         }
     }
 
     /// The span so far.
     pub fn stop(&self) -> CpuSpan {
+        let (user, sys) = match (self.server0, self.server.and_then(|p| cpu_times(Some(p)))) {
+            (Some((u0, s0)), Some((u1, s1))) => (Some(u1 - u0), Some(s1 - s0)),
+            _ => (None, None),
+        };
         CpuSpan {
             wall: self.start.elapsed(),
-            server: match (self.server0, self.server.and_then(|p| cpu_seconds(Some(p)))) {
-                (Some(a), Some(b)) => Some(b - a),
-                _ => None,
-            },
+            server: user.zip(sys).map(|(u, s)| u + s),
+            server_user: user,
+            server_sys: sys,
             loadgen: cpu_seconds(None).unwrap_or(0.0) - self.self0,
         }
     }
@@ -142,4 +157,22 @@ pub fn machine() -> serde_json::Value {
         "kernel": read("/proc/sys/kernel/osrelease").trim(),
         "cpu_model": cpu,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_and_system_add_up_to_the_total() {
+        let (user, sys) = cpu_times(None).expect("own /proc/self/stat");
+        assert!(user >= 0.0 && sys >= 0.0);
+        let total = cpu_seconds(None).unwrap();
+        // the total is read a moment later: it may only have grown
+        assert!(total + 1e-9 >= user + sys, "{total} < {user} + {sys}");
+        let span = CpuMeter::start(Some(std::process::id())).stop();
+        let (u, s) = (span.server_user.unwrap(), span.server_sys.unwrap());
+        assert!((span.server.unwrap() - (u + s)).abs() < 1e-9);
+        assert!(CpuMeter::start(None).stop().server_user.is_none());
+    }
 }
