@@ -6,11 +6,12 @@
 #   bench/run.sh --docs           # also copy the result into docs/benchmarks.{md,json,png}
 #
 # Knobs (environment): REPS, PEERS ("ours raw socketioxide node python"), SCENARIOS
-# ("idle fanout storm churn chat"), IDLE_SIZES ("10000"), IDLE_LARGE ("19000": only for
-# IDLE_LARGE_PEERS), FANOUT_CLIENTS, FANOUT_K, FANOUT_BURSTS, FANOUT_INTERVAL_MS,
+# ("idle fanout storm churn chat"), IDLE_SIZES ("10000"), IDLE_LARGE ("50000 100000": only
+# for IDLE_LARGE_PEERS), FANOUT_CLIENTS, FANOUT_K, FANOUT_BURSTS, FANOUT_INTERVAL_MS,
 # STORM_CLIENTS, CHURN_CLIENTS, CHURN_SECONDS, CHAT_ROOMS, CHAT_USERS, CHAT_RATE, CHAT_SECONDS.
-# 50k/100k idle: IDLE_SIZES="10000 50000 100000" on a machine whose RLIMIT_NOFILE can go that
-# high (this script and loadgen raise it as far as the hard limit allows).
+# An idle size that does not fit one process's RLIMIT_NOFILE (raised as far as the hard limit
+# allows) runs over as many server processes ("shards", consecutive ports, all on CPU 0) as it
+# needs, each with its own child loadgen; the fleet is held at once and the RSS summed.
 #
 # Each run gets a fresh server process pinned to CPU 0 and the load generator pinned to CPU 1
 # (when there are two CPUs or more), so the server under test gets one core and the generator
@@ -47,7 +48,7 @@ fi
 : "${PEERS:=ours raw socketioxide node python}"
 : "${SCENARIOS:=idle fanout storm churn chat}"
 : "${IDLE_SIZES:=10000}"
-: "${IDLE_LARGE=19000}"
+: "${IDLE_LARGE=50000 100000}"
 : "${IDLE_LARGE_PEERS:=ours node raw}"
 : "${FANOUT_CLIENTS:=10000}" "${FANOUT_K:=10}" "${FANOUT_BURSTS:=5}" "${FANOUT_INTERVAL_MS:=200}"
 : "${STORM_CLIENTS:=10000}"
@@ -102,19 +103,22 @@ RAW="$B/results/$STAMP.jsonl"
 : >"$RAW"
 WORK="$(mktemp -d)"
 SERVER_PID=""
+SERVER_PIDS=()
 # below the ephemeral range (32768+), so no client socket of a previous run holds the port
 PORT=23000
 
 stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    [ -n "$SERVER_PID" ] && SERVER_PIDS+=("$SERVER_PID")
+    [ ${#SERVER_PIDS[@]} -gt 0 ] || return 0
+    kill -TERM "${SERVER_PIDS[@]}" 2>/dev/null || true
     for _ in $(seq 50); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
+        kill -0 "${SERVER_PIDS[@]}" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    kill -KILL "${SERVER_PIDS[@]}" 2>/dev/null || true
+    wait "${SERVER_PIDS[@]}" 2>/dev/null || true
     SERVER_PID=""
+    SERVER_PIDS=()
 }
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
@@ -157,20 +161,35 @@ start_server() {
     return 1
 }
 
-# run PEER RECOVERY SCENARIO ARGS...: one fresh server, one loadgen run (failures are logged)
+# start_shards PEER RECOVERY S: S servers on consecutive ports; sets SERVER_PIDS and
+# FIRST_PORT (S = 1: one server, as start_server)
+start_shards() {
+    local peer=$1 recovery=$2 shards=$3 j
+    for j in $(seq "$shards"); do
+        start_server "$peer" "$recovery" || return 1
+        SERVER_PIDS+=("$SERVER_PID")
+        [ "$j" = 1 ] && FIRST_PORT=$PORT
+        SERVER_PID=""
+    done
+}
+
+# run PEER RECOVERY SCENARIO ARGS...: fresh servers, one loadgen run (failures are logged);
+# SHARDS (default 1) servers for an idle run
 run() {
     local peer=$1 recovery=$2
     shift 2
-    local i
+    local i shards=${SHARDS:-1} pids
     for i in $(seq "$REPS"); do
         log "$peer: $* (rep $i/$REPS)"
         local server=$peer
         [ "$1" = chat ] && server=chatd
-        if ! start_server "$server" "$recovery"; then
+        if ! start_shards "$server" "$recovery" "$shards"; then
+            stop_server
             echo "{\"scenario\":\"$1\",\"peer\":\"$peer\",\"error\":\"server did not start\"}" >>"$RAW"
             continue
         fi
-        if ! "${LOADGEN_CPU[@]}" "$T/loadgen" --addr "127.0.0.1:$PORT" --server-pid "$SERVER_PID" \
+        pids="$(IFS=,; echo "${SERVER_PIDS[*]}")"
+        if ! "${LOADGEN_CPU[@]}" "$T/loadgen" --addr "127.0.0.1:$FIRST_PORT" --server-pid "$pids" \
             --label "$peer" --timeout-s "$TIMEOUT_S" --out "$RAW" "$@" >/dev/null; then
             echo "{\"scenario\":\"$1\",\"peer\":\"$peer\",\"error\":\"loadgen failed\"}" >>"$RAW"
         fi
@@ -179,13 +198,24 @@ run() {
     done
 }
 
+# idle_run PEER N: one server when N clients fit in one process, shards otherwise
+idle_run() {
+    local per=$((NOFILE - 1000)) shards=1
+    [ "$2" -gt "$per" ] && shards=$(((($2) + per - 1) / per))
+    if [ "$shards" = 1 ]; then
+        run "$1" 0 idle --clients "$2"
+    else
+        SHARDS=$shards run "$1" 0 idle --clients "$2" --shards "$shards"
+    fi
+}
+
 for s in $SCENARIOS; do
     case "$s" in
     idle)
         for p in $PEERS; do
-            for n in $IDLE_SIZES; do run "$p" 0 idle --clients "$n"; done
+            for n in $IDLE_SIZES; do idle_run "$p" "$n"; done
             case " $IDLE_LARGE_PEERS " in
-            *" $p "*) for n in $IDLE_LARGE; do run "$p" 0 idle --clients "$n"; done ;;
+            *" $p "*) for n in $IDLE_LARGE; do idle_run "$p" "$n"; done ;;
             esac
         done
         ;;

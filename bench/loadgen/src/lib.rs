@@ -8,6 +8,7 @@
 pub mod client;
 pub mod http;
 pub mod scenarios;
+pub mod shards;
 pub mod stats;
 pub mod sys;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use loadgen::client::{check_loopback, Target};
 use loadgen::scenarios::{self, Common};
+use loadgen::shards::Shard;
 
 #[derive(Parser)]
 #[command(about = "Socket.IO v5 load generator (loopback only)")]
@@ -17,9 +18,10 @@ struct Cli {
     /// Engine.IO path.
     #[arg(long, default_value = "/socket.io/")]
     path: String,
-    /// Server pid: its CPU (utime+stime) and RSS are read from /proc.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Server pid: its CPU (utime+stime) and RSS are read from /proc. A sharded idle run takes
+    /// one pid per shard, comma-separated, in port order.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Peer name for the report.
     #[arg(long, default_value = "server")]
     label: String,
@@ -48,6 +50,13 @@ enum Scenario {
         /// Seconds to wait after the last connect before reading RSS.
         #[arg(long, default_value_t = 3.0)]
         settle_s: f64,
+        /// Server processes on consecutive ports from `--addr`, one child loadgen each, all
+        /// held at once: for fleets larger than one process's descriptor limit.
+        #[arg(long, default_value_t = 1)]
+        shards: usize,
+        /// Run as a shard's child: print `{"held":…}` once settled, wait for a line on stdin.
+        #[arg(long, hide = true)]
+        hold: bool,
     },
     /// N clients in `all`; bursts of K broadcasts: server CPU per delivered message, latency.
     Fanout {
@@ -95,6 +104,39 @@ enum Scenario {
     },
 }
 
+/// `idle --shards S`: shard j listens on the port of `--addr` plus j and has the j-th pid.
+async fn sharded_idle(
+    c: &Common,
+    pids: &[u32],
+    shards: usize,
+    clients: usize,
+    settle: Duration,
+) -> loadgen::Result<serde_json::Value> {
+    if pids.len() != shards {
+        return Err(format!("--shards {shards} needs {shards} server pids").into());
+    }
+    let shards: Vec<Shard> = pids
+        .iter()
+        .enumerate()
+        .map(|(j, &pid)| {
+            let mut addr = c.target.addr;
+            addr.set_port(addr.port().saturating_add(j as u16));
+            Shard { addr, pid }
+        })
+        .collect();
+    loadgen::shards::idle(c, &std::env::current_exe()?, &shards, clients, settle).await
+}
+
+/// A shard's child: tells the parent it holds its clients and waits to be told to go on.
+async fn hold_until_told(held: serde_json::Value) {
+    use tokio::io::AsyncBufReadExt;
+    println!("{}", serde_json::json!({ "held": held }));
+    let mut line = String::new();
+    let _ = tokio::io::BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await;
+}
+
 #[tokio::main]
 async fn main() -> loadgen::Result<()> {
     let cli = Cli::parse();
@@ -106,16 +148,17 @@ async fn main() -> loadgen::Result<()> {
             path: cli.path.clone(),
             src_ips: cli.src_ips.max(1),
         },
-        server_pid: cli.server_pid,
+        server_pid: cli.server_pid.first().copied(),
         label: cli.label.clone(),
         timeout: Duration::from_secs(cli.timeout_s),
         concurrency: cli.concurrency,
     };
     // Each client holds one socket (two during a storm's upgrade), the driver one more.
     let need = match &cli.scenario {
-        Scenario::Idle { clients, .. }
-        | Scenario::Fanout { clients, .. }
-        | Scenario::Churn { clients, .. } => clients + 64,
+        Scenario::Idle {
+            clients, shards, ..
+        } => clients.div_ceil((*shards).max(1)) + 64,
+        Scenario::Fanout { clients, .. } | Scenario::Churn { clients, .. } => clients + 64,
         // a storm client closes its polling connection before it opens the WebSocket
         Scenario::Storm { clients } => clients + 64,
         Scenario::Chat { rooms, users, .. } => rooms * users + 64,
@@ -130,8 +173,20 @@ async fn main() -> loadgen::Result<()> {
     let overall = Duration::from_secs(cli.timeout_s * 3 + 120);
     let run = async {
         match cli.scenario {
-            Scenario::Idle { clients, settle_s } => {
-                scenarios::idle(&c, clients, Duration::from_secs_f64(settle_s)).await
+            Scenario::Idle {
+                clients,
+                settle_s,
+                shards,
+                hold,
+            } => {
+                let settle = Duration::from_secs_f64(settle_s);
+                if shards > 1 {
+                    sharded_idle(&c, &cli.server_pid, shards, clients, settle).await
+                } else if hold {
+                    scenarios::idle_held(&c, clients, settle, hold_until_told).await
+                } else {
+                    scenarios::idle(&c, clients, settle).await
+                }
             }
             Scenario::Fanout {
                 clients,

@@ -46,7 +46,7 @@ async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn cpu_json(span: &CpuSpan) -> Value {
+pub(crate) fn cpu_json(span: &CpuSpan) -> Value {
     let wall = span.wall.as_secs_f64();
     json!({
         "wall_s": round3(wall),
@@ -59,7 +59,7 @@ fn cpu_json(span: &CpuSpan) -> Value {
     })
 }
 
-fn report(c: &Common, scenario: &str, params: Value, mut results: Value) -> Value {
+pub(crate) fn report(c: &Common, scenario: &str, params: Value, mut results: Value) -> Value {
     if let (Some(obj), Some(pid)) = (results.as_object_mut(), c.server_pid) {
         obj.insert("server_rss_kib_end".into(), json!(rss_kib(Some(pid))));
     }
@@ -352,11 +352,29 @@ impl Fleet {
 
 /// N clients connect (over WebSocket) and join room `all`: server RSS per connection.
 pub async fn idle(c: &Common, n: usize, settle: Duration) -> Result<Value> {
+    idle_held(c, n, settle, |_| async {}).await
+}
+
+/// [`idle`], with `hold` awaited while every client is connected and settled, after the RSS
+/// reading and before the broadcast check; it gets `{connected, failed, server_rss_kib}`.
+/// [`crate::shards`] holds several of these at once.
+pub async fn idle_held<F: Future<Output = ()>>(
+    c: &Common,
+    n: usize,
+    settle: Duration,
+    hold: impl FnOnce(Value) -> F,
+) -> Result<Value> {
     let rss0 = c.server_pid.and_then(|p| rss_kib(Some(p)));
     let fleet = Fleet::connect(c, n, None, false).await?;
     let connected = fleet.connected();
     sleep(settle).await;
     let rss1 = c.server_pid.and_then(|p| rss_kib(Some(p)));
+    hold(json!({
+        "connected": connected,
+        "failed": fleet.shared.failed.load(Relaxed),
+        "server_rss_kib": rss1,
+    }))
+    .await;
     let delivered = fleet.verify(Duration::from_secs(30)).await;
     let span = fleet.connect_span;
     let failed = fleet.shared.failed.load(Relaxed);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use loadgen::client::Target;
 use loadgen::scenarios::{self, Common};
+use loadgen::shards::Shard;
 
 async fn start(recovery: bool) -> Common {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -66,4 +67,37 @@ async fn idle_fanout_churn_deliver_everything() {
     assert_eq!(res["not_recovered"], 0, "{r}");
     assert_eq!(res["lost_connections"], 0, "{r}");
     assert_eq!(res["delivered_unique"], res["expected"], "{r}");
+}
+
+/// Two shards (in-process servers), one child loadgen each, held at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_idle_holds_every_shard_at_once() {
+    loadgen::sys::raise_nofile();
+    let (a, b) = (start(false).await, start(false).await);
+    let pid = std::process::id();
+    let shards = [
+        Shard {
+            addr: a.target.addr,
+            pid,
+        },
+        Shard {
+            addr: b.target.addr,
+            pid,
+        },
+    ];
+    let program = std::path::Path::new(env!("CARGO_BIN_EXE_loadgen"));
+    let r = loadgen::shards::idle(&a, program, &shards, 51, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let res = &r["results"];
+    assert_eq!(r["params"]["shards"], 2, "{r}");
+    assert_eq!(res["connected"], 51, "{r}");
+    assert_eq!(res["failed"], 0, "{r}");
+    // each shard's driver connection receives the broadcast check too
+    assert_eq!(res["verify_expected"], 53, "{r}");
+    assert_eq!(res["verify_delivered"], 53, "{r}");
+    let per_shard = res["per_shard"].as_array().unwrap();
+    assert_eq!(per_shard.len(), 2, "{r}");
+    assert_eq!(per_shard[0]["connected"], 26, "{r}");
+    assert_eq!(per_shard[1]["connected"], 25, "{r}");
 }
