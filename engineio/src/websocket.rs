@@ -128,13 +128,13 @@ pub(crate) fn handshake<H: Handler>(
     let guard = engine.shared.ws_tasks.enter();
     tokio::spawn(async move {
         let _guard = guard;
-        let Some(ws) = finish_upgrade(on_upgrade, &engine.shared.config).await else {
+        let Some(mut ws) = finish_upgrade(on_upgrade, &engine.shared.config).await else {
             return;
         };
         let session = engine.open(sid, handshake, TransportKind::Websocket, protocol);
         // The open packet goes out before anything on_open queued.
         let open = Utf8Bytes::try_from(engine.open_packet(&session, false)).unwrap_or_default();
-        drive(session, ws, Some(Frame::Text(open))).await;
+        drive(session, &mut ws, Some(Frame::Text(open))).await;
     });
     res
 }
@@ -163,17 +163,19 @@ pub(crate) fn upgrade<H: Handler>(
             return refuse_if(true, err);
         }
     };
-    let config = engine.shared.config.clone();
+    // The engine (an `Arc`), not a copy of the config, lives as long as the connection.
+    let engine = engine.clone();
     let guard = engine.shared.ws_tasks.enter();
     tokio::spawn(async move {
         let _guard = guard;
-        let ws = finish_upgrade(on_upgrade, &config).await;
+        let config = &engine.shared.config;
+        let ws = finish_upgrade(on_upgrade, config).await;
         match (ws, busy) {
             (Some(mut ws), true) => {
                 // At most one WebSocket per session: accept, then close the newcomer.
                 let _ = ws.close(None).await;
             }
-            (Some(ws), false) => probe(session, ws, &config).await,
+            (Some(mut ws), false) => probe(session, &mut ws, config).await,
             (None, false) => session.lock().abort_upgrade(),
             (None, true) => {}
         }
@@ -181,25 +183,26 @@ pub(crate) fn upgrade<H: Handler>(
     res
 }
 
-async fn probe<S>(session: Arc<Session>, mut ws: WebSocketStream<S>, config: &Config)
+async fn probe<S>(session: Arc<Session>, ws: &mut WebSocketStream<S>, config: &Config)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = Instant::now() + config.upgrade_timeout;
     let exchange = async {
         // Clients probe first; a `5` straight away upgrades too, as with the reference server.
-        if expect(&mut ws, &["2probe", "5"]).await? == "2probe" {
+        if expect(ws, &["2probe", "5"]).await? == "2probe" {
             ws.send(WsMessage::Text(Utf8Bytes::from_static("3probe")))
                 .await
                 .ok()?;
             session.lock().probed();
             session.wake.notify_one();
-            expect(&mut ws, &["5"]).await?;
+            expect(ws, &["5"]).await?;
         }
         Some(())
     };
+    // Boxed: the exchange's state lives only during the upgrade, not in the connection's task.
     let upgraded = matches!(
-        tokio::time::timeout_at(deadline, exchange).await,
+        Box::pin(tokio::time::timeout_at(deadline, exchange)).await,
         Ok(Some(()))
     ) && session.lock().complete_upgrade();
     if !upgraded {
@@ -254,9 +257,11 @@ fn read_error_reason(err: &WsError) -> CloseReason {
 
 /// The one task of a WebSocket connection: writes what the session queues (coalesced: all
 /// frames queued since the last write go out with one flush) and reads what the client sends.
+/// The stream is borrowed: an `async fn` keeps its arguments and its locals apart, so an owned
+/// stream would be stored twice in every connection's task.
 pub(crate) async fn drive<S>(
     session: Arc<Session>,
-    mut ws: WebSocketStream<S>,
+    ws: &mut WebSocketStream<S>,
     first: Option<Frame>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -270,28 +275,22 @@ pub(crate) async fn drive<S>(
     let reason = loop {
         let closed = session.lock().take_frames(&mut batch);
         if !batch.is_empty() {
-            // A client that stops reading blocks the write; once the session is closed (slow
-            // consumer, ping timeout, server close) the write gets `WRITE_GRACE` more, then the
-            // connection is dropped.
-            let give_up = async {
-                if !closed {
-                    closing(&session).await;
-                }
-                tokio::time::sleep(WRITE_GRACE).await;
-            };
-            let written = tokio::select! {
-                biased;
-                written = write_batch(&mut ws, &mut batch, session.protocol, &mut owes_flush) => written,
-                () = give_up => {
-                    stalled = true;
-                    false
-                }
-            };
+            // Boxed: the write's state (a timer among it) exists only while a write is under
+            // way, instead of in every idle connection's task.
+            let written = Box::pin(write_or_give_up(
+                ws,
+                &mut batch,
+                &session,
+                closed,
+                &mut owes_flush,
+            ))
+            .await;
+            stalled = written.is_none();
             if stalled {
                 tracing::debug!(sid = %session.sid, "client not reading: dropping the WebSocket");
                 break session.close_reason().unwrap_or(CloseReason::ForcedClose);
             }
-            if !written {
+            if written != Some(true) {
                 break CloseReason::TransportClose;
             }
             if batch.capacity() > 64 {
@@ -365,7 +364,33 @@ pub(crate) async fn drive<S>(
         code,
         reason: Utf8Bytes::from_static(""),
     });
-    let _ = tokio::time::timeout(WRITE_GRACE, ws.close(frame)).await;
+    let _ = Box::pin(tokio::time::timeout(WRITE_GRACE, ws.close(frame))).await;
+}
+
+/// Writes `batch`; a client that stops reading blocks the write, so once the session is closed
+/// (slow consumer, ping timeout, server close) the write gets `WRITE_GRACE` more and is then
+/// abandoned: `None`. Otherwise whether the write succeeded.
+async fn write_or_give_up<S>(
+    ws: &mut WebSocketStream<S>,
+    batch: &mut VecDeque<Frame>,
+    session: &Session,
+    closed: bool,
+    owes_flush: &mut bool,
+) -> Option<bool>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let give_up = async {
+        if !closed {
+            closing(session).await;
+        }
+        tokio::time::sleep(WRITE_GRACE).await;
+    };
+    tokio::select! {
+        biased;
+        written = write_batch(ws, batch, session.protocol, owes_flush) => Some(written),
+        () = give_up => None,
+    }
 }
 
 /// Writes and flushes every frame of `batch`, framed here: small frames are copied into one
