@@ -135,7 +135,9 @@ impl Registry {
                 "a room with this name exists",
             ));
         }
-        self.get_inner(name, None).await
+        // With `info`: a load that began before the room existed (a concurrent join) reads it
+        // again instead of answering `no_such_room` to this request too.
+        self.get_inner(name, Some(info)).await
     }
 
     /// Handles of every running room.

@@ -444,3 +444,126 @@ async fn unknown_rooms_are_refused_and_direct_rooms_created_on_demand() {
         room.instance
     );
 }
+
+/// A store whose first `room` lookup answers what it read only once released, and which tells
+/// when a room was created: for ordering a load against a concurrent create.
+struct GatedStore {
+    inner: Arc<MemoryStore>,
+    looked_up: tokio::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    created: tokio::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl Store for GatedStore {
+    fn append(
+        &self,
+        m: crate::store::NewMessage,
+    ) -> crate::store::BoxFuture<Result<crate::store::Appended, crate::store::StoreError>> {
+        self.inner.append(m)
+    }
+    fn messages_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> crate::store::BoxFuture<Result<Vec<StoredMessage>, crate::store::StoreError>> {
+        self.inner.messages_after(room, after, limit)
+    }
+    fn messages_before(
+        &self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> crate::store::BoxFuture<Result<Vec<StoredMessage>, crate::store::StoreError>> {
+        self.inner.messages_before(room, before, limit)
+    }
+    fn last_seq(
+        &self,
+        room: &str,
+    ) -> crate::store::BoxFuture<Result<u64, crate::store::StoreError>> {
+        self.inner.last_seq(room)
+    }
+    fn rooms(&self) -> crate::store::BoxFuture<Result<Vec<RoomInfo>, crate::store::StoreError>> {
+        self.inner.rooms()
+    }
+    fn room(
+        &self,
+        name: &str,
+    ) -> crate::store::BoxFuture<Result<Option<RoomInfo>, crate::store::StoreError>> {
+        let read = self.inner.room(name);
+        let gate = self.looked_up.try_lock().ok().and_then(|mut g| g.take());
+        let release = self.release.try_lock().ok().and_then(|mut r| r.take());
+        Box::pin(async move {
+            let found = read.await;
+            if let (Some(gate), Some(release)) = (gate, release) {
+                let _ = gate.send(());
+                let _ = release.await;
+            }
+            found
+        })
+    }
+    fn create_room(
+        &self,
+        info: RoomInfo,
+    ) -> crate::store::BoxFuture<Result<bool, crate::store::StoreError>> {
+        let create = self.inner.create_room(info);
+        let told = self.created.try_lock().ok().and_then(|mut c| c.take());
+        Box::pin(async move {
+            let created = create.await;
+            if let Some(told) = told {
+                let _ = told.send(());
+            }
+            created
+        })
+    }
+    fn set_topic(
+        &self,
+        room: &str,
+        topic: &str,
+    ) -> crate::store::BoxFuture<Result<(), crate::store::StoreError>> {
+        self.inner.set_topic(room, topic)
+    }
+    fn close(&self) -> crate::store::BoxFuture<()> {
+        self.inner.close()
+    }
+}
+
+/// A join that looked the room up just before someone created it must not make the create
+/// answer `no_such_room`: the creator gets its room, and so does the joiner.
+#[tokio::test]
+async fn a_create_racing_a_join_of_the_same_room_succeeds() {
+    let (looked_up, on_lookup) = tokio::sync::oneshot::channel();
+    let (release, gate) = tokio::sync::oneshot::channel();
+    let (created, on_create) = tokio::sync::oneshot::channel();
+    let store = Arc::new(GatedStore {
+        inner: Arc::new(MemoryStore::new()),
+        looked_up: tokio::sync::Mutex::new(Some(looked_up)),
+        release: tokio::sync::Mutex::new(Some(gate)),
+        created: tokio::sync::Mutex::new(Some(created)),
+    });
+    let (tx, _out) = mpsc::unbounded_channel();
+    let registry = Registry::start(
+        store.clone(),
+        Arc::new(Recorder(tx)),
+        Arc::new(Metrics::default()),
+        settings(),
+    );
+    // The joiner's load reads "no such room" and is held before it reports.
+    let join = tokio::spawn({
+        let registry = registry.clone();
+        async move { registry.get("new").await }
+    });
+    on_lookup.await.unwrap();
+    let create = tokio::spawn({
+        let (registry, store) = (registry.clone(), store.clone());
+        async move { registry.create("new", "", store.as_ref()).await }
+    });
+    on_create.await.unwrap();
+    // The creator's request is with the registry (commands are handled in order).
+    registry.running().await;
+    release.send(()).unwrap();
+    let created = create.await.unwrap().expect("the create succeeds");
+    assert_eq!(created.summary().await.unwrap().info.name, "new");
+    let joined = join.await.unwrap().expect("the join finds the room");
+    assert_eq!(joined.instance, created.instance);
+}
