@@ -375,9 +375,27 @@ def plot(agg, path):
 
     idle = agg.get("idle", {})
     if idle:
-        size = min(idle, key=lambda s: int(s))
-        bars(axes[0], f"Idle memory, N={int(size):,}", "server RSS per connection (KiB)",
-             {p: (m["rss_per_conn_bytes"] or 0) / 1024 for p, m in idle[size].items()})
+        # one group of bars per peer, one bar per fleet size (10k, 50k, 100k, ...)
+        sizes = sorted(idle, key=int)
+        names = [p for p in PEER_ORDER if any(p in idle[s] for s in sizes)]
+        ax = axes[0]
+        w = 0.8 / len(sizes)
+        for k, size in enumerate(sizes):
+            xs, vals, cols = [], [], []
+            for i, p in enumerate(names):
+                m = idle[size].get(p)
+                if m and m["rss_per_conn_bytes"]:
+                    xs.append(i - 0.4 + w * (k + 0.5))
+                    vals.append(m["rss_per_conn_bytes"] / 1024)
+                    cols.append(colors[p])
+            ax.bar(xs, vals, w * 0.92, color=cols, alpha=0.45 + 0.55 * (k + 1) / len(sizes))
+            for x, v in zip(xs, vals):
+                ax.text(x, v, f"{v:.3g}", ha="center", va="bottom", fontsize=6.5)
+        ax.set_xticks(list(range(len(names))))
+        ax.set_xticklabels([PEER_NAME[p].split(" (")[0] for p in names], rotation=25, fontsize=8)
+        ax.set_ylabel("server RSS per connection (KiB)")
+        label = ", ".join(f"{int(s) // 1000}k" for s in sizes)
+        ax.set_title(f"Idle memory, N = {label} (light to dark)", fontsize=10)
     fan = agg.get("fanout", {})
     if fan:
         size = next(iter(fan))
