@@ -8,7 +8,9 @@
 # Knobs (environment): REPS, PEERS ("ours raw socketioxide node python"), SCENARIOS
 # ("idle fanout storm churn chat"), IDLE_SIZES ("10000"), IDLE_LARGE ("50000 100000": only
 # for IDLE_LARGE_PEERS), FANOUT_CLIENTS, FANOUT_K, FANOUT_BURSTS, FANOUT_INTERVAL_MS,
-# STORM_CLIENTS, CHURN_CLIENTS, CHURN_SECONDS, CHAT_ROOMS, CHAT_USERS, CHAT_RATE, CHAT_SECONDS.
+# STORM_CLIENTS, CHURN_CLIENTS, CHURN_SECONDS, CHAT_ROOMS, CHAT_USERS, CHAT_RATES ("5 50":
+# messages per second per user, one chat run each; 50 is 10 000 stored messages/s offered),
+# CHAT_SECONDS.
 # An idle size that does not fit one process's RLIMIT_NOFILE (raised as far as the hard limit
 # allows) runs over as many server processes ("shards", consecutive ports, all on CPU 0) as it
 # needs, each with its own child loadgen; the fleet is held at once and the RSS summed.
@@ -29,7 +31,7 @@ for a in "$@"; do
     --quick) QUICK=1 ;;
     --docs) DOCS=1 ;;
     -h | --help)
-        sed -n '2,20p' "$0"
+        sed -n '2,/^set -euo/p' "$0" | sed '$d'
         exit 0
         ;;
     *)
@@ -42,7 +44,7 @@ done
 if [ "$QUICK" = 1 ]; then
     : "${REPS:=1}" "${PEERS:=ours raw}" "${SCENARIOS:=idle fanout storm churn chat}"
     : "${IDLE_SIZES:=1000}" "${IDLE_LARGE:=}" "${FANOUT_CLIENTS:=1000}" "${STORM_CLIENTS:=500}"
-    : "${CHURN_CLIENTS:=200}" "${CHURN_SECONDS:=10}" "${CHAT_SECONDS:=3}"
+    : "${CHURN_CLIENTS:=200}" "${CHURN_SECONDS:=10}" "${CHAT_RATES:=5}" "${CHAT_SECONDS:=3}"
 fi
 : "${REPS:=3}"
 : "${PEERS:=ours raw socketioxide node python}"
@@ -53,7 +55,7 @@ fi
 : "${FANOUT_CLIENTS:=10000}" "${FANOUT_K:=10}" "${FANOUT_BURSTS:=5}" "${FANOUT_INTERVAL_MS:=200}"
 : "${STORM_CLIENTS:=10000}"
 : "${CHURN_CLIENTS:=2000}" "${CHURN_SECONDS:=45}"
-: "${CHAT_ROOMS:=20}" "${CHAT_USERS:=10}" "${CHAT_RATE:=5}" "${CHAT_SECONDS:=10}"
+: "${CHAT_ROOMS:=20}" "${CHAT_USERS:=10}" "${CHAT_RATES:=5 50}" "${CHAT_SECONDS:=10}"
 : "${TIMEOUT_S:=180}"
 
 log() { printf '==> bench: %s\n' "$*" >&2; }
@@ -243,8 +245,10 @@ for s in $SCENARIOS; do
         if [ "$CHATD_OK" = 0 ]; then
             echo '{"scenario":"chat","peer":"ours","error":"chatd did not build"}' >>"$RAW"
         elif has ours; then
-            run ours 0 chat --rooms "$CHAT_ROOMS" --users "$CHAT_USERS" --rate "$CHAT_RATE" \
-                --duration-s "$CHAT_SECONDS"
+            for rate in $CHAT_RATES; do
+                run ours 0 chat --rooms "$CHAT_ROOMS" --users "$CHAT_USERS" --rate "$rate" \
+                    --duration-s "$CHAT_SECONDS"
+            done
         fi
         ;;
     *) log "unknown scenario $s" ;;
