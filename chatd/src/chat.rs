@@ -67,8 +67,7 @@ pub fn client_ip(socket: &Socket, trust_proxy: bool) -> Option<IpAddr> {
     if trust_proxy {
         let forwarded = hs
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
+            .get_str("x-forwarded-for")
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse().ok());
         if forwarded.is_some() {

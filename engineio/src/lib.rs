@@ -48,6 +48,7 @@
 
 mod config;
 mod error;
+mod headers;
 mod heartbeat;
 pub mod packet;
 pub mod payload;
@@ -71,6 +72,7 @@ pub use config::{
     AllowOrigin, Config, ConfigBuilder, Cookie, Cors, Protocol, SlowConsumerPolicy, TransportKind,
 };
 pub use error::HttpError;
+pub use headers::Headers;
 pub use packet::{DecodeError, Message, Packet, Text};
 pub use reason::CloseReason;
 pub use serve::{serve, shutdown_signal};

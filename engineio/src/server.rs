@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Protocol, TransportKind};
 use crate::error::HttpError;
+use crate::headers::Headers;
 use crate::packet::open_packet;
 use crate::query;
 use crate::response;
@@ -247,7 +248,7 @@ impl<H: Handler> EngineIo<H> {
         }
         let handshake = Handshake {
             peer_addr: peer,
-            headers: own_headers(&parts.headers),
+            headers: Headers::from(&parts.headers),
             query: raw_query.to_owned(),
             issued: SystemTime::now(),
             secure: parts.uri.scheme_str() == Some("https"),
@@ -314,19 +315,6 @@ impl<H: Handler> EngineIo<H> {
         }));
         session
     }
-}
-
-/// A copy of the request headers in allocations of their own: a plain clone shares the bytes
-/// of hyper's read buffer (8 KiB) and would keep it alive for the whole session.
-fn own_headers(headers: &http::HeaderMap) -> http::HeaderMap {
-    let mut out = http::HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
-            copy.set_sensitive(value.is_sensitive());
-            out.append(name.clone(), copy);
-        }
-    }
-    out
 }
 
 /// `Origin` must hold only visible ASCII, tab, space or obs-text.

@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::HeaderMap;
-
 use crate::config::{Protocol, TransportKind};
+use crate::headers::Headers;
 use crate::packet::{Frame, Message};
 use crate::reason::CloseReason;
 use crate::session::Session;
@@ -75,8 +74,8 @@ pub enum SendError {
 pub struct Handshake {
     /// The client's address, when the server knows it.
     pub peer_addr: Option<SocketAddr>,
-    /// Request headers.
-    pub headers: HeaderMap,
+    /// Request headers, kept compactly (see [`Headers`]).
+    pub headers: Headers,
     /// The raw query string.
     pub query: String,
     /// When the handshake happened.

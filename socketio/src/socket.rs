@@ -515,8 +515,8 @@ impl Socket {
             .iter()
             .filter_map(|(k, v)| {
                 Some((
-                    k.as_str().to_owned(),
-                    Value::String(v.to_str().ok()?.to_owned()),
+                    k.to_owned(),
+                    Value::String(std::str::from_utf8(v).ok()?.to_owned()),
                 ))
             })
             .collect();

@@ -7,6 +7,8 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
@@ -22,7 +24,27 @@ pub struct Target {
     pub path: String,
     /// How many source addresses (127.0.0.1, 127.0.0.2, …) to spread clients over.
     pub src_ips: u8,
+    /// Send the request headers a browser behind nginx sends ([`BROWSER_HEADERS`]) with every
+    /// WebSocket handshake, not only the handful a WebSocket needs.
+    pub browser_headers: bool,
 }
+
+/// What Chromium sends with a WebSocket handshake (less the compression offer, which the
+/// generator does not speak) plus what `docs/deploy/nginx.conf` adds: with the five headers of
+/// the handshake itself, 16 headers of about 700 bytes, as a server sees a real user.
+pub const BROWSER_HEADERS: [(&str, &str); 11] = [
+    ("origin", "http://127.0.0.1:3000"),
+    ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("accept-language", "en-US,en;q=0.9,de;q=0.8"),
+    ("cache-control", "no-cache"),
+    ("pragma", "no-cache"),
+    ("cookie", "session=eyJ1c2VyIjoiYWxpY2UiLCJ0cyI6MTczMzE2MDAwMH0.Zm9vYmFyYmF6cXV4; theme=dark; _pk_id.1.1fff=4a3b2c1d0e9f8a7b.1733160000."),
+    ("x-real-ip", "127.0.0.1"),
+    ("x-forwarded-for", "127.0.0.1"),
+    ("x-forwarded-proto", "http"),
+    ("x-forwarded-host", "127.0.0.1:3000"),
+];
 
 impl Target {
     /// A target on `addr` at `/socket.io/`, spread over 16 source addresses.
@@ -31,6 +53,7 @@ impl Target {
             addr,
             path: "/socket.io/".into(),
             src_ips: 16,
+            browser_headers: false,
         }
     }
 
@@ -108,8 +131,15 @@ impl SioConn {
             target.path,
             sid.map(|s| format!("&sid={s}")).unwrap_or_default()
         );
+        let mut request = url.into_client_request()?;
+        if target.browser_headers {
+            let headers = request.headers_mut();
+            for (name, value) in BROWSER_HEADERS {
+                headers.insert(name, HeaderValue::from_static(value));
+            }
+        }
         let (ws, _) =
-            tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config())).await?;
+            tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config())).await?;
         Ok(ws)
     }
 

@@ -28,6 +28,9 @@ struct Cli {
     /// Source addresses 127.0.0.1..=127.0.0.N to spread clients over (~28k ports each).
     #[arg(long, default_value_t = 16)]
     src_ips: u8,
+    /// Every WebSocket handshake carries a browser's headers (behind nginx), ~700 bytes.
+    #[arg(long)]
+    browser_headers: bool,
     /// Upper bound of every wait, in seconds.
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
@@ -147,6 +150,7 @@ async fn main() -> loadgen::Result<()> {
             addr: cli.addr,
             path: cli.path.clone(),
             src_ips: cli.src_ips.max(1),
+            browser_headers: cli.browser_headers,
         },
         server_pid: cli.server_pid.first().copied(),
         label: cli.label.clone(),

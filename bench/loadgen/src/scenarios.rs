@@ -389,7 +389,12 @@ pub async fn idle_held<F: Future<Output = ()>>(
     Ok(report(
         c,
         "idle",
-        json!({"clients": n, "concurrency": c.concurrency, "settle_s": settle.as_secs_f64()}),
+        json!({
+            "clients": n,
+            "concurrency": c.concurrency,
+            "settle_s": settle.as_secs_f64(),
+            "browser_headers": c.target.browser_headers,
+        }),
         json!({
             "connected": connected,
             "failed": failed,

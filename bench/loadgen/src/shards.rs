@@ -58,6 +58,7 @@ impl Worker {
             .args(["--src-ips", &c.target.src_ips.to_string()])
             .args(["--timeout-s", &c.timeout.as_secs().to_string()])
             .args(["--concurrency", &c.concurrency.to_string()])
+            .args(c.target.browser_headers.then_some("--browser-headers"))
             .args(["idle", "--hold", "--clients", &clients.to_string()])
             .args(["--settle-s", &settle.as_secs_f64().to_string()])
             .stdin(Stdio::piped())
@@ -168,6 +169,7 @@ pub async fn idle(
             "shards": shards.len(),
             "concurrency": c.concurrency,
             "settle_s": settle.as_secs_f64(),
+            "browser_headers": c.target.browser_headers,
         }),
         json!({
             "connected": connected as u64,
