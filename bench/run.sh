@@ -11,6 +11,7 @@
 # STORM_CLIENTS, CHURN_CLIENTS, CHURN_SECONDS, CHAT_ROOMS, CHAT_USERS, CHAT_RATES ("5 50":
 # messages per second per user, one chat run each; 50 is 10 000 stored messages/s offered),
 # CHAT_SECONDS.
+# IDLE_BROWSER_SIZES ("10000"): idle again with the request headers of a browser behind nginx.
 # An idle size that does not fit one process's RLIMIT_NOFILE (raised as far as the hard limit
 # allows) runs over as many server processes ("shards", consecutive ports, all on CPU 0) as it
 # needs, each with its own child loadgen; the fleet is held at once and the RSS summed.
@@ -43,7 +44,7 @@ done
 
 if [ "$QUICK" = 1 ]; then
     : "${REPS:=1}" "${PEERS:=ours raw}" "${SCENARIOS:=idle fanout storm churn chat}"
-    : "${IDLE_SIZES:=1000}" "${IDLE_LARGE:=}" "${FANOUT_CLIENTS:=1000}" "${STORM_CLIENTS:=500}"
+    : "${IDLE_SIZES:=1000}" "${IDLE_LARGE:=}" "${IDLE_BROWSER_SIZES:=1000}" "${FANOUT_CLIENTS:=1000}" "${STORM_CLIENTS:=500}"
     : "${CHURN_CLIENTS:=200}" "${CHURN_SECONDS:=10}" "${CHAT_RATES:=5}" "${CHAT_SECONDS:=3}"
 fi
 : "${REPS:=3}"
@@ -52,6 +53,7 @@ fi
 : "${IDLE_SIZES:=10000}"
 : "${IDLE_LARGE=50000 100000}"
 : "${IDLE_LARGE_PEERS:=ours node raw}"
+: "${IDLE_BROWSER_SIZES=10000}"
 : "${FANOUT_CLIENTS:=10000}" "${FANOUT_K:=10}" "${FANOUT_BURSTS:=5}" "${FANOUT_INTERVAL_MS:=200}"
 : "${STORM_CLIENTS:=10000}"
 : "${CHURN_CLIENTS:=2000}" "${CHURN_SECONDS:=45}"
@@ -219,6 +221,9 @@ for s in $SCENARIOS; do
             case " $IDLE_LARGE_PEERS " in
             *" $p "*) for n in $IDLE_LARGE; do idle_run "$p" "$n"; done ;;
             esac
+            for n in $IDLE_BROWSER_SIZES; do
+                run "$p" 0 idle --clients "$n" --browser-headers
+            done
         done
         ;;
     fanout)

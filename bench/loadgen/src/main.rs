@@ -29,7 +29,7 @@ struct Cli {
     #[arg(long, default_value_t = 16)]
     src_ips: u8,
     /// Every WebSocket handshake carries a browser's headers (behind nginx), ~700 bytes.
-    #[arg(long)]
+    #[arg(long, global = true)]
     browser_headers: bool,
     /// Upper bound of every wait, in seconds.
     #[arg(long, default_value_t = 120)]
