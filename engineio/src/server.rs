@@ -113,6 +113,12 @@ impl<H: Handler> EngineIo<H> {
         self.shared.sessions.len()
     }
 
+    /// Sessions still in memory, open or closed. Once every connection has ended this returns
+    /// to zero: a session that stays counted is held by something (a leak).
+    pub fn sessions_in_memory(&self) -> usize {
+        self.shared.live_sessions.load(Ordering::Relaxed)
+    }
+
     /// Connections closed so far because their outgoing queue was full
     /// ([`SlowConsumerPolicy::Disconnect`](crate::SlowConsumerPolicy)).
     pub fn slow_consumers_dropped(&self) -> u64 {
@@ -309,7 +315,7 @@ impl<H: Handler> EngineIo<H> {
             "session opened"
         );
         let conn = self.handler.on_open(Socket(session.clone()));
-        session.bind(Box::new(Bound {
+        session.bind(Arc::new(Bound {
             handler: self.handler.clone(),
             conn,
         }));

@@ -1,7 +1,7 @@
 //! One Engine.IO session: its state behind a per-session lock, and the wake-up for its writer.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -23,8 +23,9 @@ pub(crate) struct Session {
     state: Mutex<SessionState>,
     /// Wakes whoever writes to the client: the pending GET or the WebSocket task.
     pub(crate) wake: Notify,
-    hooks: OnceLock<Box<dyn Hooks>>,
-    close_reported: AtomicBool,
+    /// The handler's per-connection state. Taken out when the close is reported: it usually
+    /// holds a [`Socket`](crate::Socket) of this session, and keeping it would be a cycle.
+    hooks: Mutex<Option<Arc<dyn Hooks>>>,
     /// Copied from the config so that a send never touches the shared state.
     queue_limit: usize,
     slow_consumer: SlowConsumerPolicy,
@@ -45,14 +46,14 @@ impl Session {
             Protocol::V4 => Heartbeat::new(now, config.ping_interval, config.ping_timeout),
             Protocol::V3 => Heartbeat::client_pings(now, config.ping_interval, config.ping_timeout),
         };
+        shared.live_sessions.fetch_add(1, Ordering::Relaxed);
         Arc::new(Session {
             sid,
             protocol,
             handshake,
             state: Mutex::new(SessionState::with_protocol(protocol, transport, heartbeat)),
             wake: Notify::new(),
-            hooks: OnceLock::new(),
-            close_reported: AtomicBool::new(false),
+            hooks: Mutex::new(None),
             queue_limit: config.max_buffered_bytes,
             slow_consumer: config.slow_consumer,
             shared: Arc::downgrade(shared),
@@ -65,8 +66,8 @@ impl Session {
     }
 
     /// Links the handler's per-connection state; reports a close that happened during `on_open`.
-    pub(crate) fn bind(&self, hooks: Box<dyn Hooks>) {
-        let _ = self.hooks.set(hooks);
+    pub(crate) fn bind(&self, hooks: Arc<dyn Hooks>) {
+        *self.hooks.lock().unwrap_or_else(|e| e.into_inner()) = Some(hooks);
         if let Some(reason) = self.close_reason() {
             self.report_close(reason);
         }
@@ -133,14 +134,19 @@ impl Session {
         }
     }
 
+    /// The hooks, while the session is open and bound.
+    fn hooks(&self) -> Option<Arc<dyn Hooks>> {
+        self.hooks.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub(crate) fn dispatch(&self, message: Message) {
-        if let Some(hooks) = self.hooks.get() {
+        if let Some(hooks) = self.hooks() {
             hooks.message(message);
         }
     }
 
     pub(crate) fn upgraded(&self) {
-        if let Some(hooks) = self.hooks.get() {
+        if let Some(hooks) = self.hooks() {
             hooks.upgraded();
         }
     }
@@ -177,11 +183,11 @@ impl Session {
         self.report_close(reason);
     }
 
+    /// Tells the handler, once, and lets go of its per-connection state.
     fn report_close(&self, reason: CloseReason) {
-        if let Some(hooks) = self.hooks.get() {
-            if !self.close_reported.swap(true, Ordering::AcqRel) {
-                hooks.closed(reason);
-            }
+        let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(hooks) = hooks {
+            hooks.closed(reason);
         }
     }
 
@@ -254,6 +260,14 @@ impl Session {
                 self.close(CloseReason::PingTimeout);
                 None
             }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.live_sessions.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

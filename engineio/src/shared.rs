@@ -127,6 +127,9 @@ pub(crate) struct Shared {
     pub(crate) shutting_down: AtomicBool,
     /// Connections closed by the slow-consumer policy.
     pub(crate) slow_consumers: std::sync::atomic::AtomicU64,
+    /// Sessions still in memory, open or closed: the registry's count plus those that
+    /// something still holds after they left it.
+    pub(crate) live_sessions: AtomicUsize,
 }
 
 impl Shared {
@@ -138,6 +141,7 @@ impl Shared {
             ws_tasks: Arc::default(),
             shutting_down: AtomicBool::new(false),
             slow_consumers: Default::default(),
+            live_sessions: AtomicUsize::new(0),
         })
     }
 
