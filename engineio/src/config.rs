@@ -159,6 +159,16 @@ pub struct Config {
     /// Accept Engine.IO v3 clients (`EIO=3`: socket.io-client 1.x/2.x), like Node's
     /// `allowEIO3`. Off by default: such handshakes get 400 code 5.
     pub allow_eio3: bool,
+    /// Time a client has to send a complete request head once the connection waits for one,
+    /// and a polling POST its body: slower clients are disconnected, so they cannot hold
+    /// connections open by trickling bytes (used by [`serve`](crate::serve)).
+    pub http_header_timeout: Duration,
+    /// How long a kept-alive HTTP connection may sit idle between requests before it is
+    /// closed (used by [`serve`](crate::serve)).
+    pub http_keep_alive_timeout: Duration,
+    /// Most connections that may be open at once without having sent a complete first
+    /// request; more are closed as they arrive (used by [`serve`](crate::serve)).
+    pub max_unfinished_connections: usize,
 }
 
 impl Default for Config {
@@ -180,6 +190,9 @@ impl Default for Config {
             polling_close_grace: Duration::from_secs(30),
             ws_read_buffer: 1024,
             allow_eio3: false,
+            http_header_timeout: Duration::from_secs(15),
+            http_keep_alive_timeout: Duration::from_secs(15),
+            max_unfinished_connections: 1024,
         }
     }
 }
@@ -204,6 +217,12 @@ impl std::fmt::Debug for Config {
             .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("slow_consumer", &self.slow_consumer)
             .field("allow_eio3", &self.allow_eio3)
+            .field("http_header_timeout", &self.http_header_timeout)
+            .field("http_keep_alive_timeout", &self.http_keep_alive_timeout)
+            .field(
+                "max_unfinished_connections",
+                &self.max_unfinished_connections,
+            )
             .finish()
     }
 }
@@ -316,6 +335,25 @@ impl ConfigBuilder {
         self.0.allow_eio3 = allow;
         self
     }
+
+    /// Time allowed for a request head (and a polling POST body).
+    pub fn http_header_timeout(mut self, d: Duration) -> Self {
+        self.0.http_header_timeout = d;
+        self
+    }
+
+    /// Idle time after which a kept-alive HTTP connection is closed.
+    pub fn http_keep_alive_timeout(mut self, d: Duration) -> Self {
+        self.0.http_keep_alive_timeout = d;
+        self
+    }
+
+    /// Most connections open at once that have not sent a complete first request.
+    pub fn max_unfinished_connections(mut self, n: usize) -> Self {
+        self.0.max_unfinished_connections = n;
+        self
+    }
+
     /// The finished configuration.
     pub fn build(self) -> Config {
         self.0

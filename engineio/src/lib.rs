@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod conn_clock;
 mod error;
 mod headers;
 mod heartbeat;

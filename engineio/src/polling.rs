@@ -151,7 +151,14 @@ where
         tracing::info!(sid = %session.sid, "POST body over maxPayload");
         return HttpError::PayloadTooLarge.into_response();
     }
-    let bytes = match Limited::new(body, limit).collect().await {
+    let read = Limited::new(body, limit).collect();
+    let Ok(read) = tokio::time::timeout(engine.shared.config.http_header_timeout, read).await
+    else {
+        tracing::info!(sid = %session.sid, "POST body too slow");
+        session.close(CloseReason::TransportError);
+        return HttpError::BadRequest.into_response();
+    };
+    let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             tracing::info!(sid = %session.sid, "POST body over maxPayload");

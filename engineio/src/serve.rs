@@ -14,8 +14,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::conn_clock::{ConnClock, Expiry, Watched};
 use crate::server::EngineIo;
-use crate::shared::TaskCount;
+use crate::shared::{TaskCount, TaskGuard};
 use crate::socket::Handler;
 
 /// How long shutdown waits for open HTTP connections to finish their requests.
@@ -28,6 +29,11 @@ const CLOSE_DELIVERY: Duration = Duration::from_secs(2);
 /// frame), keeps serving until every polling client has fetched its close packet (two seconds
 /// at most; new handshakes are refused), stops accepting, and waits for open connections to
 /// finish, at most ten seconds.
+///
+/// Each connection gets [`Config::http_header_timeout`](crate::Config) to send a request head
+/// and is closed after [`Config::http_keep_alive_timeout`](crate::Config) without a request;
+/// at most [`Config::max_unfinished_connections`](crate::Config) may wait for their first
+/// request at once.
 ///
 /// ```no_run
 /// # use engineio::{CloseReason, Config, EngineIo, Handler, Message, Socket};
@@ -64,6 +70,7 @@ where
 {
     let (stop_tx, stop_rx) = watch::channel(false);
     let connections: Arc<TaskCount> = Arc::default();
+    let unfinished: Arc<TaskCount> = Arc::default();
     tokio::pin!(shutdown);
     let delivery_deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(delivery_deadline);
@@ -91,17 +98,37 @@ where
                 continue;
             }
         };
+        let config = engine.config();
+        if unfinished.count() >= config.max_unfinished_connections {
+            tracing::debug!(%peer, "too many connections without a request: closing");
+            continue;
+        }
         let _ = stream.set_nodelay(true);
+        let clock = ConnClock::new(tokio::time::Instant::now());
+        let first_request = FirstRequest(std::sync::Mutex::new(Some(unfinished.enter())));
         let service = hyper::service::service_fn({
             let svc = engine.service(fallback.clone()).with_peer(peer);
-            move |req| svc.call(req)
+            let clock = clock.clone();
+            move |req| {
+                first_request.arrived();
+                clock.begin();
+                let answer = svc.call(req);
+                let clock = clock.clone();
+                async move {
+                    let res = answer.await;
+                    clock.end(tokio::time::Instant::now());
+                    res
+                }
+            }
         });
+        let (head, idle) = (config.http_header_timeout, config.http_keep_alive_timeout);
         let mut stop = stop_rx.clone();
         let guard = connections.enter();
         tokio::spawn(async move {
             let _guard = guard;
+            let io = TokioIo::new(Watched::new(stream, clock.clone()));
             let conn = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(io, service)
                 .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
@@ -114,6 +141,13 @@ where
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
+                expiry = expired(&clock, head, idle) => {
+                    tracing::debug!(%peer, ?expiry, "HTTP connection timed out");
+                    if expiry == Expiry::Idle {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
             }
         });
     }
@@ -122,6 +156,29 @@ where
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, connections.wait_idle()).await;
     Ok(())
+}
+
+/// Counts a connection as unfinished until its first request arrives (or it ends).
+struct FirstRequest(std::sync::Mutex<Option<TaskGuard>>);
+
+impl FirstRequest {
+    fn arrived(&self) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.take();
+        }
+    }
+}
+
+/// Resolves when the connection is due to close: a request head too slow, or idle too long.
+async fn expired(clock: &ConnClock, head: Duration, idle: Duration) -> Expiry {
+    loop {
+        match clock.deadline(head, idle) {
+            Some((at, why)) if at <= tokio::time::Instant::now() => return why,
+            Some((at, _)) => tokio::time::sleep_until(at).await,
+            // A request is being served: look again later.
+            None => tokio::time::sleep(head).await,
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C on other systems): the usual `shutdown` future for

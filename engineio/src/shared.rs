@@ -98,6 +98,10 @@ impl TaskCount {
         TaskGuard(self.clone())
     }
 
+    pub(crate) fn count(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
     pub(crate) async fn wait_idle(&self) {
         loop {
             let idle = self.idle.notified();
