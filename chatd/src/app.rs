@@ -12,7 +12,6 @@ use crate::deliver::{SocketFanout, LOBBY};
 use crate::demo::DemoState;
 use crate::http::Site;
 use crate::identity::Identities;
-use crate::limits::PerIp;
 use crate::metrics::{Gauges, Metrics};
 use crate::registry::Registry;
 use crate::room::RoomSettings;
@@ -32,8 +31,6 @@ pub struct App {
     pub identities: Identities,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// Connections per address.
-    pub per_ip: PerIp,
     /// The classic demo's participant count.
     pub demo: DemoState,
     /// The Socket.IO server.
@@ -105,10 +102,18 @@ impl App {
             .await
             .map_err(|e| format!("cannot create the lobby: {e}"))?;
         let allowed = settings.origins();
+        let trusted = settings.trusted_proxies()?;
         let config = Config::builder()
             .engine_with(|e| {
                 e.ping_interval(Duration::from_millis(settings.ping_interval_ms))
                     .ping_timeout(Duration::from_millis(settings.ping_timeout_ms))
+                    .trusted_proxies(trusted)
+                    .max_sessions_per_ip(Some(settings.max_connections_per_ip))
+                    .http_header_timeout(Duration::from_millis(settings.http_header_timeout_ms))
+                    .http_keep_alive_timeout(Duration::from_millis(
+                        settings.http_keep_alive_timeout_ms,
+                    ))
+                    .max_unfinished_connections(settings.max_unfinished_connections)
                     .allow_request(move |parts, _peer| {
                         if origin_allowed(parts, &allowed) {
                             Ok(())
@@ -148,7 +153,6 @@ impl App {
             registry,
             identities,
             metrics,
-            per_ip: PerIp::default(),
             demo: DemoState::default(),
             io: io.clone(),
         });
@@ -162,6 +166,7 @@ impl App {
         let mut gauges = Gauges {
             rooms: self.registry.running().await.len(),
             slow_consumers: self.io.engine().slow_consumers_dropped(),
+            refused_handshakes: self.io.engine().sessions_refused_per_ip(),
             ..Default::default()
         };
         for socket in self.io.engine().sockets() {

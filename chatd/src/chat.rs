@@ -61,20 +61,9 @@ impl Session {
     }
 }
 
-/// The client's address: the peer, or the first X-Forwarded-For hop when the proxy is trusted.
-pub fn client_ip(socket: &Socket, trust_proxy: bool) -> Option<IpAddr> {
-    let hs = socket.handshake();
-    if trust_proxy {
-        let forwarded = hs
-            .headers
-            .get_str("x-forwarded-for")
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
-    }
-    hs.peer_addr.map(|a| a.ip())
+/// The client's address: the peer, or behind `--trusted-proxies` the address they forwarded.
+pub fn client_ip(socket: &Socket) -> Option<IpAddr> {
+    socket.handshake().client_ip
 }
 
 fn connect_error(err: &ChatError) -> ConnectError {
@@ -94,20 +83,9 @@ pub fn install(app: Arc<App>, ns: &Namespace) {
     });
 }
 
-/// Connection limits and identity, before the socket is connected.
+/// Identity, before the socket is connected (the per-address cap applies at the Engine.IO
+/// handshake).
 async fn admit(app: &App, socket: &Socket) -> Result<(), ConnectError> {
-    if let Some(ip) = client_ip(socket, app.settings.trust_proxy) {
-        if !app
-            .per_ip
-            .hold(socket.id(), ip, app.settings.max_connections_per_ip)
-        {
-            app.metrics.refused();
-            return Err(connect_error(&ChatError::new(
-                Code::TooManyConnections,
-                "too many connections from this address",
-            )));
-        }
-    }
     let claimed = claim(app, socket).await;
     match claimed {
         Ok(user) => {
@@ -115,7 +93,6 @@ async fn admit(app: &App, socket: &Socket) -> Result<(), ConnectError> {
             Ok(())
         }
         Err(err) => {
-            app.per_ip.release(&socket.id());
             app.metrics.refused();
             Err(connect_error(&err))
         }
@@ -149,10 +126,7 @@ async fn connected(app: Arc<App>, socket: Socket) {
         }
     };
     if socket.recovered() {
-        // Recovery skips the middleware: take the name and the address slot again.
-        if let Some(ip) = client_ip(&socket, app.settings.trust_proxy) {
-            app.per_ip.hold(socket.id(), ip, usize::MAX);
-        }
+        // Recovery skips the middleware: take the name again.
         if app
             .identities
             .claim(&user.name, Some(user.token.clone()), socket.id())
@@ -197,7 +171,6 @@ async fn connected(app: Arc<App>, socket: Socket) {
         async move {
             tracing::debug!(user = %session.user.name, %reason, "chat connection gone");
             app.identities.release(&session.user.name, socket.id());
-            app.per_ip.release(&socket.id());
             let rooms: Vec<String> = session.rooms().iter().cloned().collect();
             for room in rooms {
                 if let Ok(handle) = app.registry.get(&room).await {

@@ -37,7 +37,7 @@ macro_rules! settings {
             /// A TOML file with any of the settings below (keys as the flags, without `--`).
             #[arg(long, env = "CHATD_CONFIG")]
             pub config: Option<PathBuf>,
-            /// Trust X-Forwarded-For for client addresses (only behind a proxy you run).
+            /// Short for `--trusted-proxies 127.0.0.0/8,::1`: a reverse proxy on this host.
             #[arg(long, env = "CHATD_TRUST_PROXY")]
             pub trust_proxy: bool,
             $(
@@ -58,7 +58,7 @@ macro_rules! settings {
         /// The resolved settings.
         #[derive(Clone, Debug)]
         pub struct Settings {
-            /// Trust X-Forwarded-For for client addresses.
+            /// Trust a reverse proxy on this host (loopback) for client addresses.
             pub trust_proxy: bool,
             $( $(#[doc = $doc])* pub $field: $ty, )*
         }
@@ -97,8 +97,17 @@ settings! {
     message_burst: f64 = 20.0, env = "CHATD_MESSAGE_BURST";
     /// Rooms one connection may join.
     max_rooms_per_user: usize = 50, env = "CHATD_MAX_ROOMS_PER_USER";
-    /// Connections per client address.
+    /// Connections (Engine.IO sessions, any namespace) per client address.
     max_connections_per_ip: usize = 50, env = "CHATD_MAX_CONNECTIONS_PER_IP";
+    /// Reverse proxies whose X-Forwarded-For is believed, comma-separated addresses or CIDRs
+    /// (`10.0.0.0/8, 192.0.2.7`); the client is the rightmost address not among them.
+    trusted_proxies: String = String::new(), env = "CHATD_TRUSTED_PROXIES";
+    /// Milliseconds a client has to send a request head (and a polling POST body).
+    http_header_timeout_ms: u64 = 15_000, env = "CHATD_HTTP_HEADER_TIMEOUT_MS";
+    /// Milliseconds an idle kept-alive HTTP connection stays open.
+    http_keep_alive_timeout_ms: u64 = 15_000, env = "CHATD_HTTP_KEEP_ALIVE_TIMEOUT_MS";
+    /// Connections open at once that have not sent a complete first request.
+    max_unfinished_connections: usize = 1024, env = "CHATD_MAX_UNFINISHED_CONNECTIONS";
     /// Milliseconds a user stays present after the last connection dropped.
     presence_grace_ms: u64 = 5000, env = "CHATD_PRESENCE_GRACE_MS";
     /// Milliseconds after which typing expires without a refresh.
@@ -145,6 +154,29 @@ impl Settings {
             .collect()
     }
 
+    /// The trusted proxies as networks; `--trust-proxy` adds loopback.
+    pub fn trusted_proxies(&self) -> Result<Vec<engineio::IpNet>, String> {
+        let mut nets = Vec::new();
+        if self.trust_proxy {
+            nets.extend(
+                ["127.0.0.0/8", "::1/128"]
+                    .iter()
+                    .filter_map(|n| n.parse::<engineio::IpNet>().ok()),
+            );
+        }
+        for item in self.trusted_proxies.split(',').map(str::trim) {
+            if item.is_empty() {
+                continue;
+            }
+            let net = item
+                .parse::<engineio::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(engineio::IpNet::from))
+                .map_err(|_| format!("--trusted-proxies: {item:?} is not an address or CIDR"))?;
+            nets.push(net);
+        }
+        Ok(nets)
+    }
+
     /// Presence grace period.
     pub fn presence_grace(&self) -> Duration {
         Duration::from_millis(self.presence_grace_ms)
@@ -169,5 +201,13 @@ mod tests {
         assert_eq!(s.message_rate, 10.0);
         assert_eq!(s.origins(), vec!["https://a.example", "https://b.example"]);
         assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+        let nets = s.trusted_proxies().unwrap();
+        assert_eq!(nets.len(), 2);
+        let mut s = Settings::defaults();
+        s.trusted_proxies = "10.0.0.0/8, 192.0.2.7".into();
+        let nets = s.trusted_proxies().unwrap();
+        assert_eq!(nets[1].to_string(), "192.0.2.7/32");
+        s.trusted_proxies = "10.0.0.0/33".into();
+        assert!(s.trusted_proxies().is_err());
     }
 }

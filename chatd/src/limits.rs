@@ -1,8 +1,5 @@
-//! Rate and connection limits.
+//! Rate limits.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -41,71 +38,6 @@ impl TokenBucket {
     }
 }
 
-/// Open connections per client address.
-#[derive(Clone, Default)]
-pub struct PerIp {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    held: Arc<Mutex<HashMap<engineio::Sid, IpSlot>>>,
-}
-
-/// A counted connection; dropping it releases the slot.
-pub struct IpSlot {
-    ip: IpAddr,
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl PerIp {
-    /// Takes a slot for `ip` unless it already has `max`.
-    pub fn acquire(&self, ip: IpAddr, max: usize) -> Option<IpSlot> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot {
-            ip,
-            counts: self.counts.clone(),
-        })
-    }
-}
-
-impl PerIp {
-    /// Takes a slot for a connection, kept until [`PerIp::release`]; false when `ip` is at `max`.
-    pub fn hold(&self, socket: engineio::Sid, ip: IpAddr, max: usize) -> bool {
-        let Some(slot) = self.acquire(ip, max) else {
-            return false;
-        };
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(socket, slot);
-        true
-    }
-
-    /// Gives back the slot of a connection.
-    pub fn release(&self, socket: &engineio::Sid) {
-        let slot = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(socket);
-        drop(slot);
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// How long a full bucket lasts at the burst rate; for documentation and tests.
 pub fn refill_time(rate: f64) -> Duration {
     Duration::from_secs_f64(1.0 / rate)
@@ -123,16 +55,5 @@ mod tests {
         assert!(!b.try_take(t0));
         assert!(b.try_take(t0 + refill_time(10.0)));
         assert!(!b.try_take(t0 + refill_time(10.0)));
-    }
-
-    #[test]
-    fn per_ip_slots() {
-        let limits = PerIp::default();
-        let ip: IpAddr = [127, 0, 0, 1].into();
-        let a = limits.acquire(ip, 2).unwrap();
-        let _b = limits.acquire(ip, 2).unwrap();
-        assert!(limits.acquire(ip, 2).is_none());
-        drop(a);
-        assert!(limits.acquire(ip, 2).is_some());
     }
 }

@@ -31,6 +31,8 @@ pub struct Gauges {
     pub rooms: usize,
     /// Connections closed because their outgoing queue was full.
     pub slow_consumers: u64,
+    /// Handshakes refused by the per-address cap.
+    pub refused_handshakes: u64,
 }
 
 impl Metrics {
@@ -125,7 +127,7 @@ impl Metrics {
             "chatd_refused_connections_total",
             "counter",
             "Connections refused by limits or origin.",
-            &one(self.refused_connections.load(Relaxed)),
+            &one(self.refused_connections.load(Relaxed) + g.refused_handshakes),
         );
         metric(
             "chatd_slow_consumers_dropped_total",
@@ -174,6 +176,7 @@ mod tests {
             websocket: 2,
             rooms: 3,
             slow_consumers: 0,
+            refused_handshakes: 0,
         });
         assert!(text.contains("chatd_connections{transport=\"websocket\"} 2"));
         assert!(text.contains("chatd_messages_in_total 1"));

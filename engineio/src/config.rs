@@ -169,6 +169,12 @@ pub struct Config {
     /// Most connections that may be open at once without having sent a complete first
     /// request; more are closed as they arrive (used by [`serve`](crate::serve)).
     pub max_unfinished_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed; empty (the default) believes none.
+    /// See [`client_ip`](crate::client_ip) for how the client's address is found.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Most sessions open at once from one client address; more handshakes get 403. `None`
+    /// (the default) sets no limit.
+    pub max_sessions_per_ip: Option<usize>,
 }
 
 impl Default for Config {
@@ -193,6 +199,8 @@ impl Default for Config {
             http_header_timeout: Duration::from_secs(15),
             http_keep_alive_timeout: Duration::from_secs(15),
             max_unfinished_connections: 1024,
+            trusted_proxies: Vec::new(),
+            max_sessions_per_ip: None,
         }
     }
 }
@@ -223,6 +231,8 @@ impl std::fmt::Debug for Config {
                 "max_unfinished_connections",
                 &self.max_unfinished_connections,
             )
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("max_sessions_per_ip", &self.max_sessions_per_ip)
             .finish()
     }
 }
@@ -351,6 +361,18 @@ impl ConfigBuilder {
     /// Most connections open at once that have not sent a complete first request.
     pub fn max_unfinished_connections(mut self, n: usize) -> Self {
         self.0.max_unfinished_connections = n;
+        self
+    }
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub fn trusted_proxies(mut self, nets: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.0.trusted_proxies = nets.into_iter().collect();
+        self
+    }
+
+    /// Most sessions open at once from one client address.
+    pub fn max_sessions_per_ip(mut self, max: Option<usize>) -> Self {
+        self.0.max_sessions_per_ip = max;
         self
     }
 

@@ -46,6 +46,7 @@
 
 #![warn(missing_docs)]
 
+mod client_addr;
 mod config;
 mod conn_clock;
 mod error;
@@ -69,11 +70,13 @@ mod v3;
 mod websocket;
 mod ws_frame;
 
+pub use client_addr::client_ip;
 pub use config::{
     AllowOrigin, Config, ConfigBuilder, Cookie, Cors, Protocol, SlowConsumerPolicy, TransportKind,
 };
 pub use error::HttpError;
 pub use headers::Headers;
+pub use ipnet::IpNet;
 pub use packet::{DecodeError, Message, Packet, Text};
 pub use reason::CloseReason;
 pub use serve::{serve, shutdown_signal};

@@ -24,7 +24,7 @@ use crate::packet::open_packet;
 use crate::query;
 use crate::response;
 use crate::session::Session;
-use crate::shared::Shared;
+use crate::shared::{IpSlot, Shared};
 use crate::sid::Sid;
 use crate::socket::{Bound, Handler, Handshake, Socket};
 use crate::{polling, websocket};
@@ -117,6 +117,11 @@ impl<H: Handler> EngineIo<H> {
     /// to zero: a session that stays counted is held by something (a leak).
     pub fn sessions_in_memory(&self) -> usize {
         self.shared.live_sessions.load(Ordering::Relaxed)
+    }
+
+    /// Handshakes refused so far by [`Config::max_sessions_per_ip`].
+    pub fn sessions_refused_per_ip(&self) -> u64 {
+        self.shared.refused_per_ip.load(Ordering::Relaxed)
     }
 
     /// Connections closed so far because their outgoing queue was full
@@ -252,21 +257,58 @@ impl<H: Handler> EngineIo<H> {
                 HttpError::Forbidden("Server shutting down".into()),
             );
         }
+        let client_ip = crate::client_ip(
+            peer.map(|p| p.ip()),
+            parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.as_bytes()),
+            &config.trusted_proxies,
+        );
+        let ip_slot = match (config.max_sessions_per_ip, client_ip) {
+            (Some(max), Some(ip)) => match self.shared.per_ip.acquire(ip, max) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::info!(%ip, "too many sessions from one address");
+                    self.shared.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+                    return websocket::refuse_if(
+                        upgrade,
+                        HttpError::Forbidden("Too many connections from this address".into()),
+                    );
+                }
+            },
+            _ => None,
+        };
         let handshake = Handshake {
             peer_addr: peer,
+            client_ip,
             headers: Headers::from(&parts.headers),
             query: raw_query.to_owned(),
             issued: SystemTime::now(),
             secure: parts.uri.scheme_str() == Some("https"),
         };
         match transport {
-            TransportKind::Websocket => websocket::handshake(self, parts, handshake, protocol),
-            TransportKind::Polling => self.polling_handshake(handshake, protocol),
+            TransportKind::Websocket => {
+                websocket::handshake(self, parts, handshake, protocol, ip_slot)
+            }
+            TransportKind::Polling => self.polling_handshake(handshake, protocol, ip_slot),
         }
     }
 
-    fn polling_handshake(&self, handshake: Handshake, protocol: Protocol) -> Response<Full<Bytes>> {
-        let session = self.open(Sid::random(), handshake, TransportKind::Polling, protocol);
+    fn polling_handshake(
+        &self,
+        handshake: Handshake,
+        protocol: Protocol,
+        ip_slot: Option<IpSlot>,
+    ) -> Response<Full<Bytes>> {
+        let session = self.open(
+            Sid::random(),
+            handshake,
+            TransportKind::Polling,
+            protocol,
+            ip_slot,
+        );
         let open = self.open_packet(&session, true);
         let body = match protocol {
             Protocol::V4 => open,
@@ -303,9 +345,18 @@ impl<H: Handler> EngineIo<H> {
         handshake: Handshake,
         transport: TransportKind,
         protocol: Protocol,
+        ip_slot: Option<IpSlot>,
     ) -> Arc<Session> {
         let now = Instant::now();
-        let session = Session::new(&self.shared, sid, handshake, transport, protocol, now);
+        let session = Session::new(
+            &self.shared,
+            sid,
+            handshake,
+            transport,
+            protocol,
+            ip_slot,
+            now,
+        );
         self.shared.sessions.insert(session.clone());
         session.arm_timer(&self.shared, now + self.shared.config.ping_interval);
         tracing::debug!(

@@ -10,7 +10,7 @@ use crate::config::{Protocol, SlowConsumerPolicy, TransportKind};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::packet::{Frame, Message};
 use crate::reason::CloseReason;
-use crate::shared::Shared;
+use crate::shared::{IpSlot, Shared};
 use crate::sid::Sid;
 use crate::socket::{Handshake, Hooks, SendError};
 use crate::state::{Delivery, Push, SessionState};
@@ -30,6 +30,8 @@ pub(crate) struct Session {
     queue_limit: usize,
     slow_consumer: SlowConsumerPolicy,
     shared: Weak<Shared>,
+    /// The session's place in the per-address count, given back when it closes.
+    ip_slot: Mutex<Option<IpSlot>>,
 }
 
 impl Session {
@@ -39,6 +41,7 @@ impl Session {
         handshake: Handshake,
         transport: TransportKind,
         protocol: Protocol,
+        ip_slot: Option<IpSlot>,
         now: Instant,
     ) -> Arc<Self> {
         let config = &shared.config;
@@ -57,6 +60,7 @@ impl Session {
             queue_limit: config.max_buffered_bytes,
             slow_consumer: config.slow_consumer,
             shared: Arc::downgrade(shared),
+            ip_slot: Mutex::new(ip_slot),
         })
     }
 
@@ -172,6 +176,12 @@ impl Session {
     /// Wakes the writer, forgets or lingers, and tells the handler.
     fn after_close(self: &Arc<Self>, reason: CloseReason, lingers: bool) {
         self.wake.notify_one();
+        drop(
+            self.ip_slot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
         if let Some(shared) = self.shared.upgrade() {
             if lingers {
                 self.arm_timer(&shared, Instant::now() + shared.config.polling_close_grace);

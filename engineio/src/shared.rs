@@ -123,6 +123,44 @@ impl Drop for TaskGuard {
     }
 }
 
+/// Open sessions per client address, for [`Config::max_sessions_per_ip`].
+#[derive(Default)]
+pub(crate) struct IpSlots(Arc<Mutex<HashMap<std::net::IpAddr, usize>>>);
+
+impl IpSlots {
+    /// Takes a place for `ip` unless it has `max` already.
+    pub(crate) fn acquire(&self, ip: std::net::IpAddr, max: usize) -> Option<IpSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            ip,
+            slots: self.0.clone(),
+        })
+    }
+}
+
+/// A session's place in its address's count; dropping it gives the place back.
+pub(crate) struct IpSlot {
+    ip: std::net::IpAddr,
+    slots: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) sessions: Registry,
@@ -134,6 +172,10 @@ pub(crate) struct Shared {
     /// Sessions still in memory, open or closed: the registry's count plus those that
     /// something still holds after they left it.
     pub(crate) live_sessions: AtomicUsize,
+    /// Open sessions per client address.
+    pub(crate) per_ip: IpSlots,
+    /// Handshakes refused by the per-address cap.
+    pub(crate) refused_per_ip: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -146,6 +188,8 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             slow_consumers: Default::default(),
             live_sessions: AtomicUsize::new(0),
+            per_ip: IpSlots::default(),
+            refused_per_ip: Default::default(),
         })
     }
 

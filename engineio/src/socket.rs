@@ -1,6 +1,6 @@
 //! The application's side of a connection: the [`Handler`] callbacks and the [`Socket`] handle.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -72,8 +72,11 @@ pub enum SendError {
 /// What the client sent with its handshake request.
 #[derive(Clone, Debug)]
 pub struct Handshake {
-    /// The client's address, when the server knows it.
+    /// The address of the TCP peer (a reverse proxy, when there is one).
     pub peer_addr: Option<SocketAddr>,
+    /// The client's address: the peer, or behind trusted proxies the address they forwarded
+    /// (see [`client_ip`](crate::client_ip)).
+    pub client_ip: Option<IpAddr>,
     /// Request headers, kept compactly (see [`Headers`]).
     pub headers: Headers,
     /// The raw query string.
@@ -91,6 +94,7 @@ impl Handshake {
     /// # use engineio::Handshake;
     /// let h = Handshake {
     ///     peer_addr: None,
+    ///     client_ip: None,
     ///     headers: Default::default(),
     ///     query: "EIO=4&transport=polling&name=a%20b".into(),
     ///     issued: std::time::SystemTime::now(),
@@ -107,7 +111,7 @@ impl Handshake {
     ///
     /// ```
     /// # use engineio::Handshake;
-    /// # let h = Handshake { peer_addr: None, headers: Default::default(),
+    /// # let h = Handshake { peer_addr: None, client_ip: None, headers: Default::default(),
     /// #     query: "EIO=4&room=a%2Fb".into(), issued: std::time::SystemTime::now(), secure: false };
     /// let pairs: Vec<(String, String)> = h.query_pairs().collect();
     /// assert_eq!(pairs[1], ("room".to_string(), "a/b".to_string()));
@@ -185,9 +189,14 @@ impl Socket {
         &self.0.handshake
     }
 
-    /// The client's address.
+    /// The address of the TCP peer (a reverse proxy, when there is one).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.0.handshake.peer_addr
+    }
+
+    /// The client's address, behind trusted proxies too (see [`Handshake::client_ip`]).
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.0.handshake.client_ip
     }
 }
 

@@ -29,6 +29,7 @@ use crate::reason::CloseReason;
 use crate::response;
 use crate::server::EngineIo;
 use crate::session::Session;
+use crate::shared::IpSlot;
 use crate::sid::Sid;
 use crate::socket::{Handler, Handshake};
 use crate::state::ProbeRefusal;
@@ -117,6 +118,7 @@ pub(crate) fn handshake<H: Handler>(
     parts: &Parts,
     handshake: Handshake,
     protocol: Protocol,
+    ip_slot: Option<IpSlot>,
 ) -> Response<Full<Bytes>> {
     let (mut res, on_upgrade) = match accept(parts) {
         Ok(ok) => ok,
@@ -131,7 +133,7 @@ pub(crate) fn handshake<H: Handler>(
         let Some(mut ws) = finish_upgrade(on_upgrade, &engine.shared.config).await else {
             return;
         };
-        let session = engine.open(sid, handshake, TransportKind::Websocket, protocol);
+        let session = engine.open(sid, handshake, TransportKind::Websocket, protocol, ip_slot);
         // The open packet goes out before anything on_open queued.
         let open = Utf8Bytes::try_from(engine.open_packet(&session, false)).unwrap_or_default();
         drive(session, &mut ws, Some(Frame::Text(open))).await;
