@@ -98,6 +98,33 @@ async fn json_round_trips_byte_exactly() {
 }
 
 #[tokio::test]
+async fn random_doubles_come_back_unchanged() {
+    let (io, _seen) = echo_server();
+    let server = TestServer::start(io).await;
+    let mut ws = server.ws().await;
+    ws.join("/").await;
+    // Random bit patterns (xorshift, fixed seed): every exponent range, subnormals included.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut numbers = Vec::new();
+    while numbers.len() < 2000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let x = f64::from_bits(state);
+        if x.is_finite() {
+            numbers.push(serde_json::to_string(&x).expect("finite"));
+        }
+    }
+    numbers.push("1.5e-300".into());
+    for chunk in numbers.chunks(200) {
+        let list = chunk.join(",");
+        ws.send(&format!(r#"42["echo",[{list}]]"#)).await;
+        ws.expect(&format!(r#"42["echo",[{list}]]"#)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn server_emit_wire_format() {
     let io = SocketIo::new(config().build());
     io.of("/").on_connection(|s| async move {

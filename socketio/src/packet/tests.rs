@@ -1176,3 +1176,49 @@ proptest! {
         let _ = Decoder::with_max_attachments(usize::MAX).on_text(&s);
     }
 }
+
+/// A double as JSON text, through the decoder, and back: the same bits and the same text.
+fn double_round_trip(x: f64) -> Result<(), String> {
+    let number = serde_json::to_string(&x).map_err(|e| e.to_string())?;
+    let mut p = decode_one(&format!(r#"2["n",{number}]"#)).map_err(|e| e.to_string())?;
+    let Some(Data::Json(data)) = p.take_data().map_err(|e| e.to_string())? else {
+        return Err("no JSON data".into());
+    };
+    let back = data[1]
+        .as_f64()
+        .ok_or_else(|| format!("no number in {data:?}"))?;
+    if back.to_bits() != x.to_bits() {
+        return Err(format!("{number} came back as {back:?}"));
+    }
+    let encoded = Packet::event("/", data, None).encode_to_string();
+    if encoded != format!(r#"2["n",{number}]"#) {
+        return Err(format!("{number} re-encoded as {encoded}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn doubles_come_back_exactly() {
+    for x in [
+        1.5e-300,
+        0.1,
+        1e21,
+        5e-324,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        -2.2250738585072014e-308,
+    ] {
+        double_round_trip(x).unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn prop_doubles_come_back_exactly(bits in any::<u64>()) {
+        let x = f64::from_bits(bits);
+        prop_assume!(x.is_finite());
+        double_round_trip(x).map_err(TestCaseError::fail)?;
+    }
+}
