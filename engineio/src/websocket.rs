@@ -13,7 +13,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -75,7 +75,11 @@ fn accept(parts: &Parts) -> Result<(Response<Full<Bytes>>, OnUpgrade), HttpError
         .headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_some_and(|v| v.as_bytes() == b"13");
-    let key = parts.headers.get(header::SEC_WEBSOCKET_KEY);
+    // RFC 6455 4.2.1: the key is 16 random bytes in base64.
+    let key = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|k| key_is_valid(k.as_bytes()));
     let on_upgrade = parts.extensions.get::<OnUpgrade>().cloned();
     let (Some(key), true, Some(on_upgrade)) = (key, version_ok, on_upgrade) else {
         return Err(HttpError::BadRequest);
@@ -90,6 +94,14 @@ fn accept(parts: &Parts) -> Result<(Response<Full<Bytes>>, OnUpgrade), HttpError
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     Ok((res, on_upgrade))
+}
+
+fn key_is_valid(key: &[u8]) -> bool {
+    use base64::Engine as _;
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|raw| raw.len() == 16)
 }
 
 async fn finish_upgrade(
@@ -366,7 +378,24 @@ pub(crate) async fn drive<S>(
         code,
         reason: Utf8Bytes::from_static(""),
     });
-    let _ = Box::pin(tokio::time::timeout(WRITE_GRACE, ws.close(frame))).await;
+    let _ = Box::pin(tokio::time::timeout(WRITE_GRACE, async {
+        if ws.close(frame).await.is_ok() {
+            discard_until_closed(ws.get_mut()).await;
+        }
+    }))
+    .await;
+}
+
+/// Reads and drops what the client still sends until it closes its side. Closing a socket with
+/// unread data resets the connection, and the client may then never see the close frame (a
+/// message over maxPayload is cut off at its header, with the rest still on its way).
+async fn discard_until_closed<S: AsyncRead + Unpin>(io: &mut S) {
+    let mut scratch = [0u8; 2048];
+    while let Ok(n) = io.read(&mut scratch).await {
+        if n == 0 {
+            break;
+        }
+    }
 }
 
 /// Writes `batch`; a client that stops reading blocks the write, so once the session is closed

@@ -387,3 +387,31 @@ async fn check_order_transport_then_sid_then_method() {
     check(&res, BAD_REQUEST);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_key_that_is_not_16_bytes_in_base64_is_refused() {
+    let server = TestServer::default_echo().await;
+    let client = server.client();
+    for key in [
+        "!!!",
+        "",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "dGhlIHNhbXBsZSBub25jZSE=",
+        "dGhlIHNhbXBsZSBub25jZQ==x",
+    ] {
+        let bytes = request_bytes(
+            "GET",
+            &client.target("EIO=4&transport=websocket"),
+            &[
+                ("Connection", "Upgrade"),
+                ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", key),
+            ],
+            b"",
+        );
+        let res = raw_request(server.addr, bytes).await.expect("answer");
+        check(&res, BAD_REQUEST);
+    }
+    server.stop().await;
+}

@@ -118,6 +118,42 @@ async fn message_over_max_payload_closes_with_1009() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_message_over_max_payload_still_gets_its_1009() {
+    // The server stops reading at the frame header while megabytes are still on their way: it
+    // must not reset the connection (which would discard its close frame at the client).
+    let config = Config::builder().max_payload(1000).build();
+    let mut server = TestServer::start(config).await;
+    let (ws, _open, socket) = server.open_websocket().await;
+    let (mut tx, mut rx) = ws.split();
+    let big = format!("4{}", "a".repeat(4 << 20));
+    let sending = tokio::spawn(async move {
+        let sent = tx.send(WsMessage::text(big)).await;
+        (sent, tx)
+    });
+    let frame = within("the close frame", async {
+        loop {
+            match rx.next().await {
+                Some(Ok(WsMessage::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1009);
+    assert_eq!(
+        server.expect_close(socket.id()).await,
+        CloseReason::TransportError
+    );
+    // The rest of the message was read and discarded, not refused with a reset.
+    let (sent, tx) = within("the send to end", sending).await.expect("task");
+    assert!(sent.is_ok(), "the server reset the connection: {sent:?}");
+    drop((tx, rx));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_over_max_payload_closes_with_1009() {
     let config = Config::builder().max_payload(100).build();
     let mut server = TestServer::start(config).await;
