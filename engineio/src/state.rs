@@ -81,6 +81,10 @@ pub(crate) struct SessionState {
     heartbeat: Heartbeat,
     frames: VecDeque<Frame>,
     queued_bytes: usize,
+    /// Bytes the WebSocket writer took and has not finished writing: they still count against
+    /// the queue limit, or a client that stopped reading would hold one full queue in the
+    /// writer and another in the queue.
+    in_flight: usize,
     closed: Option<CloseReason>,
     /// Closed by the server on purpose (not a failure): queued packets still go out.
     orderly_close: bool,
@@ -111,6 +115,7 @@ impl SessionState {
             heartbeat,
             frames: VecDeque::new(),
             queued_bytes: 0,
+            in_flight: 0,
             closed: None,
             orderly_close: false,
             delivery: Delivery::Nothing,
@@ -158,7 +163,9 @@ impl SessionState {
         }
         let frames = frames.into_iter();
         let size: usize = frames.clone().map(|f| f.len() + 16).sum();
-        if self.queued_bytes + size > limit && !self.frames.is_empty() {
+        let pending = self.queued_bytes + self.in_flight;
+        // One unit larger than the limit still goes out, alone.
+        if pending + size > limit && pending > 0 {
             return Push::Full;
         }
         let wake = self.frames.is_empty();
@@ -177,6 +184,7 @@ impl SessionState {
             return Push::Closed;
         }
         let writable = self.frames.is_empty()
+            && self.in_flight == 0
             && self.upgrade == Upgrade::Idle
             && (self.transport == TransportKind::Websocket || self.get_pending);
         if !writable {
@@ -277,15 +285,21 @@ impl SessionState {
         self.post_in_flight = false;
     }
 
-    /// Moves every queued frame into `out` (WebSocket writer); true once the session is closed.
+    /// Moves every queued frame into `out` (WebSocket writer), where they count as in flight
+    /// until [`SessionState::written`]; true once the session is closed.
     pub(crate) fn take_frames(&mut self, out: &mut VecDeque<Frame>) -> bool {
         if out.is_empty() {
             std::mem::swap(out, &mut self.frames);
         } else {
             out.extend(self.frames.drain(..));
         }
-        self.queued_bytes = 0;
+        self.in_flight += std::mem::take(&mut self.queued_bytes);
         self.closed.is_some()
+    }
+
+    /// The WebSocket writer wrote everything it took.
+    pub(crate) fn written(&mut self) {
+        self.in_flight = 0;
     }
 
     /// Closes the session; true the first time. `delivery` is what a polling GET receives.
@@ -315,6 +329,7 @@ impl SessionState {
         if !flush {
             self.frames.clear();
             self.queued_bytes = 0;
+            self.in_flight = 0;
         }
         true
     }
@@ -617,6 +632,27 @@ mod tests {
         assert_eq!(s.push_volatile([text("v")]), Push::Queued { wake: true });
         s.close(CloseReason::ForcedClose, Delivery::CloseFrame);
         assert_eq!(push(&mut s, text("late")), Push::Closed);
+    }
+
+    #[test]
+    fn frames_being_written_count_against_the_limit() {
+        let now = Instant::now();
+        let beat = Heartbeat::new(now, Duration::from_secs(25), Duration::from_secs(20));
+        let mut s = SessionState::new(TransportKind::Websocket, beat);
+        assert_eq!(s.push([text("a")], 30), Push::Queued { wake: true });
+        let mut batch = VecDeque::new();
+        s.take_frames(&mut batch);
+        // The writer holds "a" (18 bytes counted): the queue is empty, the limit is not.
+        assert_eq!(s.push([text("bbbb")], 30), Push::Full);
+        assert_eq!(s.push_volatile([text("v")]), Push::Dropped);
+        s.written();
+        assert_eq!(s.push([text("bbbb")], 30), Push::Queued { wake: true });
+        // An oversized unit goes out alone, never next to anything pending.
+        s.take_frames(&mut batch);
+        let big = Frame::from(Message::binary(vec![0u8; 100]));
+        assert_eq!(s.push([big.clone()], 30), Push::Full);
+        s.written();
+        assert_eq!(s.push([big], 30), Push::Queued { wake: true });
     }
 
     #[test]

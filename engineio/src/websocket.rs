@@ -307,6 +307,7 @@ pub(crate) async fn drive<S>(
             if written != Some(true) {
                 break CloseReason::TransportClose;
             }
+            session.lock().written();
             if batch.capacity() > 64 {
                 batch = VecDeque::new();
             }
