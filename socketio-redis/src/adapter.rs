@@ -17,7 +17,6 @@ use socketio::{Args, Data, Packet, Room, Sid};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{timeout_at, Instant};
 
-use crate::msgpack;
 use crate::proto::{self, as_u64, field, kind, str_field, Channels};
 
 /// Options of the Redis adapter; the defaults are those of the Node adapter.
@@ -618,14 +617,7 @@ impl RedisAdapter {
         tokio::spawn(async move {
             while let Some(result) = waits.next().await {
                 let Ok(answer) = result else { continue };
-                let mut reply = vec![
-                    ("type".to_owned(), Data::Json(json!(kind::BROADCAST_ACK))),
-                    ("requestId".to_owned(), Data::from(request_id.as_str())),
-                ];
-                if let Some(first) = answer.0.into_iter().next() {
-                    reply.push(("packet".to_owned(), first));
-                }
-                match msgpack::encode(&Data::Object(reply)) {
+                match proto::encode_broadcast_ack(&request_id, answer.0.into_iter().next()) {
                     Ok(bytes) => me.publish(reply_to.clone(), bytes),
                     Err(e) => tracing::warn!(error = %e, "cannot encode broadcast ack"),
                 }
@@ -771,16 +763,7 @@ impl Adapter for RedisAdapter {
         let mut opts = opts.clone();
         let timeout = *opts.flags.timeout.get_or_insert(self.timeout());
         let deadline = Instant::now() + timeout;
-        match proto::packet_data(&packet).and_then(|p| {
-            let msg = Data::Object(vec![
-                ("uid".into(), Data::from(self.uid.as_str())),
-                ("requestId".into(), Data::from(pending.id.as_str())),
-                ("type".into(), Data::Json(json!(kind::BROADCAST))),
-                ("packet".into(), p),
-                ("opts".into(), Data::Json(proto::opts_json(&opts, true))),
-            ]);
-            Ok(msgpack::encode(&msg)?)
-        }) {
+        match proto::encode_broadcast_request(&self.uid, &pending.id, &packet, &opts) {
             Ok(bytes) => self.publish(self.channels.request.clone(), bytes),
             Err(e) => tracing::warn!(error = %e, "cannot encode broadcast"),
         }
@@ -828,7 +811,7 @@ impl Adapter for RedisAdapter {
         }
         self.publish_json(
             self.channels.request.clone(),
-            &json!({"uid": self.uid, "type": kind::REMOTE_JOIN, "opts": selector(opts), "rooms": rooms}),
+            &proto::rooms_request(&self.uid, kind::REMOTE_JOIN, opts, rooms),
         );
     }
 
@@ -838,7 +821,7 @@ impl Adapter for RedisAdapter {
         }
         self.publish_json(
             self.channels.request.clone(),
-            &json!({"uid": self.uid, "type": kind::REMOTE_LEAVE, "opts": selector(opts), "rooms": rooms}),
+            &proto::rooms_request(&self.uid, kind::REMOTE_LEAVE, opts, rooms),
         );
     }
 
@@ -848,7 +831,7 @@ impl Adapter for RedisAdapter {
         }
         self.publish_json(
             self.channels.request.clone(),
-            &json!({"uid": self.uid, "type": kind::REMOTE_DISCONNECT, "opts": selector(opts), "close": close}),
+            &proto::disconnect_request(&self.uid, opts, close),
         );
     }
 

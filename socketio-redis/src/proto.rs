@@ -170,6 +170,50 @@ pub fn encode_broadcast(
     Ok(msgpack::encode(&msg)?)
 }
 
+/// `{uid, type, opts: {rooms, except}, rooms}`: REMOTE_JOIN or REMOTE_LEAVE by selector.
+pub fn rooms_request(uid: &str, kind: u64, opts: &BroadcastOptions, rooms: &[Room]) -> Value {
+    json!({"uid": uid, "type": kind, "opts": opts_json(opts, false), "rooms": rooms})
+}
+
+/// `{uid, type: 4, opts: {rooms, except}, close}`.
+pub fn disconnect_request(uid: &str, opts: &BroadcastOptions, close: bool) -> Value {
+    json!({"uid": uid, "type": kind::REMOTE_DISCONNECT, "opts": opts_json(opts, false), "close": close})
+}
+
+/// The MessagePack request of a broadcast with acks:
+/// `{uid, requestId, type: 7, packet, opts: {rooms, except, flags}}`.
+pub fn encode_broadcast_request(
+    uid: &str,
+    request_id: &str,
+    packet: &Packet,
+    opts: &BroadcastOptions,
+) -> Result<Vec<u8>, MessageError> {
+    let msg = Data::Object(vec![
+        ("uid".into(), Data::from(uid)),
+        ("requestId".into(), Data::from(request_id)),
+        ("type".into(), Data::Json(json!(kind::BROADCAST))),
+        ("packet".into(), packet_data(packet)?),
+        ("opts".into(), Data::Json(opts_json(opts, true))),
+    ]);
+    Ok(msgpack::encode(&msg)?)
+}
+
+/// The MessagePack reply carrying one client's acknowledgement (its first argument):
+/// `{type: 9, requestId, packet}`, `packet` left out when the client gave no argument.
+pub fn encode_broadcast_ack(
+    request_id: &str,
+    first: Option<Data>,
+) -> Result<Vec<u8>, MessageError> {
+    let mut reply = vec![
+        ("type".to_owned(), Data::Json(json!(kind::BROADCAST_ACK))),
+        ("requestId".to_owned(), Data::from(request_id)),
+    ];
+    if let Some(first) = first {
+        reply.push(("packet".to_owned(), first));
+    }
+    Ok(msgpack::encode(&Data::Object(reply))?)
+}
+
 /// Decodes a broadcast message.
 pub fn decode_broadcast(bytes: &[u8]) -> Result<Broadcast, MessageError> {
     let items = match msgpack::decode(bytes)? {
