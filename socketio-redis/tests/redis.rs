@@ -1,0 +1,187 @@
+//! The adapter against a real redis-server that each test starts on a free port
+//! (`REDIS_SERVER_BIN`, else `/usr/bin/redis-server`; `scripts/setup.sh --tests` installs it).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use socketio::adapter::BroadcastOptions;
+use socketio::{Config, Data, Packet, SocketIo};
+use socketio_redis::proto::{self, Channels};
+use socketio_redis::{RedisAdapterConfig, RedisAdapterFactory};
+
+struct RedisServer {
+    child: Child,
+    url: String,
+}
+
+impl RedisServer {
+    /// Starts redis-server and returns once it logged that it accepts connections.
+    fn start() -> RedisServer {
+        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or("/usr/bin/redis-server".into());
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let mut child = Command::new(&bin)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+            let stdout = child.stdout.take().expect("stdout");
+            let mut ready = false;
+            let mut log = String::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                log.push_str(&line);
+                log.push('\n');
+                if line.contains("Ready to accept connections") {
+                    ready = true;
+                    break;
+                }
+            }
+            if ready {
+                return RedisServer {
+                    child,
+                    url: format!("redis://127.0.0.1:{port}/"),
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(
+                log.contains("Address already in use"),
+                "redis-server failed:\n{log}"
+            );
+        }
+        panic!("no free port for redis-server");
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn config(timeout_ms: u64, queue: usize) -> RedisAdapterConfig {
+    RedisAdapterConfig {
+        requests_timeout: Duration::from_millis(timeout_ms),
+        publish_queue: queue,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_broadcasts_in_the_node_format() {
+    let redis = RedisServer::start();
+    let factory = RedisAdapterFactory::connect(&redis.url, config(2000, 64))
+        .await
+        .expect("connect");
+    let io = SocketIo::builder(Config::default())
+        .adapter(factory.clone())
+        .build();
+    factory.ready().await;
+    assert_eq!(io.of("/").adapter().server_count().await, 1);
+
+    let client = redis::Client::open(redis.url.as_str()).expect("client");
+    let mut watcher = client.get_async_pubsub().await.expect("pubsub");
+    watcher
+        .psubscribe("socket.io#/#*")
+        .await
+        .expect("psubscribe");
+    let mut messages = watcher.on_message();
+
+    io.of("/")
+        .to("room1")
+        .emit(
+            "ev",
+            (json!({"a": 1}), bytes::Bytes::from_static(b"\x01\x02")),
+        )
+        .expect("emit");
+    io.of("/").local().emit("local-only", ()).expect("emit");
+    io.of("/").emit("all", ()).expect("emit");
+
+    let first = messages.next().await.expect("message");
+    assert_eq!(first.get_channel_name(), "socket.io#/#room1#");
+    let b = proto::decode_broadcast(first.get_payload_bytes()).expect("decodes");
+    assert_eq!(b.uid.len(), 6);
+    assert_eq!(
+        b.data,
+        Data::Array(vec![
+            Data::from("ev"),
+            Data::Json(json!({"a": 1})),
+            Data::Binary(bytes::Bytes::from_static(b"\x01\x02")),
+        ])
+    );
+    // The local broadcast was not published: the next message is the namespace-wide one.
+    let second = messages.next().await.expect("message");
+    assert_eq!(second.get_channel_name(), "socket.io#/#");
+    let all = Packet::event("/", json!(["all"]), None);
+    assert_eq!(
+        second.get_payload_bytes(),
+        proto::encode_broadcast(&b.uid, &all, &BroadcastOptions::default()).unwrap()
+    );
+    let channels = Channels::new("socket.io", "/", &b.uid);
+    assert_eq!(channels.broadcast, "socket.io#/#");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_never_blocks_nor_hangs() {
+    let mut redis = RedisServer::start();
+    let factory = RedisAdapterFactory::connect(&redis.url, config(300, 4))
+        .await
+        .expect("connect");
+    let io = SocketIo::builder(Config::default())
+        .adapter(factory.clone())
+        .build();
+    factory.ready().await;
+    redis.kill();
+
+    // Far more than the queue holds: emits return at once, the excess is dropped.
+    let start = Instant::now();
+    for i in 0..10_000 {
+        io.of("/").emit("ev", json!(i)).expect("emit");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let ns = io.of("/");
+    let bounded = Duration::from_secs(5);
+    let fetched = tokio::time::timeout(bounded, ns.fetch_sockets())
+        .await
+        .expect("fetch_sockets ends");
+    assert!(fetched.is_err(), "{fetched:?}");
+    let answers = tokio::time::timeout(bounded, ns.server_side_emit("ping", ()))
+        .await
+        .expect("server_side_emit ends");
+    assert!(answers.is_err(), "{answers:?}");
+    let rooms = tokio::time::timeout(bounded, ns.adapter().all_rooms())
+        .await
+        .expect("all_rooms ends");
+    assert!(rooms.is_err(), "{rooms:?}");
+    let count = tokio::time::timeout(bounded, ns.adapter().server_count())
+        .await
+        .expect("server_count ends");
+    assert_eq!(count, 1);
+    let acks = tokio::time::timeout(
+        bounded,
+        ns.timeout(Duration::from_millis(200))
+            .emit_with_ack("q", ()),
+    )
+    .await
+    .expect("emit_with_ack ends")
+    .expect("emitted");
+    assert!(acks.responses.is_empty());
+}
