@@ -185,3 +185,112 @@ async fn a_dead_redis_never_blocks_nor_hangs() {
     .expect("emitted");
     assert!(acks.responses.is_empty());
 }
+
+/// Another node's requests, preceded by garbage on every channel: the garbage is ignored and each
+/// request gets the reply a Node requester expects, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_requests_and_ignores_garbage() {
+    let redis = RedisServer::start();
+    let factory = RedisAdapterFactory::connect(&redis.url, config(2000, 64))
+        .await
+        .expect("connect");
+    let io = SocketIo::builder(Config::default())
+        .adapter(factory.clone())
+        .build();
+    io.of("/")
+        .on_server_side_emit(|args: socketio::Args| async move {
+            let n: i64 = args.get(1).unwrap_or(0);
+            Some(socketio::Args::from(json!({"double": n * 2})))
+        });
+    factory.ready().await;
+
+    let client = redis::Client::open(redis.url.as_str()).expect("client");
+    let mut watcher = client.get_async_pubsub().await.expect("pubsub");
+    watcher
+        .subscribe("socket.io-response#/#")
+        .await
+        .expect("subscribe");
+    let mut replies = watcher.on_message();
+    let publisher = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let publish = |channel: &'static str, payload: Vec<u8>| {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(channel).arg(payload);
+        let mut conn = publisher.clone();
+        async move {
+            cmd.query_async::<i64>(&mut conn).await.expect("publish");
+        }
+    };
+    let garbage: Vec<Vec<u8>> = vec![
+        b"{not json".to_vec(),
+        vec![0xc1],
+        vec![0x93, 0x01],
+        br#"{"type":"x"}"#.to_vec(),
+        br#"{"type":5,"requestId":"g1","opts":{"rooms":"nope"}}"#.to_vec(),
+        br#"{"type":6,"requestId":"g2","data":"nope"}"#.to_vec(),
+        br#"{"type":7,"requestId":"g3","packet":{"type":0}}"#.to_vec(),
+        br#"{"type":99}"#.to_vec(),
+        Vec::new(),
+    ];
+    for g in &garbage {
+        for channel in [
+            "socket.io#/#",
+            "socket.io-request#/#",
+            "socket.io-response#/#",
+        ] {
+            publish(channel, g.clone()).await;
+        }
+    }
+    publish(
+        "socket.io-request#/#",
+        br#"{"uid":"other1","requestId":"r1","type":1}"#.to_vec(),
+    )
+    .await;
+    publish(
+        "socket.io-request#/#",
+        br#"{"uid":"other1","requestId":"r2","type":5,"opts":{"rooms":[],"except":[]}}"#.to_vec(),
+    )
+    .await;
+    publish(
+        "socket.io-request#/#",
+        br#"{"uid":"other1","requestId":"r3","type":6,"data":["ping",21]}"#.to_vec(),
+    )
+    .await;
+    let broadcast_request = proto::encode_broadcast_request(
+        "other1",
+        "r4",
+        &Packet::event("/", json!(["q"]), None),
+        &BroadcastOptions::default(),
+    )
+    .expect("encodes");
+    publish("socket.io-request#/#", broadcast_request).await;
+
+    // By request id: the server-side answer is published from a task of its own.
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 4 {
+        let msg = tokio::time::timeout(Duration::from_secs(10), replies.next())
+            .await
+            .expect("a reply in time")
+            .expect("message");
+        let payload = msg.get_payload_bytes();
+        // Our garbage comes back too; only the replies are JSON with a known requestId.
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            continue;
+        };
+        if let Some(id @ ("r1" | "r2" | "r3" | "r4")) = v["requestId"].as_str() {
+            got.insert(id.to_owned(), v);
+        }
+    }
+    assert_eq!(got["r1"], json!({"requestId": "r1", "rooms": []}));
+    assert_eq!(got["r2"], json!({"requestId": "r2", "sockets": []}));
+    assert_eq!(
+        got["r3"],
+        json!({"type": 6, "requestId": "r3", "data": {"double": 42}})
+    );
+    assert_eq!(
+        got["r4"],
+        json!({"type": 8, "requestId": "r4", "clientCount": 0})
+    );
+}
