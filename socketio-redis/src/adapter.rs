@@ -96,6 +96,7 @@ impl RedisAdapterFactory {
         let subscriber = redis::Client::open(info.set_redis_settings(resp3))?
             .get_connection_manager_with_config(
                 ConnectionManagerConfig::new()
+                    .set_number_of_retries(3)
                     .set_push_sender(push_tx)
                     .set_automatic_resubscription(),
             )
@@ -112,6 +113,7 @@ impl RedisAdapterFactory {
         });
         tokio::spawn(publish_loop(outgoing_rx, commands));
         tokio::spawn(dispatch_loop(Arc::downgrade(&shared), push_rx));
+        tokio::spawn(keepalive(Arc::downgrade(&shared)));
         Ok(RedisAdapterFactory { shared })
     }
 
@@ -184,7 +186,8 @@ impl AdapterFactory for RedisAdapterFactory {
     }
 }
 
-/// Publishes queued messages in order, pipelining whatever has piled up.
+/// Publishes queued messages in order, pipelining whatever has piled up. A batch that failed
+/// on a dropped connection is sent once more, on the connection the manager opens instead.
 async fn publish_loop(mut rx: mpsc::Receiver<Outgoing>, mut conn: ConnectionManager) {
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 64).await > 0 {
@@ -192,9 +195,35 @@ async fn publish_loop(mut rx: mpsc::Receiver<Outgoing>, mut conn: ConnectionMana
         for m in batch.drain(..) {
             pipe.cmd("PUBLISH").arg(m.channel).arg(m.payload).ignore();
         }
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+        let mut result = pipe.query_async::<()>(&mut conn).await;
+        if let Err(e) = &result {
+            if e.is_connection_dropped() || e.is_io_error() {
+                result = pipe.query_async::<()>(&mut conn).await;
+            }
+        }
+        if let Err(e) = result {
             tracing::warn!(error = %e, "redis publish failed; messages lost");
         }
+    }
+}
+
+/// How often the subscriber connection is checked.
+const KEEPALIVE: Duration = Duration::from_millis(500);
+
+/// Pings the subscriber connection. The connection manager stops retrying after a few attempts
+/// and tries again only when a command fails; without commands of its own, the subscriber would
+/// stay deaf after an outage longer than those attempts.
+async fn keepalive(shared: Weak<Shared>) {
+    let mut tick = tokio::time::interval(KEEPALIVE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(mut sub) = shared.upgrade().map(|s| s.subscriber.clone()) else {
+            return;
+        };
+        let ping = redis::cmd("PING");
+        let _ =
+            tokio::time::timeout(KEEPALIVE * 4, ping.query_async::<redis::Value>(&mut sub)).await;
     }
 }
 

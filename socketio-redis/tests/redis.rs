@@ -18,46 +18,59 @@ struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts redis-server and returns once it logged that it accepts connections.
+    /// Starts redis-server on a free port and returns once it accepts connections.
     fn start() -> RedisServer {
-        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or("/usr/bin/redis-server".into());
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .expect("free port")
                 .port();
-            let mut child = Command::new(&bin)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-            let stdout = child.stdout.take().expect("stdout");
-            let mut ready = false;
-            let mut log = String::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                log.push_str(&line);
-                log.push('\n');
-                if line.contains("Ready to accept connections") {
-                    ready = true;
-                    break;
-                }
+            match Self::start_on(port) {
+                Ok(server) => return server,
+                Err(log) => assert!(
+                    log.contains("Address already in use"),
+                    "redis-server failed:\n{log}"
+                ),
             }
-            if ready {
-                return RedisServer {
-                    child,
-                    url: format!("redis://127.0.0.1:{port}/"),
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            assert!(
-                log.contains("Address already in use"),
-                "redis-server failed:\n{log}"
-            );
         }
         panic!("no free port for redis-server");
+    }
+
+    /// Starts redis-server on `port`; its log if it does not get ready.
+    fn start_on(port: u16) -> Result<RedisServer, String> {
+        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or("/usr/bin/redis-server".into());
+        let mut child = Command::new(&bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let mut log = String::new();
+        // Until it is ready or exits (stdout closes).
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("Ready to accept connections") {
+                return Ok(RedisServer {
+                    child,
+                    url: format!("redis://127.0.0.1:{port}/"),
+                });
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(log)
+    }
+
+    fn port(&self) -> u16 {
+        self.url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in url")
     }
 
     fn kill(&mut self) {
@@ -293,4 +306,70 @@ async fn answers_requests_and_ignores_garbage() {
         got["r4"],
         json!({"type": 8, "requestId": "r4", "clientCount": 0})
     );
+}
+
+/// Redis goes away for longer than the connection manager's own reconnection attempts, then
+/// comes back on the same port: the node subscribes again and answers requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribes_after_an_outage() {
+    let mut redis = RedisServer::start();
+    let port = redis.port();
+    let factory = RedisAdapterFactory::connect(&redis.url, config(1000, 64))
+        .await
+        .expect("connect");
+    let _io = SocketIo::builder(Config::default())
+        .adapter(factory.clone())
+        .build();
+    factory.ready().await;
+    redis.kill();
+    // The outage itself (past the subscriber's 3 quick retries), not a synchronisation.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _back = RedisServer::start_on(port).expect("redis-server back on its port");
+
+    // Nothing tells us when the subscriber is back: ask until it is counted again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !subscribed(port).await {
+        assert!(Instant::now() < deadline, "not resubscribed after 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
+    let mut watcher = client.get_async_pubsub().await.expect("pubsub");
+    watcher
+        .subscribe("socket.io-response#/#")
+        .await
+        .expect("subscribe");
+    let mut replies = watcher.on_message();
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    redis::cmd("PUBLISH")
+        .arg("socket.io-request#/#")
+        .arg(r#"{"uid":"other1","requestId":"back1","type":1}"#)
+        .query_async::<i64>(&mut conn)
+        .await
+        .expect("publish");
+    let reply = tokio::time::timeout(Duration::from_secs(10), replies.next())
+        .await
+        .expect("a reply in time")
+        .expect("message");
+    let reply: serde_json::Value = serde_json::from_slice(reply.get_payload_bytes()).expect("json");
+    assert_eq!(reply, json!({"requestId": "back1", "rooms": []}));
+}
+
+/// Whether something is subscribed to the request channel of `/`.
+async fn subscribed(port: u16) -> bool {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    let reply: redis::RedisResult<(String, i64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("socket.io-request#/#")
+        .query_async(&mut conn)
+        .await;
+    matches!(reply, Ok((_, 1)))
 }
