@@ -48,8 +48,8 @@ async function redisClient(url) {
   return c;
 }
 
-function clusterSuite(kindA, kindB) {
-  describe(`cluster: ${kindA} node + ${kindB} node`, () => {
+function clusterSuite(kindA, kindB, { argsB = [] } = {}) {
+  describe(`cluster: ${kindA} node + ${kindB} node ${argsB.join(' ')}`, () => {
     let redis;
     let A;
     let B;
@@ -60,7 +60,7 @@ function clusterSuite(kindA, kindB) {
     before(async () => {
       redis = await startRedis();
       A = await startNode(kindA, redis.url);
-      B = await startNode(kindB, redis.url);
+      B = await startNode(kindB, redis.url, argsB);
       ca = await connectClient(A);
       cb = await connectClient(B);
       clients.push(ca, cb);
@@ -150,6 +150,8 @@ function clusterSuite(kindA, kindB) {
 
 clusterSuite('rust', 'rust');
 clusterSuite('rust', 'node');
+// The Node node replies on our node's own response channel.
+clusterSuite('rust', 'node', { argsB: ['--specific-response-channel'] });
 
 describe('cluster: requests to a node that never answers', () => {
   let redis;

@@ -2,6 +2,7 @@
 // socketio/examples/sio-echo.rs started with --redis (see the table at the top of that file).
 //
 //   node redis/node-server.mjs --port 0 --redis redis://127.0.0.1:6379/ [--redis-requests-timeout MS]
+//     [--specific-response-channel]   (the adapter's publishOnSpecificResponseChannel)
 //
 // Prints `listening on http://127.0.0.1:<port>/socket.io/` once bound and subscribed.
 import http from 'node:http';
@@ -15,6 +16,7 @@ const { values } = parseArgs({
     port: { type: 'string', default: '0' },
     redis: { type: 'string' },
     'redis-requests-timeout': { type: 'string', default: '5000' },
+    'specific-response-channel': { type: 'boolean', default: false },
   },
 });
 
@@ -25,7 +27,10 @@ await Promise.all([pub.connect(), sub.connect()]);
 
 const httpServer = http.createServer();
 const io = new Server(httpServer, {
-  adapter: createAdapter(pub, sub, { requestsTimeout: Number(values['redis-requests-timeout']) }),
+  adapter: createAdapter(pub, sub, {
+    requestsTimeout: Number(values['redis-requests-timeout']),
+    publishOnSpecificResponseChannel: values['specific-response-channel'],
+  }),
 });
 // The adapter subscribed on `sub`; a later command on the same connection completes after it.
 await sub.subscribe('node-server-ready-probe', () => {});
