@@ -688,7 +688,7 @@ impl RedisAdapter {
         request["uid"] = json!(self.uid);
         request["requestId"] = json!(pending.id);
         self.publish_json(self.channels.request.clone(), &request);
-        let deadline = Instant::now() + self.timeout();
+        let deadline = deadline(self.timeout());
         for _ in 1..servers {
             match timeout_at(deadline, rx.recv()).await {
                 Ok(Some(resp)) => keep(resp),
@@ -697,6 +697,13 @@ impl RedisAdapter {
         }
         Ok(true)
     }
+}
+
+/// `timeout` from now; a timeout too long to represent waits for a year.
+fn deadline(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 fn one_room(room: &str) -> BroadcastOptions {
@@ -791,7 +798,7 @@ impl Adapter for RedisAdapter {
         };
         let mut opts = opts.clone();
         let timeout = *opts.flags.timeout.get_or_insert(self.timeout());
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline(timeout);
         match proto::encode_broadcast_request(&self.uid, &pending.id, &packet, &opts) {
             Ok(bytes) => self.publish(self.channels.request.clone(), bytes),
             Err(e) => tracing::warn!(error = %e, "cannot encode broadcast"),
@@ -909,7 +916,7 @@ impl Adapter for RedisAdapter {
                 me.channels.request.clone(),
                 &json!({"uid": me.uid, "requestId": pending.id, "type": kind::SERVER_SIDE_EMIT, "data": data}),
             );
-            let deadline = Instant::now() + me.timeout();
+            let deadline = deadline(me.timeout());
             let mut answers = Vec::new();
             while answers.len() < others {
                 match timeout_at(deadline, rx.recv()).await {

@@ -262,7 +262,9 @@ pub fn event_of(packet: &Data) -> Result<(String, Data), MessageError> {
     Ok((nsp, data))
 }
 
-/// `{rooms, except, flags}`; missing parts are empty.
+const MAX_TIMEOUT_MS: f64 = 2_147_483_647.0;
+
+/// `{rooms, except, flags}`; missing parts are empty; `flags.timeout` is capped at 2³¹ − 1 ms.
 pub fn parse_opts(opts: Option<&Data>) -> Result<BroadcastOptions, MessageError> {
     let Some(opts) = opts else {
         return Ok(BroadcastOptions::default());
@@ -275,10 +277,11 @@ pub fn parse_opts(opts: Option<&Data>) -> Result<BroadcastOptions, MessageError>
         flags: BroadcastFlags {
             volatile: matches!(flag("volatile"), Some(Data::Json(Value::Bool(true)))),
             local: false,
+            // Node's timers take at most 2^31 - 1 ms.
             timeout: flag("timeout")
                 .and_then(|t| as_f64(&t))
                 .filter(|ms| ms.is_finite() && *ms >= 0.0)
-                .map(|ms| Duration::from_millis(ms as u64)),
+                .map(|ms| Duration::from_millis(ms.min(MAX_TIMEOUT_MS) as u64)),
         },
     })
 }
@@ -436,6 +439,18 @@ mod tests {
         let b = decode_broadcast(&ok).unwrap();
         assert_eq!(b.nsp, "/");
         assert_eq!(b.opts.rooms, vec!["1".to_string()]);
+    }
+
+    #[test]
+    fn huge_timeouts_are_capped() {
+        let opts = Data::Json(json!({"flags": {"timeout": 1e300}}));
+        let parsed = parse_opts(Some(&opts)).unwrap();
+        assert_eq!(
+            parsed.flags.timeout,
+            Some(Duration::from_millis(2_147_483_647))
+        );
+        let opts = Data::Json(json!({"flags": {"timeout": -5}}));
+        assert_eq!(parse_opts(Some(&opts)).unwrap().flags.timeout, None);
     }
 
     #[test]
