@@ -3,7 +3,8 @@
 #
 #  * `scripts/setup.sh`: the npm packages (tests/package.json, pinned by its lock file), which
 #    include the socket.io-client bundle chatd serves. Enough to run chatd.
-#  * `scripts/setup.sh --tests`: also Debian's chromium and nginx for the browser tests, and a
+#  * `scripts/setup.sh --tests`: also Debian's chromium and nginx for the browser tests,
+#    redis-server for the cluster tests, and a
 #    debug build of the whole workspace with every example the Node tests spawn.
 #
 # Only the package registries the project is allowed to use are touched: crates.io (cargo),
@@ -61,6 +62,10 @@ if [ "$FOR_TESTS" -eq 1 ]; then
     fi
     if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
         apt_install nginx-light || apt_install nginx
+    fi
+    # tests/redis/ and socketio-redis: each test starts its own redis-server on a free port.
+    if [ ! -x /usr/bin/redis-server ]; then
+        apt_install redis-server
     fi
 fi
 # <<< EXTRA SYSTEM PACKAGES (reserved) <<<

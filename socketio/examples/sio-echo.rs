@@ -4,13 +4,34 @@
 //! object (`{}` when none). On `/`, `message` is answered with `message-back` carrying the same
 //! arguments (binary kept), and `message-with-ack` is acknowledged with the same arguments.
 //!
-//! `cargo run -p socketio --example sio-echo -- --port 3000`; once bound it prints
-//! `listening on http://127.0.0.1:<port>/socket.io/` (`--port 0` picks a free port).
+//! With `--redis URL` the node joins a cluster through Redis (`socketio-redis`, the protocol of
+//! Node's `@socket.io/redis-adapter`), and `/` also understands, cluster-wide:
+//!
+//! | event | does |
+//! | --- | --- |
+//! | `broadcast`, args… | emits `broadcast` with the same args to every socket of the cluster |
+//! | `count` (ack) | acks the number of sockets `fetch_sockets` finds |
+//! | `to-room`, room, args… | emits `broadcast` with the args to the room |
+//! | `join-all`, room (ack) | makes every socket join the room (`sockets_join`) |
+//! | `rooms` (ack) | acks this socket's rooms |
+//! | `server-side-emit`, args… (ack) | `server_side_emit("ping", args…)`; acks the answers |
+//! | `server-count` (ack) | acks the number of nodes |
+//! | `all-rooms` (ack) | acks every room of the cluster |
+//! | `broadcast-with-ack`, args… (ack) | emits `question` with the args to every socket with a 2 s timeout; acks `{responses, missing}` |
+//!
+//! A failed cluster operation acks `{"error": message}`. Server-side `ping` is answered with
+//! `{"node": "rust", "got": [args…]}`.
+//!
+//! `cargo run -p socketio --example sio-echo -- --port 3000`; once bound (and, with `--redis`,
+//! subscribed) it prints `listening on http://127.0.0.1:<port>/socket.io/` (`--port 0` picks a
+//! free port).
 
 use std::time::Duration;
 
 use clap::Parser;
-use socketio::{Config, Recovery, Socket, SocketIo};
+use serde_json::{json, Value};
+use socketio::{Args as SioArgs, Config, Data, Recovery, Socket, SocketIo};
+use socketio_redis::{RedisAdapterConfig, RedisAdapterFactory};
 
 #[derive(Parser)]
 #[command(about = "Socket.IO v5 echo server")]
@@ -33,10 +54,118 @@ struct Args {
     /// Turn connection state recovery on.
     #[arg(long)]
     recovery: bool,
+    /// Join a cluster through this Redis server (`redis://127.0.0.1:6379/`).
+    #[arg(long)]
+    redis: Option<String>,
+    /// How long cluster requests wait for the other nodes, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    redis_requests_timeout: u64,
 }
 
 async fn greet(socket: Socket) {
     let _ = socket.emit("auth", socket.auth().clone());
+}
+
+fn data_json(d: Data) -> Value {
+    match d.normalized() {
+        Data::Json(v) => v,
+        _ => Value::String("<binary>".into()),
+    }
+}
+
+fn error(e: impl std::fmt::Display) -> Value {
+    json!({"error": e.to_string()})
+}
+
+/// The cluster-wide events (see the table at the top).
+fn cluster_events(socket: &Socket) {
+    socket.on("broadcast", |socket, event| async move {
+        let _ = socket.ns().emit("broadcast", event.args);
+    });
+    socket.on("to-room", |socket, event| async move {
+        let mut args = event.args;
+        let Some(Value::String(room)) = args.json(0).cloned() else {
+            return;
+        };
+        args.0.remove(0);
+        let _ = socket.ns().to(room).emit("broadcast", args);
+    });
+    socket.on("count", |socket, event| async move {
+        let reply = match socket.ns().fetch_sockets().await {
+            Ok(sockets) => json!(sockets.len()),
+            Err(e) => error(e),
+        };
+        if let Some(ack) = event.ack {
+            ack.send(reply);
+        }
+    });
+    socket.on("join-all", |socket, event| async move {
+        if let Some(Value::String(room)) = event.args.json(0) {
+            socket.ns().sockets_join(room.as_str());
+        }
+        if let Some(ack) = event.ack {
+            ack.send(());
+        }
+    });
+    socket.on("rooms", |socket, event| async move {
+        let mut rooms = socket.rooms();
+        rooms.sort();
+        if let Some(ack) = event.ack {
+            ack.send(json!(rooms));
+        }
+    });
+    socket.on("server-side-emit", |socket, event| async move {
+        let reply = match socket.ns().server_side_emit("ping", event.args).await {
+            Ok(answers) => json!(answers
+                .into_iter()
+                .map(|a| a.0.into_iter().next().map(data_json).unwrap_or(Value::Null))
+                .collect::<Vec<_>>()),
+            Err(e) => error(e),
+        };
+        if let Some(ack) = event.ack {
+            ack.send(reply);
+        }
+    });
+    socket.on("server-count", |socket, event| async move {
+        let n = socket.ns().adapter().server_count().await;
+        if let Some(ack) = event.ack {
+            ack.send(json!(n));
+        }
+    });
+    socket.on("all-rooms", |socket, event| async move {
+        let reply = match socket.ns().adapter().all_rooms().await {
+            Ok(mut rooms) => {
+                rooms.sort();
+                json!(rooms)
+            }
+            Err(e) => error(e),
+        };
+        if let Some(ack) = event.ack {
+            ack.send(reply);
+        }
+    });
+    socket.on("broadcast-with-ack", |socket, event| async move {
+        let acks = socket
+            .ns()
+            .timeout(Duration::from_secs(2))
+            .emit_with_ack("question", event.args)
+            .await;
+        let reply = match acks {
+            Ok(acks) => {
+                let mut responses: Vec<Value> = acks
+                    .responses
+                    .into_iter()
+                    .map(|a| a.0.into_iter().next().map(data_json).unwrap_or(Value::Null))
+                    .collect();
+                responses.sort_by_key(|v| v.to_string());
+                json!({"responses": responses, "missing": acks.missing})
+            }
+            Err(e) => error(e),
+        };
+        if let Some(ack) = event.ack {
+            ack.send(reply);
+        }
+    });
 }
 
 #[tokio::main]
@@ -56,7 +185,25 @@ async fn main() -> std::io::Result<()> {
     if args.recovery {
         config = config.recovery(Recovery::default());
     }
-    let io = SocketIo::new(config.build());
+    let redis = match &args.redis {
+        Some(url) => {
+            let options = RedisAdapterConfig {
+                requests_timeout: Duration::from_millis(args.redis_requests_timeout),
+                ..Default::default()
+            };
+            let factory = RedisAdapterFactory::connect(url, options)
+                .await
+                .map_err(std::io::Error::other)?;
+            Some(factory)
+        }
+        None => None,
+    };
+    let io = match &redis {
+        Some(factory) => SocketIo::builder(config.build())
+            .adapter(factory.clone())
+            .build(),
+        None => SocketIo::new(config.build()),
+    };
 
     io.of("/").on_connection(|socket| async move {
         greet(socket.clone()).await;
@@ -68,8 +215,16 @@ async fn main() -> std::io::Result<()> {
                 ack.send(event.args);
             }
         });
+        cluster_events(&socket);
+    });
+    io.of("/").on_server_side_emit(|args: SioArgs| async move {
+        let got: Vec<Value> = args.0.into_iter().skip(1).map(data_json).collect();
+        Some(SioArgs::from(json!({"node": "rust", "got": got})))
     });
     io.of("/custom").on_connection(greet);
+    if let Some(factory) = &redis {
+        factory.ready().await;
+    }
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on http://{}/socket.io/", listener.local_addr()?);

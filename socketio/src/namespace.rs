@@ -102,10 +102,12 @@ pub(crate) struct NsInner {
 impl NsInner {
     pub(crate) fn new(name: String, setup: Arc<NsSetup>, server: &Arc<ServerInner>) -> Arc<Self> {
         Arc::new_cyclic(|me| NsInner {
+            adapter: server
+                .adapter_factory
+                .create(LocalNamespace::new(me.clone(), &name)),
             name,
             setup,
             sockets: RwLock::new(HashMap::new()),
-            adapter: server.adapter_factory.create(LocalNamespace(me.clone())),
             server: Arc::downgrade(server),
         })
     }

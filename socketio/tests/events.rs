@@ -339,7 +339,7 @@ async fn server_side_emit_reaches_the_listener_through_the_adapter_seam() {
         .lock()
         .unwrap()
         .iter()
-        .find(|ns| ns.name().as_deref() == Some("/"))
+        .find(|ns| ns.name() == "/")
         .cloned()
         .unwrap();
     let answer = root.server_side_event(socketio::Args::from("ping")).await;

@@ -39,23 +39,26 @@ process.on('exit', () => {
  * Start an example server and resolve once it printed its listening line.
  * @param {string} name   example name, e.g. 'eio-echo'
  * @param {string[]} args extra command-line flags
- * @param {{ startTimeoutMs?: number, env?: object }} [opts]
+ * @param {{ startTimeoutMs?: number, env?: object, command?: string[] }} [opts]
+ *   `command`: run this program and leading arguments instead of the example binary, e.g.
+ *   `[process.execPath, 'redis/node-server.mjs']` (relative paths from tests/).
  * @returns {Promise<{port:number,url:string,path:string,proc:import('node:child_process').ChildProcess,
  *   stop:(signal?:string)=>Promise<{code:number|null,signal:string|null}>,stderr:()=>string,
  *   stdout:()=>string, exited:Promise<{code:number|null,signal:string|null}>}>}
  */
 export function startServer(name, args = [], opts = {}) {
-  const bin = exampleBinary(name);
+  const bin = opts.command ? opts.command[0] : exampleBinary(name);
+  const prefix = opts.command ? opts.command.slice(1) : [];
   const startTimeoutMs = opts.startTimeoutMs ?? 15000;
   const fullArgs = args.includes('--port') ? [...args] : ['--port', '0', ...args];
 
   return new Promise((resolve, reject) => {
-    if (!existsSync(bin)) {
+    if (!opts.command && !existsSync(bin)) {
       reject(new Error(`server binary not found: ${bin} (run scripts/setup.sh / cargo build --examples)`));
       return;
     }
-    const proc = spawn(bin, fullArgs, {
-      cwd: REPO_ROOT,
+    const proc = spawn(bin, [...prefix, ...fullArgs], {
+      cwd: opts.command ? path.join(REPO_ROOT, 'tests') : REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...(opts.env ?? {}) },
     });

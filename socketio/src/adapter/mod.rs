@@ -127,6 +127,10 @@ pub trait Adapter: Send + Sync + 'static {
     fn server_side_emit(&self, args: Args) -> BoxFuture<Result<Vec<Args>, AdapterError>>;
     /// Number of nodes, this one included.
     fn server_count(&self) -> BoxFuture<usize>;
+    /// Every room with at least one socket, on every node (this node's rooms by default).
+    fn all_rooms(&self) -> BoxFuture<Result<Vec<Room>, AdapterError>> {
+        Box::pin(std::future::ready(Ok(self.rooms())))
+    }
 }
 
 /// Builds the adapter of each namespace.
@@ -146,22 +150,33 @@ where
 
 /// What an adapter may do with its namespace on this node: find and deliver to local sockets.
 #[derive(Clone)]
-pub struct LocalNamespace(pub(crate) Weak<NsInner>);
+pub struct LocalNamespace {
+    ns: Weak<NsInner>,
+    name: Arc<str>,
+}
 
 impl LocalNamespace {
-    /// The namespace name.
-    pub fn name(&self) -> Option<String> {
-        self.0.upgrade().map(|ns| ns.name.clone())
+    pub(crate) fn new(ns: Weak<NsInner>, name: &str) -> Self {
+        LocalNamespace {
+            ns,
+            name: name.into(),
+        }
+    }
+
+    /// The namespace name, such as `/` or `/chat`. Known from the start: a cluster adapter
+    /// needs it in [`AdapterFactory::create`] to subscribe, before the namespace is reachable.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// A local socket by id.
     pub fn socket(&self, id: &Sid) -> Option<Socket> {
-        self.0.upgrade().and_then(|ns| ns.socket(id))
+        self.ns.upgrade().and_then(|ns| ns.socket(id))
     }
 
     /// Ids of every local socket.
     pub fn socket_ids(&self) -> Vec<Sid> {
-        self.0
+        self.ns
             .upgrade()
             .map(|ns| ns.socket_ids())
             .unwrap_or_default()
@@ -171,7 +186,7 @@ impl LocalNamespace {
     /// `server_side_emit` (`args` starts with the event name); resolves to its answer.
     pub fn server_side_event(&self, args: Args) -> BoxFuture<Option<Args>> {
         let handler = self
-            .0
+            .ns
             .upgrade()
             .and_then(|ns| ns.setup.server_side_handler());
         match handler {
@@ -182,7 +197,7 @@ impl LocalNamespace {
 
     /// The connection-state-recovery store, when recovery is on.
     pub fn recovery_store(&self) -> Option<Arc<dyn crate::recovery::SessionStore>> {
-        self.0.upgrade().and_then(|ns| ns.recovery_store())
+        self.ns.upgrade().and_then(|ns| ns.recovery_store())
     }
 }
 
