@@ -54,6 +54,10 @@ impl DemoSocket {
 
 /// Installs the demo handlers on `/`.
 pub fn install(app: Arc<App>, ns: &Namespace) {
+    // The demo servers run without connection state recovery: their clients (and ports of them
+    // to other languages) take exactly the demo's arguments, with no trailing offset. The
+    // tutorial catches up through `auth.serverOffset` instead.
+    ns.recovery(false);
     ns.on_connection(move |socket| {
         let app = app.clone();
         async move { connected(app, socket).await }
@@ -72,13 +76,7 @@ async fn connected(app: Arc<App>, socket: Socket) {
     });
     // The tutorial client announces itself with `auth.serverOffset`.
     if let Some(offset) = socket.auth().get("serverOffset") {
-        // A recovered socket already got what it missed; anything else catches up from the offset.
-        let since = if socket.recovered() {
-            u64::MAX
-        } else {
-            offset.as_u64().unwrap_or(0)
-        };
-        attach(&app, &socket, &me, since).await;
+        attach(&app, &socket, &me, offset.as_u64().unwrap_or(0)).await;
     }
 
     let (a, m) = (app.clone(), me.clone());
