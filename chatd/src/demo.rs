@@ -83,18 +83,21 @@ async fn connected(app: Arc<App>, socket: Socket) {
     socket.on("add user", move |socket, event| {
         let (app, me) = (a.clone(), m.clone());
         async move {
-            let Some(name) = event.args.json(0).and_then(Value::as_str) else {
+            // A refused name gets no `login`: the demo has no way to show an error.
+            let Some(name) = event
+                .args
+                .json(0)
+                .and_then(Value::as_str)
+                .and_then(|name| protocol::demo_name(name, MAX_DEMO_NAME))
+            else {
                 return;
             };
-            if name.is_empty() || name.len() > MAX_DEMO_NAME {
-                return;
-            }
             {
                 let mut username = me.username.lock().unwrap_or_else(|e| e.into_inner());
                 if username.is_some() {
                     return;
                 }
-                *username = Some(name.to_owned());
+                *username = Some(name.clone());
             }
             let n = app.demo.num_users.fetch_add(1, Ordering::AcqRel) + 1;
             socket.join(DEMO_GROUP);
@@ -148,6 +151,11 @@ async fn connected(app: Arc<App>, socket: Socket) {
                 return;
             }
             let Ok(text) = protocol::text(text, app.settings.max_message_bytes) else {
+                // Refused for good (empty, control characters, too long): acknowledged, so that
+                // the client's retry queue moves on, but neither stored nor broadcast.
+                if let Some(ack) = event.ack {
+                    ack.send(());
+                }
                 return;
             };
             if !me.attached.load(Ordering::Acquire) {
