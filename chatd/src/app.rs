@@ -14,6 +14,7 @@ use crate::http::Site;
 use crate::identity::Identities;
 use crate::limits::PerIp;
 use crate::metrics::{Gauges, Metrics};
+use crate::origin::{self, Origin};
 use crate::registry::Registry;
 use crate::room::RoomSettings;
 use crate::store::{now_ms, DurableRecovery, MemoryStore, RoomInfo, RoomKind, SqliteStore, Store};
@@ -73,27 +74,17 @@ pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
     }
 }
 
-/// Whether a handshake's `Origin` is the server's own (same host) or an allowed one.
-fn origin_allowed(parts: &hyper::http::request::Parts, allowed: &[String]) -> bool {
-    let Some(origin) = parts.headers.get("origin").and_then(|v| v.to_str().ok()) else {
-        // Not a browser, or a same-origin GET: nothing to check.
-        return true;
-    };
-    let origin = origin.trim_end_matches('/');
-    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-        return true;
-    }
-    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    parts
-        .headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|host| host.eq_ignore_ascii_case(authority))
-}
-
 impl App {
     /// Builds the application on a store: actors, Socket.IO and its handlers.
     pub async fn build(settings: Settings, stores: Stores) -> Result<Arc<App>, String> {
+        let allowed = settings
+            .origins()
+            .iter()
+            .map(|o| Origin::parse(o))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--allowed-origins: {e}"))?;
+        // Whether a request came through a proxy chatd trusts (its X-Forwarded-Proto counts).
+        let via_trusted_proxy = settings.trust_proxy;
         let store = stores.messages;
         store
             .create_room(RoomInfo {
@@ -104,13 +95,12 @@ impl App {
             })
             .await
             .map_err(|e| format!("cannot create the lobby: {e}"))?;
-        let allowed = settings.origins();
         let config = Config::builder()
             .engine_with(|e| {
                 e.ping_interval(Duration::from_millis(settings.ping_interval_ms))
                     .ping_timeout(Duration::from_millis(settings.ping_timeout_ms))
                     .allow_request(move |parts, _peer| {
-                        if origin_allowed(parts, &allowed) {
+                        if origin::allowed(parts, &allowed, via_trusted_proxy) {
                             Ok(())
                         } else {
                             Err("origin not allowed".into())
