@@ -4,11 +4,13 @@
 #  * `scripts/setup.sh`: the npm packages (tests/package.json, pinned by its lock file), which
 #    include the socket.io-client bundle chatd serves. Enough to run chatd.
 #  * `scripts/setup.sh --tests`: also Debian's chromium and nginx for the browser tests,
-#    redis-server for the cluster tests, and a
-#    debug build of the whole workspace with every example the Node tests spawn.
+#    redis-server for the cluster tests, the Python Socket.IO client
+#    (tests/python/requirements.txt, pinned) in a virtualenv at tests/.venv, and a debug build of
+#    the whole workspace with every example the Node tests spawn.
 #
 # Only the package registries the project is allowed to use are touched: crates.io (cargo),
-# the npm registry (npm) and Debian's package archive (apt-get). Nothing else is downloaded.
+# the npm registry (npm), PyPI (pip, tests only) and Debian's package archive (apt-get).
+# Nothing else is downloaded.
 # Safe to run any number of times.
 set -euo pipefail
 
@@ -87,6 +89,20 @@ else
     npm install --no-audit --no-fund --loglevel=error
 fi
 cd "$ROOT"
+
+# --- Python test client -----------------------------------------------------------------------------
+# python-socketio drives the demo protocol as a client in another language would
+# (tests/chatd/python-demo.test.mjs).
+if [ "$FOR_TESTS" -eq 1 ]; then
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        apt_install python3-venv
+    fi
+    VENV="$ROOT/tests/.venv"
+    [ -x "$VENV/bin/python3" ] || python3 -m venv "$VENV"
+    log "pip install -r tests/python/requirements.txt (tests/.venv)"
+    "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check \
+        -r "$ROOT/tests/python/requirements.txt"
+fi
 
 # --- Rust workspace -------------------------------------------------------------------------------
 # Running chatd builds it with `cargo run --release`; the tests need everything in debug.

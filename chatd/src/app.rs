@@ -13,6 +13,7 @@ use crate::demo::DemoState;
 use crate::http::Site;
 use crate::identity::Identities;
 use crate::metrics::{Gauges, Metrics};
+use crate::origin::{self, Origin};
 use crate::registry::Registry;
 use crate::room::RoomSettings;
 use crate::store::{now_ms, DurableRecovery, MemoryStore, RoomInfo, RoomKind, SqliteStore, Store};
@@ -70,27 +71,15 @@ pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
     }
 }
 
-/// Whether a handshake's `Origin` is the server's own (same host) or an allowed one.
-fn origin_allowed(parts: &hyper::http::request::Parts, allowed: &[String]) -> bool {
-    let Some(origin) = parts.headers.get("origin").and_then(|v| v.to_str().ok()) else {
-        // Not a browser, or a same-origin GET: nothing to check.
-        return true;
-    };
-    let origin = origin.trim_end_matches('/');
-    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
-        return true;
-    }
-    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    parts
-        .headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|host| host.eq_ignore_ascii_case(authority))
-}
-
 impl App {
     /// Builds the application on a store: actors, Socket.IO and its handlers.
     pub async fn build(settings: Settings, stores: Stores) -> Result<Arc<App>, String> {
+        let allowed = settings
+            .origins()
+            .iter()
+            .map(|o| Origin::parse(o))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("--allowed-origins: {e}"))?;
         let store = stores.messages;
         store
             .create_room(RoomInfo {
@@ -101,8 +90,8 @@ impl App {
             })
             .await
             .map_err(|e| format!("cannot create the lobby: {e}"))?;
-        let allowed = settings.origins();
         let trusted = settings.trusted_proxies()?;
+        let proxies = trusted.clone();
         let config = Config::builder()
             .engine_with(|e| {
                 e.ping_interval(Duration::from_millis(settings.ping_interval_ms))
@@ -114,8 +103,11 @@ impl App {
                         settings.http_keep_alive_timeout_ms,
                     ))
                     .max_unfinished_connections(settings.max_unfinished_connections)
-                    .allow_request(move |parts, _peer| {
-                        if origin_allowed(parts, &allowed) {
+                    .allow_request(move |parts, peer| {
+                        // Through a proxy chatd trusts, its X-Forwarded-Proto counts.
+                        let via_trusted_proxy =
+                            peer.is_some_and(|p| proxies.iter().any(|net| net.contains(&p.ip())));
+                        if origin::allowed(parts, &allowed, via_trusted_proxy) {
                             Ok(())
                         } else {
                             Err("origin not allowed".into())

@@ -54,6 +54,10 @@ impl DemoSocket {
 
 /// Installs the demo handlers on `/`.
 pub fn install(app: Arc<App>, ns: &Namespace) {
+    // The demo servers run without connection state recovery: their clients (and ports of them
+    // to other languages) take exactly the demo's arguments, with no trailing offset. The
+    // tutorial catches up through `auth.serverOffset` instead.
+    ns.recovery(false);
     ns.on_connection(move |socket| {
         let app = app.clone();
         async move { connected(app, socket).await }
@@ -72,31 +76,28 @@ async fn connected(app: Arc<App>, socket: Socket) {
     });
     // The tutorial client announces itself with `auth.serverOffset`.
     if let Some(offset) = socket.auth().get("serverOffset") {
-        // A recovered socket already got what it missed; anything else catches up from the offset.
-        let since = if socket.recovered() {
-            u64::MAX
-        } else {
-            offset.as_u64().unwrap_or(0)
-        };
-        attach(&app, &socket, &me, since).await;
+        attach(&app, &socket, &me, offset.as_u64().unwrap_or(0)).await;
     }
 
     let (a, m) = (app.clone(), me.clone());
     socket.on("add user", move |socket, event| {
         let (app, me) = (a.clone(), m.clone());
         async move {
-            let Some(name) = event.args.json(0).and_then(Value::as_str) else {
+            // A refused name gets no `login`: the demo has no way to show an error.
+            let Some(name) = event
+                .args
+                .json(0)
+                .and_then(Value::as_str)
+                .and_then(|name| protocol::demo_name(name, MAX_DEMO_NAME))
+            else {
                 return;
             };
-            if name.is_empty() || name.len() > MAX_DEMO_NAME {
-                return;
-            }
             {
                 let mut username = me.username.lock().unwrap_or_else(|e| e.into_inner());
                 if username.is_some() {
                     return;
                 }
-                *username = Some(name.to_owned());
+                *username = Some(name.clone());
             }
             let n = app.demo.num_users.fetch_add(1, Ordering::AcqRel) + 1;
             socket.join(DEMO_GROUP);
@@ -150,6 +151,11 @@ async fn connected(app: Arc<App>, socket: Socket) {
                 return;
             }
             let Ok(text) = protocol::text(text, app.settings.max_message_bytes) else {
+                // Refused for good (empty, control characters, too long): acknowledged, so that
+                // the client's retry queue moves on, but neither stored nor broadcast.
+                if let Some(ack) = event.ack {
+                    ack.send(());
+                }
                 return;
             };
             if !me.attached.load(Ordering::Acquire) {

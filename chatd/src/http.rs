@@ -81,8 +81,11 @@ impl Service<Request<Incoming>> for Site {
                             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
                         res.headers_mut().insert(
                             header::CONTENT_SECURITY_POLICY,
-                            HeaderValue::from_static("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:"),
+                            // `'self'` covers ws:/wss: to this host (CSP level 3); no framing.
+                            HeaderValue::from_static("default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
                         );
+                        res.headers_mut()
+                            .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
                         res
                     }
                     None => respond(StatusCode::NOT_FOUND, "text/plain", "not found"),

@@ -1,7 +1,9 @@
 //! The identity actor: which names are online, held by which connections, with which resume
-//! token. A name is unique among online users (case-insensitive). When a user's last
-//! connection goes, the name stays reserved for the grace period, and the resume token takes it
-//! back; several tabs with the same token share one identity.
+//! token. A name is unique among online users, case-insensitively and up to look-alikes (the
+//! confusable skeleton of Unicode TR39: Latin `a` and Cyrillic `а`, fullwidth `ａ`, `l` and `I`
+//! are the same name). When a user's last connection goes, the name stays reserved for the
+//! grace period, and the resume token takes it back; several tabs with the same token share one
+//! identity.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -41,6 +43,58 @@ enum Command {
     },
 }
 
+/// The key a name is held under: the TR39 skeleton of the lowercased name.
+fn primary_key(name: &str) -> String {
+    let lower = name.to_lowercase();
+    unicode_security::skeleton(&lower)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// A second key: the skeleton before lowercasing, where capital `I` still looks like `l`.
+fn alias_key(name: &str) -> String {
+    unicode_security::skeleton(name)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// The names held: holders by primary key, and the alias keys that differ from it.
+#[derive(Default)]
+struct Held {
+    holders: HashMap<String, Holder>,
+    aliases: HashMap<String, String>,
+}
+
+impl Held {
+    /// The primary key of a held name that `name` is the same as or looks like.
+    fn find(&self, name: &str) -> Option<String> {
+        [primary_key(name), alias_key(name)]
+            .into_iter()
+            .find_map(|k| {
+                if self.holders.contains_key(&k) {
+                    Some(k)
+                } else {
+                    self.aliases.get(&k).cloned()
+                }
+            })
+    }
+
+    fn insert(&mut self, holder: Holder) {
+        let (primary, alias) = (primary_key(&holder.name), alias_key(&holder.name));
+        if alias != primary {
+            self.aliases.insert(alias, primary.clone());
+        }
+        self.holders.insert(primary, holder);
+    }
+
+    fn expire(&mut self, now: Instant) {
+        self.holders
+            .retain(|_, h| h.release_at.is_none_or(|t| t > now));
+        let holders = &self.holders;
+        self.aliases.retain(|_, p| holders.contains_key(p));
+    }
+}
+
 struct Holder {
     name: String,
     token: String,
@@ -59,9 +113,9 @@ impl Identities {
     pub fn start(grace: Duration) -> Identities {
         let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
         tokio::spawn(async move {
-            let mut holders: HashMap<String, Holder> = HashMap::new();
+            let mut held = Held::default();
             loop {
-                let next = holders.values().filter_map(|h| h.release_at).min();
+                let next = held.holders.values().filter_map(|h| h.release_at).min();
                 let command = tokio::select! {
                     command = rx.recv() => command,
                     () = async {
@@ -70,13 +124,12 @@ impl Identities {
                             None => std::future::pending().await,
                         }
                     } => {
-                        let now = Instant::now();
-                        holders.retain(|_, h| h.release_at.is_none_or(|t| t > now));
+                        held.expire(Instant::now());
                         continue;
                     }
                 };
                 let Some(command) = command else { return };
-                handle(&mut holders, command, grace);
+                handle(&mut held, command, grace);
             }
         });
         Identities { tx }
@@ -136,7 +189,7 @@ impl Identities {
     }
 }
 
-fn handle(holders: &mut HashMap<String, Holder>, command: Command, grace: Duration) {
+fn handle(held: &mut Held, command: Command, grace: Duration) {
     match command {
         Command::Claim {
             name,
@@ -144,8 +197,8 @@ fn handle(holders: &mut HashMap<String, Holder>, command: Command, grace: Durati
             socket,
             reply,
         } => {
-            let key = name.to_lowercase();
-            let result = match holders.get_mut(&key) {
+            let found = held.find(&name);
+            let result = match found.and_then(|k| held.holders.get_mut(&k)) {
                 Some(h) if token.as_deref() == Some(h.token.as_str()) => {
                     h.sockets.insert(socket);
                     h.release_at = None;
@@ -154,27 +207,27 @@ fn handle(holders: &mut HashMap<String, Holder>, command: Command, grace: Durati
                         token: h.token.clone(),
                     })
                 }
-                Some(_) => Err(ChatError::new(Code::NameTaken, "this name is in use")),
+                Some(_) => Err(ChatError::new(
+                    Code::NameTaken,
+                    "this name, or one that looks the same, is in use",
+                )),
                 None => {
                     let token = token
                         .filter(|t| (16..=64).contains(&t.len()))
                         .unwrap_or_else(|| Sid::random().to_string());
-                    holders.insert(
-                        key,
-                        Holder {
-                            name: name.clone(),
-                            token: token.clone(),
-                            sockets: HashSet::from([socket]),
-                            release_at: None,
-                        },
-                    );
+                    held.insert(Holder {
+                        name: name.clone(),
+                        token: token.clone(),
+                        sockets: HashSet::from([socket]),
+                        release_at: None,
+                    });
                     Ok(Claimed { name, token })
                 }
             };
             let _ = reply.send(result);
         }
         Command::Release { name, socket } => {
-            if let Some(h) = holders.get_mut(&name.to_lowercase()) {
+            if let Some(h) = held.holders.get_mut(&primary_key(&name)) {
                 h.sockets.remove(&socket);
                 if h.sockets.is_empty() {
                     h.release_at = Some(Instant::now() + grace);
@@ -182,10 +235,15 @@ fn handle(holders: &mut HashMap<String, Holder>, command: Command, grace: Durati
             }
         }
         Command::Online { name, reply } => {
-            let _ = reply.send(holders.contains_key(&name.to_lowercase()));
+            // This very name (case aside), not a look-alike: it addresses direct messages.
+            let online = held
+                .holders
+                .get(&primary_key(&name))
+                .is_some_and(|h| h.name.to_lowercase() == name.to_lowercase());
+            let _ = reply.send(online);
         }
         Command::Count { reply } => {
-            let _ = reply.send(holders.len());
+            let _ = reply.send(held.holders.len());
         }
     }
 }
@@ -229,5 +287,63 @@ mod tests {
         assert!(!ids.is_online("alice").await);
         let other = ids.claim("alice", None, s1).await.unwrap();
         assert_ne!(other.token, alice.token);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn look_alike_names_are_taken() {
+        let ids = Identities::start(Duration::from_secs(5));
+        let alice = ids.claim("alice", None, Sid::random()).await.unwrap();
+        for look_alike in [
+            "\u{430}lice",         // Cyrillic a
+            "ALIC\u{415}",         // Cyrillic capital E
+            "\u{ff41}\u{ff4c}ice", // fullwidth a, l
+            "aIice",               // capital I for l
+            "a1ice",               // digit one for l
+        ] {
+            let err = ids
+                .claim(look_alike, None, Sid::random())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, Code::NameTaken, "{look_alike}");
+        }
+        // Its token takes the name back whatever look-alike it is spelled with.
+        let again = ids
+            .claim("\u{430}lice", Some(alice.token.clone()), Sid::random())
+            .await
+            .unwrap();
+        assert_eq!(again, alice);
+        // Capital I before lowercasing: `Ian` and `lan` look the same, both ways round.
+        ids.claim("Ian", None, Sid::random()).await.unwrap();
+        assert_eq!(
+            ids.claim("lan", None, Sid::random())
+                .await
+                .unwrap_err()
+                .code,
+            Code::NameTaken
+        );
+        ids.claim("rnary", None, Sid::random()).await.unwrap();
+        assert_eq!(
+            ids.claim("mary", None, Sid::random())
+                .await
+                .unwrap_err()
+                .code,
+            Code::NameTaken
+        );
+        // Different names stay different; a look-alike is not "online" for direct messages.
+        ids.claim("bob", None, Sid::random()).await.unwrap();
+        assert!(ids.is_online("ALICE").await);
+        assert!(!ids.is_online("\u{430}lice").await);
+        assert_eq!(ids.count().await, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_released_name_frees_its_look_alikes() {
+        let ids = Identities::start(Duration::from_secs(5));
+        let s1 = Sid::random();
+        let ian = ids.claim("Ian", None, s1).await.unwrap();
+        ids.release(&ian.name, s1);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(ids.count().await, 0);
+        ids.claim("lan", None, Sid::random()).await.unwrap();
     }
 }

@@ -202,14 +202,18 @@ impl Client {
     }
 
     async fn connect(self: Arc<Self>, ns: Arc<NsInner>, auth: Value) {
-        let recovery = self.server.config.recovery.clone();
+        // Off server-wide or for this namespace: no restore, no pid.
+        let store = ns.recovery_store();
+        let recovery = self
+            .server
+            .config
+            .recovery
+            .clone()
+            .filter(|_| store.is_some());
         let mut restored = None;
-        if let (false, Some(store), Some(Value::String(pid)), Some(Value::String(offset))) = (
-            self.legacy,
-            self.server.store.clone(),
-            auth.get("pid"),
-            auth.get("offset"),
-        ) {
+        if let (false, Some(store), Some(Value::String(pid)), Some(Value::String(offset))) =
+            (self.legacy, store, auth.get("pid"), auth.get("offset"))
+        {
             if let Some(pid) = Sid::parse(pid) {
                 restored = store.restore_session(pid, offset.clone(), &ns.name).await;
                 // An immediate reconnect can come before the server noticed the old connection

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
 use serde_json::Value;
@@ -66,6 +67,8 @@ pub(crate) struct NsSetup {
     pub(crate) middlewares: RwLock<Vec<Middleware>>,
     pub(crate) on_connection: RwLock<Option<ConnectionHandler>>,
     pub(crate) on_server_side: RwLock<Option<ServerSideHandler>>,
+    /// Connection state recovery turned off for this namespace (see [`Namespace::recovery`]).
+    pub(crate) no_recovery: AtomicBool,
 }
 
 impl NsSetup {
@@ -157,7 +160,11 @@ impl NsInner {
             .remove(id);
     }
 
+    /// The recovery store, unless recovery is off server-wide or for this namespace.
     pub(crate) fn recovery_store(&self) -> Option<Arc<dyn SessionStore>> {
+        if self.setup.no_recovery.load(Ordering::Acquire) {
+            return None;
+        }
         self.server.upgrade().and_then(|s| s.store.clone())
     }
 }
@@ -209,6 +216,32 @@ impl Namespace {
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(move |s| Box::pin(f(s))));
         self
+    }
+
+    /// Turns connection state recovery off (`false`) or back on (`true`, the default) for this
+    /// namespace, when [`Config::recovery`](crate::Config::recovery) turned it on for the
+    /// server. Off, the namespace's events carry no recovery offset, its sockets get no `pid`
+    /// and are never restored, as on a server without recovery. Set it before clients connect;
+    /// on a [`SocketIo::dynamic`](crate::SocketIo::dynamic) parent it applies to every child.
+    ///
+    /// ```
+    /// use socketio::{Config, Recovery, SocketIo};
+    ///
+    /// let io = SocketIo::new(Config::builder().recovery(Recovery::default()).build());
+    /// // `/chat` keeps recovery; `/` emits plain events, as a server without recovery.
+    /// io.of("/").recovery(false);
+    /// assert!(io.of("/chat").has_recovery());
+    /// assert!(!io.of("/").has_recovery());
+    /// ```
+    pub fn recovery(&self, on: bool) -> &Self {
+        self.0.setup.no_recovery.store(!on, Ordering::Release);
+        self
+    }
+
+    /// Whether connection state recovery applies to this namespace: on for the server and not
+    /// turned off with [`Namespace::recovery`].
+    pub fn has_recovery(&self) -> bool {
+        self.0.recovery_store().is_some()
     }
 
     /// Handles events that other nodes of a cluster send with

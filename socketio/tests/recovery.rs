@@ -190,6 +190,80 @@ async fn no_pid_and_no_offsets_without_recovery() {
 }
 
 #[tokio::test]
+async fn a_namespace_can_turn_recovery_off() {
+    let (io, mut seen) = recovery_server();
+    io.of("/").recovery(false);
+    assert!(!io.of("/").has_recovery());
+    assert!(io.of("/admin").has_recovery());
+    let server = TestServer::start(io.clone()).await;
+    let mut ws = server.ws().await;
+
+    // `/`: no pid, and events (per socket, broadcast, binary) without an offset.
+    let reply = ws.connect_with("/", None).await;
+    assert!(reply.get("pid").is_none(), "{reply}");
+    assert_eq!(seen.next().await, Seen::Middleware);
+    let (sid, ..) = connected(seen.next().await);
+    ws.send(r#"429["emit-all"]"#).await;
+    ws.expect(r#"42["plain","a"]"#).await;
+    ws.expect(r#"42["broadcast",1]"#).await;
+    ws.expect(r#"451-["binary",{"_placeholder":true,"num":0}]"#)
+        .await;
+    assert_eq!(ws.binary().await, vec![7]);
+    ws.expect(r#"439["acked"]"#).await;
+    ws.expect(r#"420["with-ack"]"#).await;
+
+    // `/admin` on the same connection keeps recovery.
+    let (_, admin_pid, _) = connect(&mut ws, "/admin", "").await;
+    assert!(is_id(&admin_pid));
+    assert_eq!(seen.next().await, Seen::Middleware);
+    connected(seen.next().await);
+    io.of("/admin").emit("e", ()).unwrap();
+    let admin = ws.text().await;
+    let offset = offset_of(&admin, "42/admin,");
+    assert_eq!(admin, format!(r#"42/admin,["e","{offset}"]"#));
+
+    // A dropped `/` socket is not saved: its id and the `/admin` pid and offset restore
+    // nothing on `/`.
+    drop(ws);
+    for _ in 0..2 {
+        assert!(matches!(seen.next().await, Seen::Left(..)));
+    }
+    let mut ws = server.ws().await;
+    let auth = format!(r#"{{"pid":"{sid}","offset":"{offset}"}}"#);
+    let reply = ws.connect_with("/", Some(&auth)).await;
+    assert_ne!(reply["sid"], json!(sid));
+    assert!(reply.get("pid").is_none(), "{reply}");
+    assert_eq!(seen.next().await, Seen::Middleware);
+    assert!(!connected(seen.next().await).1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_namespace_with_recovery_off_restores_no_session_saved_before() {
+    let (io, mut seen) = recovery_server();
+    let server = TestServer::start(io.clone()).await;
+    let mut ws = server.ws().await;
+    let (sid, pid, _) = connect(&mut ws, "/", "").await;
+    io.emit("e", ()).unwrap();
+    let offset = offset_of(&ws.text().await, "42");
+    drop(ws);
+    loop {
+        if let Seen::Left(id, _) = seen.next().await {
+            assert_eq!(id, sid);
+            break;
+        }
+    }
+    // Saved while recovery was on; turned off since: not restored.
+    io.of("/").recovery(false);
+    let mut ws = server.ws().await;
+    let auth = format!(r#"{{"pid":"{pid}","offset":"{offset}"}}"#);
+    let reply = ws.connect_with("/", Some(&auth)).await;
+    assert_ne!(reply["sid"], json!(sid));
+    assert!(reply.get("pid").is_none(), "{reply}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn recovery_restores_sid_pid_rooms_data_and_replays_before_the_reply() {
     let (io, mut seen) = recovery_server();
     let server = TestServer::start(io.clone()).await;

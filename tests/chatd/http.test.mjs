@@ -4,6 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import {
@@ -87,6 +88,19 @@ describe('chatd HTTP endpoints', () => {
     assert.match(res.headers.get('content-type'), /^text\/html/);
   });
 
+  it('the web client may not be framed, and connects only to its own origin (CSP)', T, async () => {
+    for (const p of ['/', '/app.js']) {
+      const res = await srv.get(p);
+      assert.equal(res.status, 200, p);
+      const csp = res.headers.get('content-security-policy');
+      const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k, v]));
+      assert.deepEqual(directives.get('frame-ancestors'), ["'none'"], csp);
+      assert.deepEqual(directives.get('connect-src'), ["'self'"], csp);
+      assert.deepEqual(directives.get('default-src'), ["'self'"], csp);
+      assert.equal(res.headers.get('x-frame-options'), 'DENY');
+    }
+  });
+
   it('handshakes from another origin are refused with 403; the same origin is fine', T, async () => {
     const url = '/socket.io/?EIO=4&transport=polling';
     const foreign = await srv.get(url, { headers: { origin: 'http://evil.example' } });
@@ -96,6 +110,87 @@ describe('chatd HTTP endpoints', () => {
     assert.match(same.text, /^0\{"sid":/);
     const none = await srv.get(url);
     assert.equal(none.status, 200);
+  });
+});
+
+/**
+ * A polling handshake over plain HTTP with exactly these headers (Host included, which fetch
+ * cannot set): resolves with the status.
+ */
+function handshake(srv, headers) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({
+      host: '127.0.0.1', port: srv.port, path: '/socket.io/?EIO=4&transport=polling', headers, timeout: 5000,
+    }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy(new Error('handshake timed out')));
+    req.on('error', reject);
+  });
+}
+
+describe('chatd origin check', () => {
+  it('the own origin is http plus the Host header: scheme and port count, default ports elided', T, async (t) => {
+    const srv = await startChatd({}, { t });
+    const here = `127.0.0.1:${srv.port}`;
+    const cases = [
+      [{ host: here, origin: `http://${here}` }, 200],
+      [{ host: here, origin: `HTTP://${here}` }, 200],
+      [{ host: here, origin: `https://${here}` }, 403],
+      [{ host: here, origin: `http://127.0.0.1:${srv.port + 1}` }, 403],
+      [{ host: here, origin: 'http://127.0.0.1' }, 403],
+      [{ host: here, origin: 'null' }, 403],
+      [{ host: here, origin: `http://${here}/path` }, 403],
+      [{ host: 'chat.example', origin: 'http://chat.example' }, 200],
+      [{ host: 'chat.example', origin: 'http://chat.example:80' }, 200],
+      [{ host: 'chat.example:80', origin: 'http://chat.example' }, 200],
+      [{ host: 'chat.example', origin: 'https://chat.example' }, 403],
+      // Without --trust-proxy, X-Forwarded-Proto is not believed.
+      [{ host: 'chat.example', 'x-forwarded-proto': 'https', origin: 'https://chat.example' }, 403],
+      [{ host: here }, 200],
+    ];
+    for (const [headers, status] of cases) {
+      assert.equal(await handshake(srv, headers), status, JSON.stringify(headers));
+    }
+  });
+
+  it('behind a trusted proxy (--trust-proxy) the scheme comes from X-Forwarded-Proto', T, async (t) => {
+    const srv = await startChatd({ 'trust-proxy': true }, { t });
+    const cases = [
+      [{ host: 'chat.example', 'x-forwarded-proto': 'https', origin: 'https://chat.example' }, 200],
+      [{ host: 'chat.example', 'x-forwarded-proto': 'https', origin: 'https://chat.example:443' }, 200],
+      [{ host: 'chat.example', 'x-forwarded-proto': 'https', origin: 'http://chat.example' }, 403],
+      [{ host: 'chat.example', 'x-forwarded-proto': 'http', origin: 'http://chat.example' }, 200],
+      [{ host: 'chat.example', origin: 'http://chat.example' }, 200],
+      [{ host: 'chat.example', origin: 'https://chat.example' }, 403],
+    ];
+    for (const [headers, status] of cases) {
+      assert.equal(await handshake(srv, headers), status, JSON.stringify(headers));
+    }
+  });
+
+  it('--allowed-origins are matched exactly (scheme, host, port)', T, async (t) => {
+    const srv = await startChatd({ 'allowed-origins': 'https://app.example, http://localhost:5173' }, { t });
+    const host = `127.0.0.1:${srv.port}`;
+    for (const origin of ['https://app.example', 'https://APP.example:443', 'http://localhost:5173']) {
+      assert.equal(await handshake(srv, { host, origin }), 200, origin);
+    }
+    for (const origin of ['http://app.example', 'https://app.example:8443', 'https://sub.app.example',
+      'http://localhost', 'https://localhost:5173', 'http://localhost:5173.evil.example']) {
+      assert.equal(await handshake(srv, { host, origin }), 403, origin);
+    }
+  });
+
+  it('an --allowed-origins entry that is not an origin stops chatd at start-up', T, async () => {
+    for (const bad of ['*', 'app.example', 'https://app.example/path']) {
+      const started = await startChatd({ 'allowed-origins': bad }).then((s) => s, (err) => err);
+      if (!(started instanceof Error)) {
+        await started.close();
+        assert.fail(`chatd started with --allowed-origins ${bad}`);
+      }
+      assert.match(started.message, /--allowed-origins/, bad);
+    }
   });
 });
 

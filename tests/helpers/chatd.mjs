@@ -262,10 +262,11 @@ export async function startChatd(flags = {}, { t, env } = {}) {
 /**
  * Records every `event` on a socket. With connection state recovery on, server events carry
  * the recovery offset as an extra last argument: only the first `nargs` arguments are kept
- * (`nargs` 1: the payload itself), and anything beyond them must be that one offset string.
+ * (`nargs` 1: the payload itself), and anything beyond them must be that one offset string;
+ * with `{ exact: true }` (a namespace without recovery) there must be nothing beyond them.
  */
 export class Recorder {
-  constructor(socket, event, nargs = 1) {
+  constructor(socket, event, nargs = 1, { exact = false } = {}) {
     this.event = event;
     this.all = [];
     this.raw = [];
@@ -273,7 +274,7 @@ export class Recorder {
     this.problems = [];
     this.listener = (...args) => {
       const extra = args.slice(nargs);
-      if (extra.length > 1 || (extra.length === 1 && typeof extra[0] !== 'string')) {
+      if (extra.length > (exact ? 0 : 1) || (extra.length === 1 && typeof extra[0] !== 'string')) {
         this.problems.push(`'${event}' with unexpected extra arguments ${JSON.stringify(extra)}`);
       }
       const v = nargs === 1 ? args[0] : args.slice(0, nargs);
