@@ -61,6 +61,11 @@ impl PendingAcks {
         self.lock().waiting.remove(&id);
     }
 
+    /// Acks still awaited.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().waiting.len()
+    }
+
     /// An ACK arrived; unknown ids are ignored.
     pub(crate) fn resolve(&self, id: u64, args: Args) {
         let reply = self.lock().waiting.remove(&id);
@@ -77,21 +82,38 @@ impl PendingAcks {
     }
 }
 
-/// Waits for one ack, with a timeout; cleans up on timeout.
-pub(crate) async fn wait(
-    socket: &Socket,
+/// A registered ack id, forgotten when its waiter goes away without an answer (timed out, or
+/// its future dropped), so abandoned waits leave nothing behind.
+pub(crate) struct Waiting {
+    socket: Socket,
     id: u64,
+}
+
+impl Waiting {
+    pub(crate) fn new(socket: Socket, id: u64) -> Self {
+        Waiting { socket, id }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.socket.inner.acks.forget(self.id);
+    }
+}
+
+/// Waits for one ack, with a timeout; the id is forgotten however the wait ends.
+pub(crate) async fn wait(
+    waiting: Waiting,
     rx: oneshot::Receiver<Args>,
     timeout: Duration,
 ) -> Result<Args, AckError> {
-    match tokio::time::timeout(timeout, rx).await {
+    let result = match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(args)) => Ok(args),
         Ok(Err(_)) => Err(AckError::Disconnected),
-        Err(_) => {
-            socket.inner.acks.forget(id);
-            Err(AckError::Timeout)
-        }
-    }
+        Err(_) => Err(AckError::Timeout),
+    };
+    drop(waiting);
+    result
 }
 
 /// The acknowledgement a client asked for with its event: answer it once with [`Ack::send`].

@@ -380,6 +380,11 @@ impl Socket {
         }
     }
 
+    /// Acknowledgements this socket still waits for from its client.
+    pub fn pending_acks(&self) -> usize {
+        self.inner.acks.len()
+    }
+
     /// Emits an event and waits for the client's acknowledgement, at most the configured
     /// `ack_timeout`.
     pub async fn emit_with_ack(
@@ -426,9 +431,9 @@ impl Socket {
             self.inner.acks.forget(id);
             return None;
         }
-        let socket = self.clone();
+        let waiting = ack::Waiting::new(self.clone(), id);
         let timeout = timeout.unwrap_or(Duration::from_secs(60));
-        Some(async move { ack::wait(&socket, id, rx, timeout).await })
+        Some(ack::wait(waiting, rx, timeout))
     }
 
     /// Queues already encoded messages; the slow-consumer policy of the engine applies.

@@ -292,3 +292,30 @@ async fn emit_with_ack_on_a_disconnected_socket_is_not_sent() {
     ws.barrier().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_dropped_emit_with_ack_forgets_its_ack_id() {
+    let io = SocketIo::new(config().build());
+    let (tx, mut pending) = recorder::<usize>();
+    io.of("/").on_connection(move |s| {
+        let tx = tx.clone();
+        async move {
+            s.on("ask", move |s, _e| {
+                let tx = tx.clone();
+                async move {
+                    // Given up after 20 ms by dropping the future; the ack timeout is a minute.
+                    let ask = s.emit_with_ack_timeout("q", (), Duration::from_secs(60));
+                    let _ = tokio::time::timeout(Duration::from_millis(20), ask).await;
+                    let _ = tx.send(s.pending_acks());
+                }
+            });
+        }
+    });
+    let server = TestServer::start(io).await;
+    let mut ws = server.ws().await;
+    ws.join("/").await;
+    ws.send(r#"42["ask"]"#).await;
+    ws.expect(r#"420["q"]"#).await;
+    assert_eq!(pending.next().await, 0);
+    server.stop().await;
+}
