@@ -201,7 +201,8 @@ impl Client {
         }
     }
 
-    async fn connect(self: Arc<Self>, ns: Arc<NsInner>, auth: Value) {
+    async fn connect(self: Arc<Self>, joining: crate::namespace::Joining, auth: Value) {
+        let ns: Arc<NsInner> = Arc::clone(&joining);
         // Off server-wide or for this namespace: no restore, no pid.
         let store = ns.recovery_store();
         let recovery = self

@@ -49,6 +49,10 @@ pub struct Config {
     pub serve_client: bool,
     /// Where the `socket.io-client` package's `dist` folder is; searched for when `None`.
     pub client_dir: Option<PathBuf>,
+    /// Remove a child of a dynamic namespace once its last socket has left (Node's
+    /// `cleanupEmptyChildNamespaces`), so that names used once do not stay in memory. Off by
+    /// default, as in Node.
+    pub cleanup_empty_child_namespaces: bool,
 }
 
 impl Default for Config {
@@ -61,6 +65,7 @@ impl Default for Config {
             recovery: None,
             serve_client: true,
             client_dir: None,
+            cleanup_empty_child_namespaces: false,
         }
     }
 }
@@ -121,6 +126,12 @@ impl ConfigBuilder {
         self.0.client_dir = Some(dir.into());
         self
     }
+    /// Remove empty children of dynamic namespaces.
+    pub fn cleanup_empty_child_namespaces(mut self, on: bool) -> Self {
+        self.0.cleanup_empty_child_namespaces = on;
+        self
+    }
+
     /// The finished configuration.
     pub fn build(self) -> Config {
         self.0

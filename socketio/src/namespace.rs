@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 
 use serde_json::Value;
@@ -100,10 +100,19 @@ pub(crate) struct NsInner {
     sockets: RwLock<HashMap<Sid, Socket>>,
     adapter: Arc<dyn Adapter>,
     pub(crate) server: Weak<ServerInner>,
+    /// A child of a dynamic namespace, which may be removed once empty.
+    pub(crate) dynamic_child: bool,
+    /// CONNECTs under way (between the lookup and the socket's insertion or refusal).
+    joining: AtomicUsize,
 }
 
 impl NsInner {
-    pub(crate) fn new(name: String, setup: Arc<NsSetup>, server: &Arc<ServerInner>) -> Arc<Self> {
+    pub(crate) fn new(
+        name: String,
+        setup: Arc<NsSetup>,
+        server: &Arc<ServerInner>,
+        dynamic_child: bool,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| NsInner {
             adapter: server
                 .adapter_factory
@@ -112,6 +121,8 @@ impl NsInner {
             setup,
             sockets: RwLock::new(HashMap::new()),
             server: Arc::downgrade(server),
+            dynamic_child,
+            joining: AtomicUsize::new(0),
         })
     }
 
@@ -153,11 +164,32 @@ impl NsInner {
             .insert(socket.id(), socket);
     }
 
-    pub(crate) fn remove(&self, id: &Sid) {
-        self.sockets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+    pub(crate) fn remove(self: &Arc<Self>, id: &Sid) {
+        let emptied = {
+            let mut sockets = self.sockets.write().unwrap_or_else(|e| e.into_inner());
+            sockets.remove(id).is_some() && sockets.is_empty()
+        };
+        if emptied {
+            self.cleanup_if_unused();
+        }
+    }
+
+    /// No socket, and no CONNECT under way.
+    pub(crate) fn is_unused(&self) -> bool {
+        self.joining.load(Ordering::Acquire) == 0
+            && self
+                .sockets
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+    }
+
+    fn cleanup_if_unused(self: &Arc<Self>) {
+        if self.dynamic_child && self.is_unused() {
+            if let Some(server) = self.server.upgrade() {
+                server.cleanup_child(self);
+            }
+        }
     }
 
     /// The recovery store, unless recovery is off server-wide or for this namespace.
@@ -166,6 +198,32 @@ impl NsInner {
             return None;
         }
         self.server.upgrade().and_then(|s| s.store.clone())
+    }
+}
+
+/// A namespace being joined: counted as under way until dropped, so that an empty child
+/// namespace is not removed while a CONNECT is still in its middlewares.
+pub(crate) struct Joining(Arc<NsInner>);
+
+impl Joining {
+    pub(crate) fn new(ns: Arc<NsInner>) -> Self {
+        ns.joining.fetch_add(1, Ordering::AcqRel);
+        Joining(ns)
+    }
+}
+
+impl std::ops::Deref for Joining {
+    type Target = Arc<NsInner>;
+    fn deref(&self) -> &Arc<NsInner> {
+        &self.0
+    }
+}
+
+impl Drop for Joining {
+    fn drop(&mut self) {
+        if self.0.joining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.cleanup_if_unused();
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use crate::broadcast::BroadcastOperator;
 use crate::client::SioHandler;
 use crate::client_files::ClientFiles;
 use crate::config::Config;
-use crate::namespace::{Namespace, NsInner, NsSetup};
+use crate::namespace::{Joining, Namespace, NsInner, NsSetup};
 use crate::recovery::{MemoryStore, SessionStore};
 use crate::socket::EmitError;
 use crate::IntoRooms;
@@ -43,18 +43,14 @@ pub(crate) struct ServerInner {
 
 impl ServerInner {
     /// The namespace a CONNECT asks for: a static one, or a child of a matching dynamic one.
-    pub(crate) fn namespace_for(
-        self: &Arc<Self>,
-        name: &str,
-        auth: &Value,
-    ) -> Option<Arc<NsInner>> {
+    pub(crate) fn namespace_for(self: &Arc<Self>, name: &str, auth: &Value) -> Option<Joining> {
         if let Some(ns) = self
             .namespaces
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
         {
-            return Some(ns.clone());
+            return Some(Joining::new(ns.clone()));
         }
         let setup = self
             .dynamic
@@ -66,15 +62,29 @@ impl ServerInner {
         let mut namespaces = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
         let ns = namespaces
             .entry(name.to_owned())
-            .or_insert_with(|| NsInner::new(name.to_owned(), setup, self));
-        Some(ns.clone())
+            .or_insert_with(|| NsInner::new(name.to_owned(), setup, self, true));
+        Some(Joining::new(ns.clone()))
+    }
+
+    /// Removes an empty child of a dynamic namespace, if the configuration asks for it and
+    /// nobody is joining it (checked under the registry's lock, which new joins also take).
+    pub(crate) fn cleanup_child(&self, ns: &Arc<NsInner>) {
+        if !self.config.cleanup_empty_child_namespaces || !ns.dynamic_child {
+            return;
+        }
+        let mut namespaces = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
+        let current = namespaces.get(&ns.name).is_some_and(|n| Arc::ptr_eq(n, ns));
+        if current && ns.is_unused() {
+            namespaces.remove(&ns.name);
+            tracing::debug!(nsp = %ns.name, "empty child namespace removed");
+        }
     }
 
     fn namespace(self: &Arc<Self>, name: &str) -> Arc<NsInner> {
         let mut namespaces = self.namespaces.write().unwrap_or_else(|e| e.into_inner());
         namespaces
             .entry(name.to_owned())
-            .or_insert_with(|| NsInner::new(name.to_owned(), Arc::default(), self))
+            .or_insert_with(|| NsInner::new(name.to_owned(), Arc::default(), self, false))
             .clone()
     }
 }
@@ -211,7 +221,12 @@ impl SocketIo {
                 matcher: Arc::new(matcher),
                 setup: setup.clone(),
             });
-        Namespace(NsInner::new(String::from("(dynamic)"), setup, &self.inner))
+        Namespace(NsInner::new(
+            String::from("(dynamic)"),
+            setup,
+            &self.inner,
+            false,
+        ))
     }
 
     /// Every namespace that exists now.

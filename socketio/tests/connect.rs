@@ -464,3 +464,48 @@ async fn connect_abandoned_during_middleware_is_dropped() {
     events.assert_empty();
     server.stop().await;
 }
+
+/// Names of the namespaces the server holds.
+fn namespace_names(io: &SocketIo) -> Vec<String> {
+    let mut names: Vec<String> = io
+        .namespaces()
+        .iter()
+        .map(|n| n.name().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn empty_dynamic_children_are_removed_when_asked() {
+    for cleanup in [true, false] {
+        let io = SocketIo::new(config().cleanup_empty_child_namespaces(cleanup).build());
+        io.dynamic(|name, _auth| name.starts_with("/dyn-"))
+            .middleware(|s| async move {
+                if s.auth().get("token").is_some() {
+                    Ok(())
+                } else {
+                    Err(ConnectError::new("no token"))
+                }
+            });
+        let server = TestServer::start(io.clone()).await;
+        let mut ws = server.ws().await;
+        ws.connect_with("/dyn-1", Some(r#"{"token":"t"}"#)).await;
+        ws.connect_with("/dyn-2", Some(r#"{"token":"t"}"#)).await;
+        ws.send("40/dyn-3,").await;
+        ws.expect(r#"44/dyn-3,{"message":"no token"}"#).await;
+        ws.send("41/dyn-1,").await;
+        ws.barrier().await;
+        let expected: &[&str] = if cleanup {
+            &["/", "/dyn-2"]
+        } else {
+            &["/", "/dyn-1", "/dyn-2", "/dyn-3"]
+        };
+        assert_eq!(namespace_names(&io), expected, "cleanup {cleanup}");
+        // A removed child comes back on the next CONNECT.
+        ws.connect_with("/dyn-1", Some(r#"{"token":"t"}"#)).await;
+        assert!(namespace_names(&io).contains(&"/dyn-1".to_owned()));
+        ws.close().await;
+        server.stop().await;
+    }
+}
