@@ -116,7 +116,7 @@ impl App {
             })
             .recovery(Recovery {
                 max_disconnection_duration: Duration::from_millis(settings.recovery_window_ms),
-                skip_middlewares: true,
+                ..Recovery::default()
             })
             .build();
         let mut io = SocketIo::builder(config);

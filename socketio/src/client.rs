@@ -229,6 +229,33 @@ impl Client {
                 }
             }
         }
+        // The replay goes out in one piece before the CONNECT reply: a session that missed more
+        // than it may take is not recovered, and the application catches the client up itself.
+        let mut replay = Vec::new();
+        if let (Some((saved, missed)), Some(r)) = (&restored, &recovery) {
+            let mut bytes = 0usize;
+            for stored in missed {
+                let packet = Packet {
+                    kind: if stored.attachments.is_empty() {
+                        PacketType::Event
+                    } else {
+                        PacketType::BinaryEvent
+                    },
+                    nsp: ns.name.clone(),
+                    id: None,
+                    data: Some(stored.data.clone()),
+                    attachments: stored.attachments.clone(),
+                };
+                let messages = encode(&packet);
+                bytes += messages.iter().map(engineio::Message::len).sum::<usize>();
+                replay.push(messages);
+            }
+            if bytes > r.max_replay_bytes {
+                tracing::info!(socket = %saved.sid, bytes, "too much missed to replay: not recovered");
+                replay.clear();
+                restored = None;
+            }
+        }
         let recovered = restored.is_some();
         let (id, pid, data) = match &restored {
             Some((s, _)) => (s.sid, Some(s.pid), s.data.clone()),
@@ -288,21 +315,8 @@ impl Client {
             return;
         }
         // Missed packets go out before the CONNECT reply; the client buffers them.
-        if let Some((_, missed)) = restored {
-            for stored in missed {
-                let packet = Packet {
-                    kind: if stored.attachments.is_empty() {
-                        PacketType::Event
-                    } else {
-                        PacketType::BinaryEvent
-                    },
-                    nsp: ns.name.clone(),
-                    id: None,
-                    data: Some(stored.data),
-                    attachments: stored.attachments,
-                };
-                self.send(&packet);
-            }
+        for messages in &replay {
+            let _ = self.engine.send_all(messages);
         }
         let reply = match pid {
             _ if self.legacy => None,

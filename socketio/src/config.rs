@@ -12,6 +12,11 @@ pub struct Recovery {
     pub max_disconnection_duration: Duration,
     /// Whether a recovered socket skips the namespace middlewares.
     pub skip_middlewares: bool,
+    /// Most bytes of missed packets replayed to a recovering client. A session that missed
+    /// more is not recovered (the client gets a new session, `recovered` false) and the
+    /// application catches it up, in pages, itself: the replay goes out in one piece, before
+    /// the CONNECT reply, and must fit the connection's outgoing queue.
+    pub max_replay_bytes: usize,
 }
 
 impl Default for Recovery {
@@ -19,6 +24,7 @@ impl Default for Recovery {
         Recovery {
             max_disconnection_duration: Duration::from_millis(120_000),
             skip_middlewares: true,
+            max_replay_bytes: 1 << 20,
         }
     }
 }

@@ -486,7 +486,7 @@ async fn expired_sessions_are_not_recovered() {
         config()
             .recovery(Recovery {
                 max_disconnection_duration: Duration::ZERO,
-                skip_middlewares: true,
+                ..Recovery::default()
             })
             .build(),
     );
@@ -556,4 +556,48 @@ async fn an_immediate_reconnect_takes_over_the_connection_not_yet_seen_dropped()
     let to_self = new.text().await;
     assert!(to_self.starts_with(r#"42["to-self","#), "{to_self}");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_that_missed_more_than_max_replay_bytes_is_not_recovered() {
+    for (missed, recovered) in [(5, true), (50, false)] {
+        let io = SocketIo::new(
+            config()
+                .recovery(Recovery {
+                    max_replay_bytes: 2000,
+                    ..Recovery::default()
+                })
+                .build(),
+        );
+        let (tx, mut left) = recorder::<()>();
+        io.of("/").on_connection(move |s| {
+            let tx = tx.clone();
+            async move {
+                s.on_disconnect(move |_s, _reason| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(());
+                    }
+                });
+            }
+        });
+        let server = TestServer::start(io.clone()).await;
+        let mut ws = server.ws().await;
+        let (sid, pid, _) = connect(&mut ws, "/", "").await;
+        io.emit("e", "first").unwrap();
+        let offset = offset_of(&ws.text().await, "42");
+        ws.close().await;
+        left.next().await;
+        // About 100 bytes each.
+        for i in 0..missed {
+            io.emit("e", format!("{i:0>90}")).unwrap();
+        }
+        let mut ws = server.ws().await;
+        let auth = format!(r#"{{"pid":"{pid}","offset":"{offset}"}}"#);
+        let (sid2, _, replayed) = connect(&mut ws, "/", &auth).await;
+        assert_eq!(sid2 == sid, recovered, "{missed} missed");
+        assert_eq!(replayed.len(), if recovered { missed } else { 0 });
+        ws.close().await;
+        server.stop().await;
+    }
 }
