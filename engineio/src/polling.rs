@@ -91,6 +91,7 @@ pub(crate) async fn get<H: Handler>(
     }
     guard.answered = true;
     drop(guard);
+    session.room.notify_waiters();
     if session.lock().finished() {
         session.forget();
     }

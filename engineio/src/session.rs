@@ -23,6 +23,8 @@ pub(crate) struct Session {
     state: Mutex<SessionState>,
     /// Wakes whoever writes to the client: the pending GET or the WebSocket task.
     pub(crate) wake: Notify,
+    /// Wakes senders waiting for room in the queue ([`Session::reserve`]).
+    pub(crate) room: Notify,
     /// The handler's per-connection state. Taken out when the close is reported: it usually
     /// holds a [`Socket`](crate::Socket) of this session, and keeping it would be a cycle.
     hooks: Mutex<Option<Arc<dyn Hooks>>>,
@@ -56,6 +58,7 @@ impl Session {
             handshake,
             state: Mutex::new(SessionState::with_protocol(protocol, transport, heartbeat)),
             wake: Notify::new(),
+            room: Notify::new(),
             hooks: Mutex::new(None),
             queue_limit: config.max_buffered_bytes,
             slow_consumer: config.slow_consumer,
@@ -118,6 +121,27 @@ impl Session {
         }
     }
 
+    /// Resolves once `bytes` more fit in the queue (or nothing is pending, for a unit larger
+    /// than the limit); `Err(Closed)` once the session is closed.
+    pub(crate) async fn reserve(&self, bytes: usize) -> Result<(), SendError> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.closed().is_some() {
+                    return Err(SendError::Closed);
+                }
+                let pending = state.pending();
+                if pending == 0 || pending + bytes <= self.queue_limit {
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
     fn close_slow_consumer(self: &Arc<Self>) {
         let reason = CloseReason::TransportError;
         let Some(lingers) = self.mark_closed(reason) else {
@@ -176,6 +200,7 @@ impl Session {
     /// Wakes the writer, forgets or lingers, and tells the handler.
     fn after_close(self: &Arc<Self>, reason: CloseReason, lingers: bool) {
         self.wake.notify_one();
+        self.room.notify_waiters();
         drop(
             self.ip_slot
                 .lock()

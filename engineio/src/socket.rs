@@ -158,6 +158,26 @@ impl Socket {
         self.0.send(messages.iter().cloned().map(Frame::from), true)
     }
 
+    /// Resolves once `bytes` more can be queued without going over the queue limit
+    /// ([`Config::max_buffered_bytes`](crate::Config)), as the client reads what is queued;
+    /// fails once the connection is closed. Senders of long streams (history, catch-up) await
+    /// it between pages, so a client that reads slowly slows them down instead of being
+    /// disconnected as a slow consumer.
+    ///
+    /// ```no_run
+    /// # async fn run(socket: engineio::Socket, pages: Vec<engineio::Message>) {
+    /// for page in pages {
+    ///     if socket.writable(page.len()).await.is_err() {
+    ///         return; // closed
+    ///     }
+    ///     let _ = socket.send(page);
+    /// }
+    /// # }
+    /// ```
+    pub async fn writable(&self, bytes: usize) -> Result<(), SendError> {
+        self.0.reserve(bytes).await
+    }
+
     /// Closes the connection (reason [`CloseReason::ForcedClose`]) after sending what is queued.
     pub fn close(&self) {
         self.0.close(CloseReason::ForcedClose);

@@ -297,6 +297,11 @@ impl SessionState {
         self.closed.is_some()
     }
 
+    /// Bytes queued or being written.
+    pub(crate) fn pending(&self) -> usize {
+        self.queued_bytes + self.in_flight
+    }
+
     /// The WebSocket writer wrote everything it took.
     pub(crate) fn written(&mut self) {
         self.in_flight = 0;

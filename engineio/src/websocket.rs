@@ -308,6 +308,7 @@ pub(crate) async fn drive<S>(
                 break CloseReason::TransportClose;
             }
             session.lock().written();
+            session.room.notify_waiters();
             if batch.capacity() > 64 {
                 batch = VecDeque::new();
             }

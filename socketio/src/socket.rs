@@ -380,6 +380,19 @@ impl Socket {
         }
     }
 
+    /// Resolves once `bytes` more can be queued on the connection without going over its
+    /// queue limit; fails once it is closed. Await it between the pages of a long stream
+    /// (a catch-up, a history) so that a slowly reading client slows the stream down instead
+    /// of being disconnected as a slow consumer.
+    pub async fn writable(&self, bytes: usize) -> Result<(), EmitError> {
+        self.inner
+            .client
+            .engine
+            .writable(bytes)
+            .await
+            .map_err(|_| EmitError::Disconnected)
+    }
+
     /// Acknowledgements this socket still waits for from its client.
     pub fn pending_acks(&self) -> usize {
         self.inner.acks.len()
