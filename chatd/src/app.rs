@@ -138,6 +138,7 @@ impl App {
             presence_grace: settings.presence_grace(),
             typing_timeout: Duration::from_millis(settings.typing_timeout_ms),
             typing_throttle: Duration::from_millis(settings.typing_timeout_ms / 2),
+            typing_interval: Duration::from_millis(settings.typing_interval_ms),
             idle_timeout: Duration::from_millis(settings.room_idle_ms),
         };
         let registry = Registry::start(store.clone(), fanout, metrics.clone(), room_settings);

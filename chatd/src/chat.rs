@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::app::App;
 use crate::deliver::{room_group, user_group};
 use crate::identity::Claimed;
-use crate::limits::TokenBucket;
+use crate::limits::{Budget, Charge};
 use crate::protocol::{self, bad_request, ok, ChatError, Code};
 use crate::room::{RoomGone, RoomHandle};
 use crate::store::{now_ms, RoomInfo, RoomKind, StoredMessage};
@@ -37,19 +37,45 @@ pub const COMMANDS: [&str; 10] = [
 /// Most messages returned by one history page.
 const PAGE: usize = 100;
 
+/// What each command costs in tokens of the connection's budget (`--message-rate` tokens a
+/// second, `--message-burst` at most); the table of docs/protocol.md. Writes and reads that
+/// touch the store or every room cost a token; typing and leaving are cheap but not free.
+pub const COSTS: [(&str, f64); 10] = [
+    ("rooms:list", 1.0),
+    ("room:create", 1.0),
+    ("room:join", 1.0),
+    ("room:leave", 0.5),
+    ("room:topic", 1.0),
+    ("message:send", 1.0),
+    ("history", 1.0),
+    ("typing", 0.2),
+    ("dm:send", 1.0),
+    ("dm:history", 1.0),
+];
+
+/// What an event that is not a command costs.
+const UNKNOWN_COST: f64 = 1.0;
+
+fn cost(name: &str) -> f64 {
+    COSTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(UNKNOWN_COST, |(_, c)| *c)
+}
+
 /// What one connection carries along: who it is, its limits, its rooms.
 struct Session {
     user: Claimed,
-    bucket: Mutex<TokenBucket>,
+    budget: Mutex<Budget>,
     rooms: Mutex<HashSet<String>>,
 }
 
 impl Session {
-    fn take_token(&self) -> bool {
-        self.bucket
+    fn charge(&self, cost: f64) -> Charge {
+        self.budget
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .try_take(Instant::now())
+            .charge(cost, Instant::now())
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -166,9 +192,11 @@ async fn connected(app: Arc<App>, socket: Socket) {
     socket.join(user_group(&user.name));
     let session = Arc::new(Session {
         user: user.clone(),
-        bucket: Mutex::new(TokenBucket::new(
+        budget: Mutex::new(Budget::new(
             app.settings.message_rate,
             app.settings.message_burst,
+            app.settings.max_violations,
+            app.settings.violation_window(),
         )),
         rooms: Mutex::new(HashSet::new()),
     });
@@ -176,15 +204,23 @@ async fn connected(app: Arc<App>, socket: Socket) {
         rejoin_recovered(&app, &socket, &session).await;
     }
     let _ = socket.emit("session", json!({"user": user.name, "token": user.token}));
-    socket.use_event(|_socket, event| {
+    let mw_session = session.clone();
+    socket.use_event(move |socket, event| {
         if COMMANDS.contains(&event.name.as_str()) {
             return Ok(());
         }
-        if let Some(ack) = event.ack.take() {
-            ack.send(
+        let err = match mw_session.charge(UNKNOWN_COST) {
+            Charge::Allowed => {
                 ChatError::new(Code::BadRequest, format!("unknown event {:?}", event.name))
-                    .to_ack(),
-            );
+            }
+            Charge::Limited => rate_limited(),
+            Charge::Abusive => {
+                kick(socket);
+                return Err("disconnected".into());
+            }
+        };
+        if let Some(ack) = event.ack.take() {
+            ack.send(err.to_ack());
         }
         Err("unknown event".into())
     });
@@ -252,13 +288,30 @@ fn parse<T: DeserializeOwned>(payload: Value) -> Result<T, ChatError> {
     serde_json::from_value(payload).map_err(|e| bad_request(format!("invalid payload: {e}")))
 }
 
-/// Registers one command: rate limit, payload parsing, ack.
+fn rate_limited() -> ChatError {
+    ChatError::new(Code::RateLimited, "too many commands, slow down")
+}
+
+/// Disconnects a connection that kept sending over its budget, telling it why first.
+fn kick(socket: &Socket) {
+    if !socket.connected() {
+        return;
+    }
+    tracing::info!(socket = %socket.id(), "disconnected: too many refused commands");
+    let err = ChatError::new(
+        Code::TooManyViolations,
+        "too many refused commands: disconnected",
+    );
+    let _ = socket.emit("error", json!({"code": err.code, "message": err.message}));
+    socket.disconnect();
+}
+
+/// Registers one command: budget, payload parsing, ack.
 fn command<T, F, Fut>(
     socket: &Socket,
     app: &Arc<App>,
     session: &Arc<Session>,
     name: &'static str,
-    limited: bool,
     f: F,
 ) where
     T: DeserializeOwned + Send + 'static,
@@ -268,12 +321,17 @@ fn command<T, F, Fut>(
     let app = app.clone();
     let session = session.clone();
     let f = Arc::new(f);
+    let cost = cost(name);
     socket.on(name, move |socket, event| {
         let (app, session, f) = (app.clone(), session.clone(), f.clone());
         async move {
-            if limited && !session.take_token() {
-                let err = ChatError::new(Code::RateLimited, "too many messages, slow down");
-                return reply(&app, event.ack, Err(err));
+            match session.charge(cost) {
+                Charge::Allowed => {}
+                Charge::Limited => return reply(&app, event.ack, Err(rate_limited())),
+                Charge::Abusive => {
+                    reply(&app, event.ack, Err(rate_limited()));
+                    return kick(&socket);
+                }
             }
             let payload = event.args.json(0).cloned().unwrap_or(Value::Null);
             let result = match parse::<T>(payload) {
@@ -384,7 +442,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "rooms:list",
-        false,
         |app, _s, _socket, _: Option<Empty>| async move {
             let stored = app.store.rooms().await.map_err(|_| unavailable())?;
             let mut counts = std::collections::HashMap::new();
@@ -413,7 +470,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "room:create",
-        true,
         |app, _s, _socket, req: CreateReq| async move {
             let name = protocol::room_name(&req.room)?;
             let topic = protocol::topic(&req.topic)?;
@@ -431,7 +487,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "room:join",
-        true,
         |app, session, socket, req: JoinReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.is_member(&name) && session.rooms().len() >= app.settings.max_rooms_per_user
@@ -466,7 +521,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "room:leave",
-        false,
         |app, session, socket, req: RoomReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.rooms().remove(&name) {
@@ -488,7 +542,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "room:topic",
-        true,
         |app, session, _socket, req: TopicReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.is_member(&name) {
@@ -510,7 +563,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "message:send",
-        true,
         |app, session, socket, req: SendReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.is_member(&name) {
@@ -536,7 +588,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "history",
-        true,
         |app, _session, _socket, req: HistoryReq| async move {
             let name = protocol::room_name(&req.room)?;
             if app
@@ -563,7 +614,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "typing",
-        false,
         |app, session, socket, req: TypingReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.is_member(&name) {
@@ -585,7 +635,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "dm:send",
-        true,
         |app, session, socket, req: DmReq| async move {
             let to = protocol::user_name(&req.to)?;
             let id = protocol::client_id(&req.id)?;
@@ -641,7 +690,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "dm:history",
-        true,
         |app, session, _socket, req: DmHistoryReq| async move {
             let with = protocol::user_name(&req.with)?;
             let room = protocol::direct_room(&session.user.name, &with);

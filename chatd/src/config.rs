@@ -95,6 +95,10 @@ settings! {
     message_rate: f64 = 10.0, env = "CHATD_MESSAGE_RATE";
     /// Commands allowed in a burst per connection.
     message_burst: f64 = 20.0, env = "CHATD_MESSAGE_BURST";
+    /// Refused commands within `--violation-window-ms` after which a connection is disconnected.
+    max_violations: u32 = 50, env = "CHATD_MAX_VIOLATIONS";
+    /// Milliseconds over which refused commands are counted.
+    violation_window_ms: u64 = 10_000, env = "CHATD_VIOLATION_WINDOW_MS";
     /// Rooms one connection may join.
     max_rooms_per_user: usize = 50, env = "CHATD_MAX_ROOMS_PER_USER";
     /// Connections per client address.
@@ -103,6 +107,8 @@ settings! {
     presence_grace_ms: u64 = 5000, env = "CHATD_PRESENCE_GRACE_MS";
     /// Milliseconds after which typing expires without a refresh.
     typing_timeout_ms: u64 = 5000, env = "CHATD_TYPING_TIMEOUT_MS";
+    /// Milliseconds between two relays of one user's typing in one room.
+    typing_interval_ms: u64 = 1000, env = "CHATD_TYPING_INTERVAL_MS";
     /// Milliseconds after which an empty room's actor stops.
     room_idle_ms: u64 = 300_000, env = "CHATD_ROOM_IDLE_MS";
     /// Recent messages each room keeps in memory.
@@ -143,6 +149,11 @@ impl Settings {
             .map(|s| s.trim().trim_end_matches('/').to_owned())
             .filter(|s| !s.is_empty())
             .collect()
+    }
+
+    /// The window of `--max-violations`.
+    pub fn violation_window(&self) -> Duration {
+        Duration::from_millis(self.violation_window_ms)
     }
 
     /// Presence grace period.

@@ -12,6 +12,7 @@ use engineio::Sid;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::limits::TypingGate;
 use crate::metrics::Metrics;
 use crate::protocol::{ChatError, Code};
 use crate::store::{
@@ -57,6 +58,8 @@ pub struct RoomSettings {
     pub typing_timeout: Duration,
     /// Typing is re-announced at most this often while refreshed.
     pub typing_throttle: Duration,
+    /// At most one typing relay per user in this interval (see [`TypingGate`]).
+    pub typing_interval: Duration,
     /// A room with no members stops after this long.
     pub idle_timeout: Duration,
 }
@@ -68,6 +71,7 @@ impl Default for RoomSettings {
             presence_grace: Duration::from_secs(5),
             typing_timeout: Duration::from_secs(5),
             typing_throttle: Duration::from_secs(2),
+            typing_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(300),
         }
     }
@@ -310,10 +314,15 @@ struct Member {
     leave_at: Option<Instant>,
 }
 
+/// A user's typing in the room; kept after a stop until its gate is idle, so that a storm of
+/// toggles is relayed at most once per interval.
 struct Typist {
     name: String,
+    /// The connection that changed it last: it gets no relay of its own change.
+    socket: Option<Sid>,
+    /// When typing the user did not refresh ends.
     expires: Instant,
-    announced: Instant,
+    gate: TypingGate,
 }
 
 struct Room {
@@ -444,7 +453,14 @@ impl Room {
 
     fn next_deadline(&self) -> Option<Instant> {
         let leaves = self.members.values().filter_map(|m| m.leave_at);
-        let typing = self.typing.values().map(|t| t.expires);
+        let interval = self.settings.typing_interval;
+        let typing = self.typing.values().filter_map(|t| {
+            let expires = t.gate.wanted().then_some(t.expires);
+            [expires, t.gate.due(interval), t.gate.idle_at(interval)]
+                .into_iter()
+                .flatten()
+                .min()
+        });
         let idle = self.idle_since.map(|t| t + self.settings.idle_timeout);
         leaves.chain(typing).chain(idle).min()
     }
@@ -462,17 +478,19 @@ impl Room {
                 self.fanout.presence(&self.info, &member.name, false);
             }
         }
-        let expired: Vec<String> = self
-            .typing
-            .iter()
-            .filter(|(_, t)| t.expires <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in expired {
-            if let Some(t) = self.typing.remove(&key) {
-                self.fanout.typing(&self.info, &t.name, false, None);
+        let interval = self.settings.typing_interval;
+        for t in self.typing.values_mut() {
+            let relay = if t.gate.wanted() && t.expires <= now {
+                t.socket = None;
+                t.gate.set(false, now, interval)
+            } else {
+                t.gate.poll(now, interval)
+            };
+            if let Some(typing) = relay {
+                self.fanout.typing(&self.info, &t.name, typing, t.socket);
             }
         }
+        self.typing.retain(|_, t| !t.gate.idle(now, interval));
         self.update_idle(now);
         self.idle_since
             .is_some_and(|t| now >= t + self.settings.idle_timeout)
@@ -700,7 +718,9 @@ impl Room {
                     let name = member.name.clone();
                     self.members.remove(&key);
                     if let Some(t) = self.typing.remove(&key) {
-                        self.fanout.typing(&self.info, &t.name, false, None);
+                        if t.gate.shown() {
+                            self.fanout.typing(&self.info, &t.name, false, None);
+                        }
                     }
                     self.fanout.presence(&self.info, &name, false);
                 }
@@ -768,7 +788,9 @@ impl Room {
         reply: oneshot::Sender<Posted>,
     ) {
         // A message ends the sender's typing without a separate notice.
-        self.typing.remove(&user.to_lowercase());
+        if let Some(t) = self.typing.get_mut(&user.to_lowercase()) {
+            t.gate.silence();
+        }
         let started = Instant::now();
         let append = self.store.append(NewMessage {
             room: self.info.name.clone(),
@@ -857,32 +879,24 @@ impl Room {
         if !self.members.contains_key(&key) {
             return;
         }
-        if !typing {
-            if self.typing.remove(&key).is_some() {
-                self.fanout.typing(&self.info, &user, false, Some(socket));
-            }
-            return;
+        let (interval, every) = (self.settings.typing_interval, self.settings.typing_throttle);
+        let t = self.typing.entry(key).or_insert_with(|| Typist {
+            name: user,
+            socket: None,
+            expires: now,
+            gate: TypingGate::default(),
+        });
+        t.socket = Some(socket);
+        if typing {
+            t.expires = now + self.settings.typing_timeout;
         }
-        let expires = now + self.settings.typing_timeout;
-        match self.typing.get_mut(&key) {
-            Some(t) => {
-                t.expires = expires;
-                if now >= t.announced + self.settings.typing_throttle {
-                    t.announced = now;
-                    self.fanout.typing(&self.info, &user, true, Some(socket));
-                }
-            }
-            None => {
-                self.typing.insert(
-                    key,
-                    Typist {
-                        name: user.clone(),
-                        expires,
-                        announced: now,
-                    },
-                );
-                self.fanout.typing(&self.info, &user, true, Some(socket));
-            }
+        let relay = match t.gate.set(typing, now, interval) {
+            Some(state) => Some(state),
+            None if typing && t.gate.refresh(now, every) => Some(true),
+            None => None,
+        };
+        if let Some(state) = relay {
+            self.fanout.typing(&self.info, &t.name, state, Some(socket));
         }
     }
 }

@@ -60,6 +60,7 @@ fn settings() -> RoomSettings {
         presence_grace: GRACE,
         typing_timeout: TYPING,
         typing_throttle: Duration::from_secs(2),
+        typing_interval: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
     }
 }
@@ -246,9 +247,13 @@ async fn typing_is_throttled_and_expires() {
     assert_eq!(f.drain(&room).await, vec![]);
     tokio::time::sleep(Duration::from_secs(2)).await; // t = 5.5 s
     assert_eq!(f.drain(&room).await, vec![Out::Typing("bob".into(), false)]);
-    // Explicit stop, and a message ending typing silently.
+    // Explicit stop, and a message ending typing silently. The expiry was relayed at t = 5 s:
+    // the start at t = 5.5 s waits for the end of that interval (t = 6 s), the stop for the
+    // next (t = 7 s); the start at t = 7.5 s would wait until t = 8 s, but the message ends it.
     room.typing("bob", tab, true).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     room.typing("bob", tab, false).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     room.typing("bob", tab, true).await.unwrap();
     post(&room, "bob", "m1").await;
     tokio::time::sleep(TYPING * 2).await;
@@ -257,10 +262,32 @@ async fn typing_is_throttled_and_expires() {
         vec![
             Out::Typing("bob".into(), true),
             Out::Typing("bob".into(), false),
-            Out::Typing("bob".into(), true),
             Out::Message(1, None)
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_typing_storm_is_relayed_once_per_interval_with_the_final_state() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let tab = Sid::random();
+    room.join("bob", tab, None).await.unwrap().unwrap();
+    f.drain(&room).await;
+    // 5000 toggles in 2.5 s (one every half millisecond), ending on `false`.
+    for i in 0..5000u64 {
+        room.typing("bob", tab, i % 2 == 0).await.unwrap();
+        if i % 2 == 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let relays = f.drain(&room).await;
+    // One relay per started interval of 1 s at most, alternating, the last one `false`.
+    assert!(relays.len() <= 4, "{relays:?}");
+    assert_eq!(relays.first(), Some(&Out::Typing("bob".into(), true)));
+    assert_eq!(relays.last(), Some(&Out::Typing("bob".into(), false)));
+    assert!(relays.windows(2).all(|w| w[0] != w[1]), "{relays:?}");
 }
 
 fn seqs(messages: &[StoredMessage]) -> Vec<u64> {

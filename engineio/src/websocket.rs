@@ -364,7 +364,15 @@ pub(crate) async fn drive<S>(
         code,
         reason: Utf8Bytes::from_static(""),
     });
-    let _ = Box::pin(tokio::time::timeout(WRITE_GRACE, ws.close(frame))).await;
+    // Then read (and drop) what the client still sends, up to its close frame: a socket closed
+    // with unread input is reset by the kernel, and the client loses what it had not read yet
+    // (the last events and the close frame with them).
+    let closing_handshake = async {
+        if ws.close(frame).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    };
+    let _ = Box::pin(tokio::time::timeout(WRITE_GRACE, closing_handshake)).await;
 }
 
 /// Writes `batch`; a client that stops reading blocks the write, so once the session is closed
