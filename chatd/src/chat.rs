@@ -16,9 +16,10 @@ use crate::app::App;
 use crate::deliver::{room_group, user_group};
 use crate::identity::Claimed;
 use crate::limits::{Budget, Charge};
+use crate::paging::{self, PAGE, PAGE_BYTES};
 use crate::protocol::{self, bad_request, ok, ChatError, Code};
 use crate::room::{RoomGone, RoomHandle};
-use crate::store::{now_ms, RoomInfo, RoomKind, StoredMessage};
+use crate::store::{now_ms, RoomInfo, RoomKind};
 
 /// Commands of the protocol, also used to refuse unknown events.
 pub const COMMANDS: [&str; 10] = [
@@ -33,9 +34,6 @@ pub const COMMANDS: [&str; 10] = [
     "dm:send",
     "dm:history",
 ];
-
-/// Most messages returned by one history page.
-const PAGE: usize = 100;
 
 /// What each command costs in tokens of the connection's budget (`--message-rate` tokens a
 /// second, `--message-burst` at most); the table of docs/protocol.md. Writes and reads that
@@ -403,6 +401,7 @@ struct SendReq {
 struct HistoryReq {
     room: String,
     before: Option<u64>,
+    after: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -423,6 +422,7 @@ struct DmReq {
 struct DmHistoryReq {
     with: String,
     before: Option<u64>,
+    after: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -430,10 +430,40 @@ fn room_json(info: &RoomInfo) -> Value {
     json!({"name": info.name, "topic": info.topic})
 }
 
-fn page(messages: Vec<StoredMessage>, limit: usize) -> Value {
+/// One page of a room's messages, oldest first: before `before` (newest first taken, `more`:
+/// older ones exist) or after `after` (oldest first taken, `more`: newer ones exist); at most
+/// `limit` messages and [`PAGE_BYTES`] of them.
+async fn page(
+    app: &App,
+    room: &str,
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<usize>,
+) -> Result<Value, ChatError> {
+    let limit = limit.unwrap_or(50).clamp(1, PAGE);
+    let (messages, more) = match (before, after) {
+        (Some(_), Some(_)) => return Err(bad_request("give `before` or `after`, not both")),
+        (_, Some(after)) => {
+            let mut messages = app
+                .store
+                .messages_after(room, after, limit + 1)
+                .await
+                .map_err(|_| unavailable())?;
+            let more = paging::keep_oldest(&mut messages, limit, PAGE_BYTES);
+            (messages, more)
+        }
+        (before, None) => {
+            let mut messages = app
+                .store
+                .messages_before(room, before.unwrap_or(u64::MAX), limit + 1)
+                .await
+                .map_err(|_| unavailable())?;
+            let more = paging::keep_newest(&mut messages, limit, PAGE_BYTES);
+            (messages, more)
+        }
+    };
     let cursor = messages.first().map(|m| m.seq);
-    let more = messages.len() == limit && cursor.is_some_and(|c| c > 1);
-    json!({"messages": messages, "cursor": cursor, "more": more})
+    Ok(json!({"messages": messages, "cursor": cursor, "more": more}))
 }
 
 fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
@@ -511,6 +541,7 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
                 "members": joined.members,
                 "messages": joined.messages,
                 "cursor": joined.cursor,
+                "more": joined.more,
                 "last_seq": joined.last_seq,
             })))
         },
@@ -599,13 +630,9 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
             {
                 return Err(ChatError::new(Code::NoSuchRoom, "no such room"));
             }
-            let limit = req.limit.unwrap_or(50).clamp(1, PAGE);
-            let messages = app
-                .store
-                .messages_before(&name, req.before.unwrap_or(u64::MAX), limit)
-                .await
-                .map_err(|_| unavailable())?;
-            Ok(ok(page(messages, limit)))
+            Ok(ok(
+                page(&app, &name, req.before, req.after, req.limit).await?
+            ))
         },
     );
 
@@ -693,13 +720,7 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         |app, session, _socket, req: DmHistoryReq| async move {
             let with = protocol::user_name(&req.with)?;
             let room = protocol::direct_room(&session.user.name, &with);
-            let limit = req.limit.unwrap_or(50).clamp(1, PAGE);
-            let messages = app
-                .store
-                .messages_before(&room, req.before.unwrap_or(u64::MAX), limit)
-                .await
-                .map_err(|_| unavailable())?;
-            let mut body = page(messages, limit);
+            let mut body = page(&app, &room, req.before, req.after, req.limit).await?;
             if let Value::Object(fields) = &mut body {
                 fields.insert("with".into(), json!(with));
                 fields.insert("room".into(), json!(room));

@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+pub mod paging;
 pub mod protocol;
 pub mod registry;
 pub mod room;

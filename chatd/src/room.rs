@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::limits::TypingGate;
 use crate::metrics::Metrics;
+use crate::paging::{self, PAGE, PAGE_BYTES};
 use crate::protocol::{ChatError, Code};
 use crate::store::{
     now_ms, Appended, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
@@ -87,11 +88,14 @@ pub struct Joined {
     pub info: RoomInfo,
     /// Users present, sorted.
     pub members: Vec<String>,
-    /// Every message after `since` when given, else the latest [`JOIN_LATEST`]; oldest first.
-    /// Whatever the in-memory window does not hold is read from the store.
+    /// The messages after `since` when given (the first page: see [`crate::paging`]), else
+    /// the latest [`JOIN_LATEST`] (as many as fit a page); oldest first. Whatever the
+    /// in-memory window does not hold is read from the store.
     pub messages: Vec<StoredMessage>,
     /// Oldest sequence number in `messages`, for paging back with `history`.
     pub cursor: Option<u64>,
+    /// With `since`: more messages follow the last one (`history` with `after`).
+    pub more: bool,
     /// Last sequence number of the room.
     pub last_seq: u64,
 }
@@ -657,17 +661,19 @@ impl Room {
         let joined = Joined {
             info: self.info.clone(),
             members: self.member_names(),
-            cursor: messages.first().map(|m| m.seq),
+            cursor: None,
             messages,
             last_seq: self.last_seq,
+            more: false,
         };
+        let forward = since.is_some();
         // `recent` holds the newest messages without a hole; what it does not reach back to
         // is read from the store (durable already: it was committed before `recent`'s oldest).
         let oldest = self.recent.front().map_or(self.last_seq + 1, |m| m.seq);
         if after.saturating_add(1) < oldest {
-            self.read_older(after, oldest, joined, reply);
+            self.read_older(after, oldest, joined, forward, reply);
         } else {
-            let _ = reply.send(Ok(joined));
+            let _ = reply.send(Ok(page(joined, forward)));
         }
     }
 
@@ -680,19 +686,22 @@ impl Room {
         after: u64,
         before: u64,
         mut joined: Joined,
+        forward: bool,
         reply: oneshot::Sender<JoinReply>,
     ) {
         let store = self.store.clone();
         let name = self.info.name.clone();
-        let limit = usize::try_from(before - after - 1).unwrap_or(usize::MAX);
+        // One more than a page: enough to know whether more follow.
+        let limit = usize::try_from(before - after - 1)
+            .unwrap_or(usize::MAX)
+            .min(PAGE + 1);
         tokio::spawn(async move {
             let result = match store.messages_after(&name, after, limit).await {
                 Ok(mut older) => {
                     older.retain(|m| m.seq < before);
                     older.append(&mut joined.messages);
                     joined.messages = older;
-                    joined.cursor = joined.messages.first().map(|m| m.seq);
-                    Ok(joined)
+                    Ok(page(joined, forward))
                 }
                 Err(e) => Err(store_error(e)),
             };
@@ -899,6 +908,19 @@ impl Room {
             self.fanout.typing(&self.info, &t.name, state, Some(socket));
         }
     }
+}
+
+/// Caps the messages of a join to one page: the oldest that fit when catching up from `since`
+/// (`more` then tells that others follow), the newest otherwise (older ones are paged back
+/// from `cursor`).
+fn page(mut joined: Joined, forward: bool) -> Joined {
+    if forward {
+        joined.more = paging::keep_oldest(&mut joined.messages, PAGE, PAGE_BYTES);
+    } else {
+        paging::keep_newest(&mut joined.messages, PAGE, PAGE_BYTES);
+    }
+    joined.cursor = joined.messages.first().map(|m| m.seq);
+    joined
 }
 
 fn store_error(e: StoreError) -> ChatError {

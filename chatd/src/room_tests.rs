@@ -333,6 +333,41 @@ async fn join_since_returns_every_missed_message_from_memory_and_store() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn join_since_returns_one_page_and_says_more_follow() {
+    let f = fixture(settings()).await;
+    let room = f.lobby().await;
+    for i in 0..250 {
+        post(&room, "alice", &format!("m{i}")).await;
+    }
+    let joined = room
+        .join("bob", Sid::random(), Some(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), (1..=100).collect::<Vec<_>>());
+    assert_eq!(
+        (joined.cursor, joined.more, joined.last_seq),
+        (Some(1), true, 250)
+    );
+    // From the window (5 messages) alone.
+    let joined = room
+        .join("carol", Sid::random(), Some(247))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), vec![248, 249, 250]);
+    assert!(!joined.more);
+    // Exactly a page left: no more.
+    let joined = room
+        .join("dave", Sid::random(), Some(150))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), (151..=250).collect::<Vec<_>>());
+    assert!(!joined.more);
+}
+
+#[tokio::test(start_paused = true)]
 async fn join_without_since_returns_the_latest_50_whatever_the_window() {
     let f = fixture(settings()).await;
     let room = f.lobby().await;
