@@ -140,6 +140,7 @@ impl App {
             typing_throttle: Duration::from_millis(settings.typing_timeout_ms / 2),
             typing_interval: Duration::from_millis(settings.typing_interval_ms),
             idle_timeout: Duration::from_millis(settings.room_idle_ms),
+            ..RoomSettings::default()
         };
         let registry = Registry::start(store.clone(), fanout, metrics.clone(), room_settings);
         let identities = Identities::start(settings.presence_grace());
@@ -161,7 +162,7 @@ impl App {
     /// The `/metrics` text.
     pub async fn metrics_text(&self) -> String {
         let mut gauges = Gauges {
-            rooms: self.registry.running().await.len(),
+            rooms: self.registry.running().await.map_or(0, |r| r.len()),
             slow_consumers: self.io.engine().slow_consumers_dropped(),
             ..Default::default()
         };

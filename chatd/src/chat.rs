@@ -18,7 +18,7 @@ use crate::identity::Claimed;
 use crate::limits::{Budget, Charge};
 use crate::paging::{self, PAGE, PAGE_BYTES};
 use crate::protocol::{self, bad_request, ok, ChatError, Code};
-use crate::room::{RoomGone, RoomHandle};
+use crate::room::{store_error, RoomGone, RoomHandle};
 use crate::store::{now_ms, RoomInfo, RoomKind};
 
 /// Commands of the protocol, also used to refuse unknown events.
@@ -230,7 +230,9 @@ async fn connected(app: Arc<App>, socket: Socket) {
         let session = gone_session.clone();
         async move {
             tracing::debug!(user = %session.user.name, %reason, "chat connection gone");
-            app.identities.release(&session.user.name, socket.id());
+            app.identities
+                .release(&session.user.name, socket.id())
+                .await;
             app.per_ip.release(&socket.id());
             let rooms: Vec<String> = session.rooms().iter().cloned().collect();
             for room in rooms {
@@ -448,7 +450,7 @@ async fn page(
                 .store
                 .messages_after(room, after, limit + 1)
                 .await
-                .map_err(|_| unavailable())?;
+                .map_err(store_error)?;
             let more = paging::keep_oldest(&mut messages, limit, PAGE_BYTES);
             (messages, more)
         }
@@ -457,7 +459,7 @@ async fn page(
                 .store
                 .messages_before(room, before.unwrap_or(u64::MAX), limit + 1)
                 .await
-                .map_err(|_| unavailable())?;
+                .map_err(store_error)?;
             let more = paging::keep_newest(&mut messages, limit, PAGE_BYTES);
             (messages, more)
         }
@@ -473,9 +475,9 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         session,
         "rooms:list",
         |app, _s, _socket, _: Option<Empty>| async move {
-            let stored = app.store.rooms().await.map_err(|_| unavailable())?;
+            let stored = app.store.rooms().await.map_err(store_error)?;
             let mut counts = std::collections::HashMap::new();
-            for handle in app.registry.running().await {
+            for handle in app.registry.running().await? {
                 if let Ok(summary) = handle.summary().await {
                     counts.insert(
                         summary.info.name.clone(),
@@ -621,13 +623,7 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         "history",
         |app, _session, _socket, req: HistoryReq| async move {
             let name = protocol::room_name(&req.room)?;
-            if app
-                .store
-                .room(&name)
-                .await
-                .map_err(|_| unavailable())?
-                .is_none()
-            {
+            if app.store.room(&name).await.map_err(store_error)?.is_none() {
                 return Err(ChatError::new(Code::NoSuchRoom, "no such room"));
             }
             Ok(ok(
@@ -667,13 +663,8 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
             let id = protocol::client_id(&req.id)?;
             let text = protocol::text(&req.text, app.settings.max_message_bytes)?;
             let room = protocol::direct_room(&session.user.name, &to);
-            let known = app.identities.is_online(&to).await
-                || app
-                    .store
-                    .room(&room)
-                    .await
-                    .map_err(|_| unavailable())?
-                    .is_some();
+            let known = app.identities.is_online(&to).await?
+                || app.store.room(&room).await.map_err(store_error)?.is_some();
             if !known || to.eq_ignore_ascii_case(&session.user.name) {
                 return Err(ChatError::new(Code::UnknownUser, "no such user online"));
             }

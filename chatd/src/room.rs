@@ -63,6 +63,8 @@ pub struct RoomSettings {
     pub typing_interval: Duration,
     /// A room with no members stops after this long.
     pub idle_timeout: Duration,
+    /// Appends of the room waiting for their commit at most; more are answered `overloaded`.
+    pub max_pending_writes: usize,
 }
 
 impl Default for RoomSettings {
@@ -74,6 +76,7 @@ impl Default for RoomSettings {
             typing_throttle: Duration::from_secs(2),
             typing_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(300),
+            max_pending_writes: 1024,
         }
     }
 }
@@ -344,7 +347,7 @@ struct Room {
     idle_since: Option<Instant>,
     /// Appends waiting for their commit, answered into the mailbox in submission (= commit)
     /// order by one task, so messages are broadcast and kept in `recent` in `seq` order.
-    commits: mpsc::UnboundedSender<Pending>,
+    commits: mpsc::Sender<Pending>,
     me: mpsc::WeakSender<Command>,
 }
 
@@ -357,10 +360,7 @@ struct Pending {
 }
 
 /// Forwards the outcome of each append to the room, one after the other.
-async fn forward_commits(
-    mut pending: mpsc::UnboundedReceiver<Pending>,
-    me: mpsc::WeakSender<Command>,
-) {
+async fn forward_commits(mut pending: mpsc::Receiver<Pending>, me: mpsc::WeakSender<Command>) {
     while let Some(p) = pending.recv().await {
         let result = p.append.await;
         let Some(me) = me.upgrade() else { return };
@@ -398,7 +398,7 @@ pub(crate) fn spawn(
     stopped: impl FnOnce() + Send + 'static,
 ) -> RoomHandle {
     let (tx, rx) = mpsc::channel(1024);
-    let (commits, pending) = mpsc::unbounded_channel();
+    let (commits, pending) = mpsc::channel(deps.settings.max_pending_writes.max(1));
     tokio::spawn(forward_commits(pending, tx.downgrade()));
     let name: Arc<str> = Arc::from(info.name.as_str());
     let room = Room {
@@ -800,6 +800,11 @@ impl Room {
         if let Some(t) = self.typing.get_mut(&user.to_lowercase()) {
             t.gate.silence();
         }
+        // Room first, then the write: a write the store took is always answered.
+        let Ok(slot) = self.commits.try_reserve() else {
+            let _ = reply.send(Err(crate::registry::overloaded()));
+            return;
+        };
         let started = Instant::now();
         let append = self.store.append(NewMessage {
             room: self.info.name.clone(),
@@ -808,7 +813,7 @@ impl Room {
             text,
             ts: now_ms(),
         });
-        let _ = self.commits.send(Pending {
+        slot.send(Pending {
             append,
             from,
             reply,
@@ -923,9 +928,11 @@ fn page(mut joined: Joined, forward: bool) -> Joined {
     joined
 }
 
-fn store_error(e: StoreError) -> ChatError {
+/// The answer to a command whose store operation failed.
+pub(crate) fn store_error(e: StoreError) -> ChatError {
     match e {
         StoreError::NoSuchRoom => ChatError::new(Code::NoSuchRoom, "no such room"),
+        StoreError::Overloaded => crate::registry::overloaded(),
         other => {
             tracing::error!(error = %other, "store failure");
             ChatError::new(Code::Unavailable, "storage is unavailable, try again")

@@ -62,6 +62,7 @@ fn settings() -> RoomSettings {
         typing_throttle: Duration::from_secs(2),
         typing_interval: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
+        max_pending_writes: 1024,
     }
 }
 
@@ -470,10 +471,10 @@ async fn idle_rooms_stop_and_come_back_from_the_store() {
     let f = fixture(s).await;
     let room = f.lobby().await;
     post(&room, "alice", "m1").await;
-    assert_eq!(f.registry.running().await.len(), 1);
+    assert_eq!(f.registry.running().await.unwrap().len(), 1);
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(room.summary().await.is_err(), "the idle room stopped");
-    assert!(f.registry.running().await.is_empty());
+    assert!(f.registry.running().await.unwrap().is_empty());
     let again = f.lobby().await;
     assert_ne!(again.instance, room.instance);
     assert_eq!(again.summary().await.unwrap().last_seq, 1);
@@ -622,10 +623,145 @@ async fn a_create_racing_a_join_of_the_same_room_succeeds() {
     });
     on_create.await.unwrap();
     // The creator's request is with the registry (commands are handled in order).
-    registry.running().await;
+    registry.running().await.unwrap();
     release.send(()).unwrap();
     let created = create.await.unwrap().expect("the create succeeds");
     assert_eq!(created.summary().await.unwrap().info.name, "new");
     let joined = join.await.unwrap().expect("the join finds the room");
     assert_eq!(joined.instance, created.instance);
+}
+
+#[tokio::test]
+async fn a_full_registry_mailbox_answers_overloaded() {
+    use futures_util::FutureExt;
+    let store = Arc::new(MemoryStore::new());
+    let (tx, _out) = mpsc::unbounded_channel();
+    let registry = Registry::start_with(
+        store,
+        Arc::new(Recorder(tx)),
+        Arc::new(Metrics::default()),
+        settings(),
+        2,
+    );
+    // On this single-threaded runtime the actor does not run until the test awaits.
+    for _ in 0..2 {
+        assert!(registry.get("lobby").now_or_never().is_none());
+    }
+    let err = registry.get("lobby").await.unwrap_err();
+    assert_eq!(err.code, crate::protocol::Code::Overloaded);
+    assert_eq!(
+        registry.running().await.unwrap_err().code,
+        crate::protocol::Code::Overloaded
+    );
+    tokio::task::yield_now().await;
+    assert!(registry.running().await.unwrap().is_empty());
+}
+
+/// A store whose appends never commit.
+struct Stalled(MemoryStore);
+
+impl Store for Stalled {
+    fn append(
+        &self,
+        _: crate::store::NewMessage,
+    ) -> crate::store::BoxFuture<Result<crate::store::Appended, crate::store::StoreError>> {
+        Box::pin(std::future::pending())
+    }
+    fn messages_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> crate::store::BoxFuture<Result<Vec<StoredMessage>, crate::store::StoreError>> {
+        self.0.messages_after(room, after, limit)
+    }
+    fn messages_before(
+        &self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> crate::store::BoxFuture<Result<Vec<StoredMessage>, crate::store::StoreError>> {
+        self.0.messages_before(room, before, limit)
+    }
+    fn last_seq(
+        &self,
+        room: &str,
+    ) -> crate::store::BoxFuture<Result<u64, crate::store::StoreError>> {
+        self.0.last_seq(room)
+    }
+    fn rooms(&self) -> crate::store::BoxFuture<Result<Vec<RoomInfo>, crate::store::StoreError>> {
+        self.0.rooms()
+    }
+    fn room(
+        &self,
+        name: &str,
+    ) -> crate::store::BoxFuture<Result<Option<RoomInfo>, crate::store::StoreError>> {
+        self.0.room(name)
+    }
+    fn create_room(
+        &self,
+        info: RoomInfo,
+    ) -> crate::store::BoxFuture<Result<bool, crate::store::StoreError>> {
+        self.0.create_room(info)
+    }
+    fn set_topic(
+        &self,
+        room: &str,
+        topic: &str,
+    ) -> crate::store::BoxFuture<Result<(), crate::store::StoreError>> {
+        self.0.set_topic(room, topic)
+    }
+    fn close(&self) -> crate::store::BoxFuture<()> {
+        self.0.close()
+    }
+}
+
+#[tokio::test]
+async fn appends_beyond_the_pending_bound_are_answered_overloaded() {
+    const BOUND: usize = 3;
+    let store = Stalled(MemoryStore::new());
+    store
+        .create_room(RoomInfo {
+            name: "lobby".into(),
+            topic: String::new(),
+            kind: RoomKind::Room,
+            created_at: now_ms(),
+        })
+        .await
+        .unwrap();
+    let (tx, _out) = mpsc::unbounded_channel();
+    let registry = Registry::start(
+        Arc::new(store),
+        Arc::new(Recorder(tx)),
+        Arc::new(Metrics::default()),
+        RoomSettings {
+            max_pending_writes: BOUND,
+            ..settings()
+        },
+    );
+    let room = registry.get("lobby").await.unwrap();
+    // Appends that never commit: BOUND wait in the queue, one more in the store at most. Each
+    // is handled by the room (its mailbox is in order) before the next is sent.
+    let mut stuck = Vec::new();
+    for i in 0..BOUND + 3 {
+        let r = room.clone();
+        stuck.push(tokio::spawn(async move {
+            r.post("alice", format!("s{i}"), "x".into(), None).await
+        }));
+        tokio::task::yield_now().await;
+        room.summary().await.unwrap();
+    }
+    let posted = tokio::time::timeout(
+        Duration::from_secs(10),
+        room.post("alice", "one more".into(), "x".into(), None),
+    )
+    .await
+    .expect("an answer, not a wait")
+    .unwrap();
+    assert_eq!(posted.unwrap_err().code, crate::protocol::Code::Overloaded);
+    // The room itself still answers.
+    assert_eq!(room.summary().await.unwrap().last_seq, 0);
+    for task in stuck {
+        task.abort();
+    }
 }
