@@ -20,12 +20,15 @@ use crate::socket::Handler;
 
 /// How long shutdown waits for open HTTP connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long shutdown keeps accepting requests so polling clients can fetch their close packet.
-const CLOSE_DELIVERY: Duration = Duration::from_secs(2);
+/// How long shutdown keeps accepting requests so polling clients can fetch their last packets
+/// and their close packet. A client between two polls when shutdown begins comes back only when
+/// its event loop gets to it: on a loaded machine that took over two seconds, and the client
+/// missed the packets queued for it. Clients that come back at once end the wait early.
+const CLOSE_DELIVERY: Duration = Duration::from_secs(10);
 
 /// Serves `engine` at its path and `fallback` for every other request, until `shutdown`
 /// resolves. Then it closes every session with `server shutting down` (WebSockets get a close
-/// frame), keeps serving until every polling client has fetched its close packet (two seconds
+/// frame), keeps serving until every polling client has fetched its close packet (ten seconds
 /// at most; new handshakes are refused), stops accepting, and waits for open connections to
 /// finish, at most ten seconds.
 ///
