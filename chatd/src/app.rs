@@ -138,7 +138,7 @@ impl App {
             presence_grace: settings.presence_grace(),
             typing_timeout: Duration::from_millis(settings.typing_timeout_ms),
             typing_throttle: Duration::from_millis(settings.typing_timeout_ms / 2),
-            typing_interval: Duration::from_millis(settings.typing_interval_ms),
+            typing_interval: settings.typing_interval(),
             idle_timeout: Duration::from_millis(settings.room_idle_ms),
             ..RoomSettings::default()
         };

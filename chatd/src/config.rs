@@ -151,6 +151,12 @@ impl Settings {
             .collect()
     }
 
+    /// The typing relay interval: `--typing-interval-ms`, at most half the typing timeout (a
+    /// deferred start must go out before it expires).
+    pub fn typing_interval(&self) -> Duration {
+        Duration::from_millis(self.typing_interval_ms.min(self.typing_timeout_ms / 2))
+    }
+
     /// The window of `--max-violations`.
     pub fn violation_window(&self) -> Duration {
         Duration::from_millis(self.violation_window_ms)

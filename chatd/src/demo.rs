@@ -132,7 +132,7 @@ async fn connected(app: Arc<App>, socket: Socket) {
         typing: Mutex::new(TypingGate::default()),
         typing_flush: AtomicBool::new(false),
     });
-    let typing_interval = Duration::from_millis(app.settings.typing_interval_ms);
+    let typing_interval = app.settings.typing_interval();
     // The tutorial client announces itself with `auth.serverOffset`.
     if let Some(offset) = socket.auth().get("serverOffset") {
         // A recovered socket already got what it missed; anything else catches up from the offset.

@@ -146,10 +146,12 @@ impl TypingGate {
         true
     }
 
-    /// Ends typing without a relay (members clear it themselves, e.g. on a message).
+    /// Ends typing without a relay (members clear it themselves, on a message); the next start
+    /// is relayed at once. (Messages have a budget of their own.)
     pub fn silence(&mut self) {
         self.wanted = false;
         self.shown = false;
+        self.last = None;
     }
 
     /// Whether members were last told the user is typing.
@@ -302,6 +304,7 @@ mod tests {
         assert!(g.refresh(t0 + i * 4, i * 2));
         g.silence();
         assert!(!g.shown() && !g.wanted());
+        assert_eq!(g.set(true, t0 + i * 4, i), Some(true));
     }
 
     #[test]

@@ -765,3 +765,24 @@ async fn appends_beyond_the_pending_bound_are_answered_overloaded() {
         task.abort();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_start_after_a_message_is_relayed_by_the_end_of_the_interval() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let tab = Sid::random();
+    room.join("bob", tab, None).await.unwrap().unwrap();
+    f.drain(&room).await;
+    room.typing("bob", tab, true).await.unwrap();
+    post(&room, "bob", "m1").await;
+    room.typing("bob", tab, true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        f.drain(&room).await,
+        vec![
+            Out::Typing("bob".into(), true),
+            Out::Message(1, None),
+            Out::Typing("bob".into(), true)
+        ]
+    );
+}
