@@ -20,6 +20,10 @@ use crate::store::{now_ms, DurableRecovery, MemoryStore, RoomInfo, RoomKind, Sql
 use crate::{chat, demo};
 use socketio::recovery::SessionStore;
 
+/// How long a stopping chatd keeps serving polling clients their last packets (the `shutdown`
+/// notice): those between two polls come back late on a loaded machine.
+const SHUTDOWN_DELIVERY: Duration = Duration::from_secs(10);
+
 /// Everything the handlers share. Mutable state lives in the actors behind these handles.
 pub struct App {
     /// Settings.
@@ -109,6 +113,8 @@ impl App {
             .engine_with(|e| {
                 e.ping_interval(Duration::from_millis(settings.ping_interval_ms))
                     .ping_timeout(Duration::from_millis(settings.ping_timeout_ms))
+                    // Every polling client gets its shutdown notice, a busy one too.
+                    .shutdown_delivery(SHUTDOWN_DELIVERY)
                     .allow_request(move |parts, _peer| {
                         if origin_allowed(parts, &allowed) {
                             Ok(())

@@ -20,16 +20,12 @@ use crate::socket::Handler;
 
 /// How long shutdown waits for open HTTP connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long shutdown keeps accepting requests so polling clients can fetch their last packets
-/// and their close packet. A client between two polls when shutdown begins comes back only when
-/// its event loop gets to it: on a loaded machine that took over two seconds, and the client
-/// missed the packets queued for it. Clients that come back at once end the wait early.
-const CLOSE_DELIVERY: Duration = Duration::from_secs(10);
 
 /// Serves `engine` at its path and `fallback` for every other request, until `shutdown`
 /// resolves. Then it closes every session with `server shutting down` (WebSockets get a close
-/// frame), keeps serving until every polling client has fetched its close packet (ten seconds
-/// at most; new handshakes are refused), stops accepting, and waits for open connections to
+/// frame), keeps serving until every polling client has fetched its close packet
+/// ([`Config::shutdown_delivery`](crate::Config::shutdown_delivery) at most, two seconds by
+/// default; new handshakes are refused), stops accepting, and waits for open connections to
 /// finish, at most ten seconds.
 ///
 /// ```no_run
@@ -78,7 +74,8 @@ where
                 // every polling client has fetched its close packet, or briefly at most.
                 stopping = true;
                 engine.begin_shutdown();
-                delivery_deadline.as_mut().reset(tokio::time::Instant::now() + CLOSE_DELIVERY);
+                let delivery = engine.config().shutdown_delivery;
+                delivery_deadline.as_mut().reset(tokio::time::Instant::now() + delivery);
                 continue;
             }
             () = engine.drained(), if stopping => break,
