@@ -225,9 +225,16 @@
     flushOutbox();
   }
 
+  // Every direct message after the last one seen, a page at a time.
   async function catchUpDm(c) {
-    const res = await call("dm:history", { with: c.name });
-    if (res.ok) merge(c, res.messages);
+    let after = c.lastSeq;
+    for (;;) {
+      const res = await call("dm:history", after ? { with: c.name, after } : { with: c.name });
+      if (!res.ok) return;
+      merge(c, res.messages);
+      if (!after || !res.more || res.messages.length === 0) return;
+      after = res.messages[res.messages.length - 1].seq;
+    }
   }
 
   function dmPeer(room) {
@@ -261,6 +268,14 @@
     c.members = new Set(res.members);
     if (since === undefined) c.more = (res.cursor || 1) > 1;
     merge(c, res.messages);
+    // A catch-up comes a page at a time: ask for the rest.
+    let page = res;
+    while (page.more && page.messages.length > 0) {
+      const after = page.messages[page.messages.length - 1].seq;
+      page = await call("history", { room: c.name, after, limit: 100 });
+      if (!page.ok) break;
+      merge(c, page.messages);
+    }
     const l = state.listing.get(c.name) || { topic: c.topic, members: 0 };
     l.members = c.members.size;
     state.listing.set(c.name, l);

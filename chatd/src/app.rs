@@ -20,6 +20,10 @@ use crate::store::{now_ms, DurableRecovery, MemoryStore, RoomInfo, RoomKind, Sql
 use crate::{chat, demo};
 use socketio::recovery::SessionStore;
 
+/// How long a stopping chatd keeps serving polling clients their last packets (the `shutdown`
+/// notice): those between two polls come back late on a loaded machine.
+const SHUTDOWN_DELIVERY: Duration = Duration::from_secs(10);
+
 /// Everything the handlers share. Mutable state lives in the actors behind these handles.
 pub struct App {
     /// Settings.
@@ -103,6 +107,8 @@ impl App {
                         settings.http_keep_alive_timeout_ms,
                     ))
                     .max_unfinished_connections(settings.max_unfinished_connections)
+                    // Every polling client gets its shutdown notice, a busy one too.
+                    .shutdown_delivery(SHUTDOWN_DELIVERY)
                     .allow_request(move |parts, peer| {
                         // Through a proxy chatd trusts, its X-Forwarded-Proto counts.
                         let via_trusted_proxy =
@@ -135,7 +141,9 @@ impl App {
             presence_grace: settings.presence_grace(),
             typing_timeout: Duration::from_millis(settings.typing_timeout_ms),
             typing_throttle: Duration::from_millis(settings.typing_timeout_ms / 2),
+            typing_interval: settings.typing_interval(),
             idle_timeout: Duration::from_millis(settings.room_idle_ms),
+            ..RoomSettings::default()
         };
         let registry = Registry::start(store.clone(), fanout, metrics.clone(), room_settings);
         let identities = Identities::start(settings.presence_grace());
@@ -156,7 +164,7 @@ impl App {
     /// The `/metrics` text.
     pub async fn metrics_text(&self) -> String {
         let mut gauges = Gauges {
-            rooms: self.registry.running().await.len(),
+            rooms: self.registry.running().await.map_or(0, |r| r.len()),
             slow_consumers: self.io.engine().slow_consumers_dropped(),
             refused_handshakes: self.io.engine().sessions_refused_per_ip(),
             ..Default::default()

@@ -15,10 +15,11 @@ use tokio::time::Instant;
 use crate::app::App;
 use crate::deliver::{room_group, user_group};
 use crate::identity::Claimed;
-use crate::limits::TokenBucket;
+use crate::limits::{Budget, Charge};
+use crate::paging::{self, PAGE, PAGE_BYTES};
 use crate::protocol::{self, bad_request, ok, ChatError, Code};
-use crate::room::{RoomGone, RoomHandle};
-use crate::store::{now_ms, RoomInfo, RoomKind, StoredMessage};
+use crate::room::{store_error, RoomGone, RoomHandle};
+use crate::store::{now_ms, RoomInfo, RoomKind};
 
 /// Commands of the protocol, also used to refuse unknown events.
 pub const COMMANDS: [&str; 10] = [
@@ -34,22 +35,45 @@ pub const COMMANDS: [&str; 10] = [
     "dm:history",
 ];
 
-/// Most messages returned by one history page.
-const PAGE: usize = 100;
+/// What each command costs in tokens of the connection's budget (`--message-rate` tokens a
+/// second, `--message-burst` at most); the table of docs/protocol.md. Writes and reads that
+/// touch the store or every room cost a token; typing and leaving are cheap but not free.
+pub const COSTS: [(&str, f64); 10] = [
+    ("rooms:list", 1.0),
+    ("room:create", 1.0),
+    ("room:join", 1.0),
+    ("room:leave", 0.5),
+    ("room:topic", 1.0),
+    ("message:send", 1.0),
+    ("history", 1.0),
+    ("typing", 0.2),
+    ("dm:send", 1.0),
+    ("dm:history", 1.0),
+];
+
+/// What an event that is not a command costs.
+const UNKNOWN_COST: f64 = 1.0;
+
+fn cost(name: &str) -> f64 {
+    COSTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(UNKNOWN_COST, |(_, c)| *c)
+}
 
 /// What one connection carries along: who it is, its limits, its rooms.
 struct Session {
     user: Claimed,
-    bucket: Mutex<TokenBucket>,
+    budget: Mutex<Budget>,
     rooms: Mutex<HashSet<String>>,
 }
 
 impl Session {
-    fn take_token(&self) -> bool {
-        self.bucket
+    fn charge(&self, cost: f64) -> Charge {
+        self.budget
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .try_take(Instant::now())
+            .charge(cost, Instant::now())
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -140,9 +164,11 @@ async fn connected(app: Arc<App>, socket: Socket) {
     socket.join(user_group(&user.name));
     let session = Arc::new(Session {
         user: user.clone(),
-        bucket: Mutex::new(TokenBucket::new(
+        budget: Mutex::new(Budget::new(
             app.settings.message_rate,
             app.settings.message_burst,
+            app.settings.max_violations,
+            app.settings.violation_window(),
         )),
         rooms: Mutex::new(HashSet::new()),
     });
@@ -150,15 +176,23 @@ async fn connected(app: Arc<App>, socket: Socket) {
         rejoin_recovered(&app, &socket, &session).await;
     }
     let _ = socket.emit("session", json!({"user": user.name, "token": user.token}));
-    socket.use_event(|_socket, event| {
+    let mw_session = session.clone();
+    socket.use_event(move |socket, event| {
         if COMMANDS.contains(&event.name.as_str()) {
             return Ok(());
         }
-        if let Some(ack) = event.ack.take() {
-            ack.send(
+        let err = match mw_session.charge(UNKNOWN_COST) {
+            Charge::Allowed => {
                 ChatError::new(Code::BadRequest, format!("unknown event {:?}", event.name))
-                    .to_ack(),
-            );
+            }
+            Charge::Limited => rate_limited(),
+            Charge::Abusive => {
+                kick(socket);
+                return Err("disconnected".into());
+            }
+        };
+        if let Some(ack) = event.ack.take() {
+            ack.send(err.to_ack());
         }
         Err("unknown event".into())
     });
@@ -170,7 +204,9 @@ async fn connected(app: Arc<App>, socket: Socket) {
         let session = gone_session.clone();
         async move {
             tracing::debug!(user = %session.user.name, %reason, "chat connection gone");
-            app.identities.release(&session.user.name, socket.id());
+            app.identities
+                .release(&session.user.name, socket.id())
+                .await;
             let rooms: Vec<String> = session.rooms().iter().cloned().collect();
             for room in rooms {
                 if let Ok(handle) = app.registry.get(&room).await {
@@ -225,13 +261,30 @@ fn parse<T: DeserializeOwned>(payload: Value) -> Result<T, ChatError> {
     serde_json::from_value(payload).map_err(|e| bad_request(format!("invalid payload: {e}")))
 }
 
-/// Registers one command: rate limit, payload parsing, ack.
+fn rate_limited() -> ChatError {
+    ChatError::new(Code::RateLimited, "too many commands, slow down")
+}
+
+/// Disconnects a connection that kept sending over its budget, telling it why first.
+fn kick(socket: &Socket) {
+    if !socket.connected() {
+        return;
+    }
+    tracing::info!(socket = %socket.id(), "disconnected: too many refused commands");
+    let err = ChatError::new(
+        Code::TooManyViolations,
+        "too many refused commands: disconnected",
+    );
+    let _ = socket.emit("error", json!({"code": err.code, "message": err.message}));
+    socket.disconnect();
+}
+
+/// Registers one command: budget, payload parsing, ack.
 fn command<T, F, Fut>(
     socket: &Socket,
     app: &Arc<App>,
     session: &Arc<Session>,
     name: &'static str,
-    limited: bool,
     f: F,
 ) where
     T: DeserializeOwned + Send + 'static,
@@ -241,12 +294,17 @@ fn command<T, F, Fut>(
     let app = app.clone();
     let session = session.clone();
     let f = Arc::new(f);
+    let cost = cost(name);
     socket.on(name, move |socket, event| {
         let (app, session, f) = (app.clone(), session.clone(), f.clone());
         async move {
-            if limited && !session.take_token() {
-                let err = ChatError::new(Code::RateLimited, "too many messages, slow down");
-                return reply(&app, event.ack, Err(err));
+            match session.charge(cost) {
+                Charge::Allowed => {}
+                Charge::Limited => return reply(&app, event.ack, Err(rate_limited())),
+                Charge::Abusive => {
+                    reply(&app, event.ack, Err(rate_limited()));
+                    return kick(&socket);
+                }
             }
             let payload = event.args.json(0).cloned().unwrap_or(Value::Null);
             let result = match parse::<T>(payload) {
@@ -318,6 +376,7 @@ struct SendReq {
 struct HistoryReq {
     room: String,
     before: Option<u64>,
+    after: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -338,6 +397,7 @@ struct DmReq {
 struct DmHistoryReq {
     with: String,
     before: Option<u64>,
+    after: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -345,10 +405,40 @@ fn room_json(info: &RoomInfo) -> Value {
     json!({"name": info.name, "topic": info.topic})
 }
 
-fn page(messages: Vec<StoredMessage>, limit: usize) -> Value {
+/// One page of a room's messages, oldest first: before `before` (newest first taken, `more`:
+/// older ones exist) or after `after` (oldest first taken, `more`: newer ones exist); at most
+/// `limit` messages and [`PAGE_BYTES`] of them.
+async fn page(
+    app: &App,
+    room: &str,
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<usize>,
+) -> Result<Value, ChatError> {
+    let limit = limit.unwrap_or(50).clamp(1, PAGE);
+    let (messages, more) = match (before, after) {
+        (Some(_), Some(_)) => return Err(bad_request("give `before` or `after`, not both")),
+        (_, Some(after)) => {
+            let mut messages = app
+                .store
+                .messages_after(room, after, limit + 1)
+                .await
+                .map_err(store_error)?;
+            let more = paging::keep_oldest(&mut messages, limit, PAGE_BYTES);
+            (messages, more)
+        }
+        (before, None) => {
+            let mut messages = app
+                .store
+                .messages_before(room, before.unwrap_or(u64::MAX), limit + 1)
+                .await
+                .map_err(store_error)?;
+            let more = paging::keep_newest(&mut messages, limit, PAGE_BYTES);
+            (messages, more)
+        }
+    };
     let cursor = messages.first().map(|m| m.seq);
-    let more = messages.len() == limit && cursor.is_some_and(|c| c > 1);
-    json!({"messages": messages, "cursor": cursor, "more": more})
+    Ok(json!({"messages": messages, "cursor": cursor, "more": more}))
 }
 
 fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
@@ -357,11 +447,10 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "rooms:list",
-        false,
         |app, _s, _socket, _: Option<Empty>| async move {
-            let stored = app.store.rooms().await.map_err(|_| unavailable())?;
+            let stored = app.store.rooms().await.map_err(store_error)?;
             let mut counts = std::collections::HashMap::new();
-            for handle in app.registry.running().await {
+            for handle in app.registry.running().await? {
                 if let Ok(summary) = handle.summary().await {
                     counts.insert(
                         summary.info.name.clone(),
@@ -386,7 +475,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "room:create",
-        true,
         |app, _s, _socket, req: CreateReq| async move {
             let name = protocol::room_name(&req.room)?;
             let topic = protocol::topic(&req.topic)?;
@@ -404,7 +492,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "room:join",
-        true,
         |app, session, socket, req: JoinReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.is_member(&name) && session.rooms().len() >= app.settings.max_rooms_per_user
@@ -429,6 +516,7 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
                 "members": joined.members,
                 "messages": joined.messages,
                 "cursor": joined.cursor,
+                "more": joined.more,
                 "last_seq": joined.last_seq,
             })))
         },
@@ -439,7 +527,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "room:leave",
-        false,
         |app, session, socket, req: RoomReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.rooms().remove(&name) {
@@ -461,7 +548,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "room:topic",
-        true,
         |app, session, _socket, req: TopicReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.is_member(&name) {
@@ -483,7 +569,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "message:send",
-        true,
         |app, session, socket, req: SendReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.is_member(&name) {
@@ -509,25 +594,14 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "history",
-        true,
         |app, _session, _socket, req: HistoryReq| async move {
             let name = protocol::room_name(&req.room)?;
-            if app
-                .store
-                .room(&name)
-                .await
-                .map_err(|_| unavailable())?
-                .is_none()
-            {
+            if app.store.room(&name).await.map_err(store_error)?.is_none() {
                 return Err(ChatError::new(Code::NoSuchRoom, "no such room"));
             }
-            let limit = req.limit.unwrap_or(50).clamp(1, PAGE);
-            let messages = app
-                .store
-                .messages_before(&name, req.before.unwrap_or(u64::MAX), limit)
-                .await
-                .map_err(|_| unavailable())?;
-            Ok(ok(page(messages, limit)))
+            Ok(ok(
+                page(&app, &name, req.before, req.after, req.limit).await?
+            ))
         },
     );
 
@@ -536,7 +610,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "typing",
-        false,
         |app, session, socket, req: TypingReq| async move {
             let name = protocol::room_name(&req.room)?;
             if !session.is_member(&name) {
@@ -558,19 +631,13 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "dm:send",
-        true,
         |app, session, socket, req: DmReq| async move {
             let to = protocol::user_name(&req.to)?;
             let id = protocol::client_id(&req.id)?;
             let text = protocol::text(&req.text, app.settings.max_message_bytes)?;
             let room = protocol::direct_room(&session.user.name, &to);
-            let known = app.identities.is_online(&to).await
-                || app
-                    .store
-                    .room(&room)
-                    .await
-                    .map_err(|_| unavailable())?
-                    .is_some();
+            let known = app.identities.is_online(&to).await?
+                || app.store.room(&room).await.map_err(store_error)?.is_some();
             if !known || to.eq_ignore_ascii_case(&session.user.name) {
                 return Err(ChatError::new(Code::UnknownUser, "no such user online"));
             }
@@ -614,17 +681,10 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         app,
         session,
         "dm:history",
-        true,
         |app, session, _socket, req: DmHistoryReq| async move {
             let with = protocol::user_name(&req.with)?;
             let room = protocol::direct_room(&session.user.name, &with);
-            let limit = req.limit.unwrap_or(50).clamp(1, PAGE);
-            let messages = app
-                .store
-                .messages_before(&room, req.before.unwrap_or(u64::MAX), limit)
-                .await
-                .map_err(|_| unavailable())?;
-            let mut body = page(messages, limit);
+            let mut body = page(&app, &room, req.before, req.after, req.limit).await?;
             if let Value::Object(fields) = &mut body {
                 fields.insert("with".into(), json!(with));
                 fields.insert("room".into(), json!(room));

@@ -95,6 +95,10 @@ settings! {
     message_rate: f64 = 10.0, env = "CHATD_MESSAGE_RATE";
     /// Commands allowed in a burst per connection.
     message_burst: f64 = 20.0, env = "CHATD_MESSAGE_BURST";
+    /// Refused commands within `--violation-window-ms` after which a connection is disconnected.
+    max_violations: u32 = 50, env = "CHATD_MAX_VIOLATIONS";
+    /// Milliseconds over which refused commands are counted.
+    violation_window_ms: u64 = 10_000, env = "CHATD_VIOLATION_WINDOW_MS";
     /// Rooms one connection may join.
     max_rooms_per_user: usize = 50, env = "CHATD_MAX_ROOMS_PER_USER";
     /// Connections (Engine.IO sessions, any namespace) per client address.
@@ -112,6 +116,8 @@ settings! {
     presence_grace_ms: u64 = 5000, env = "CHATD_PRESENCE_GRACE_MS";
     /// Milliseconds after which typing expires without a refresh.
     typing_timeout_ms: u64 = 5000, env = "CHATD_TYPING_TIMEOUT_MS";
+    /// Milliseconds between two relays of one user's typing in one room.
+    typing_interval_ms: u64 = 1000, env = "CHATD_TYPING_INTERVAL_MS";
     /// Milliseconds after which an empty room's actor stops.
     room_idle_ms: u64 = 300_000, env = "CHATD_ROOM_IDLE_MS";
     /// Recent messages each room keeps in memory.
@@ -175,6 +181,17 @@ impl Settings {
             nets.push(net);
         }
         Ok(nets)
+    }
+
+    /// The typing relay interval: `--typing-interval-ms`, at most half the typing timeout (a
+    /// deferred start must go out before it expires).
+    pub fn typing_interval(&self) -> Duration {
+        Duration::from_millis(self.typing_interval_ms.min(self.typing_timeout_ms / 2))
+    }
+
+    /// The window of `--max-violations`.
+    pub fn violation_window(&self) -> Duration {
+        Duration::from_millis(self.violation_window_ms)
     }
 
     /// Presence grace period.

@@ -6,8 +6,9 @@
 //! - the tutorial chat (`chat message` with a client offset and an ack, catch-up by
 //!   `auth.serverOffset`).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use socketio::{Namespace, Socket};
@@ -15,8 +16,8 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::deliver::{DEMO_GROUP, LOBBY};
-use crate::limits::TokenBucket;
-use crate::protocol;
+use crate::limits::{Budget, Charge, TypingGate};
+use crate::protocol::{self, ChatError, Code};
 
 /// Name shown for tutorial-chat messages, which carry no user name.
 const TUTORIAL_USER: &str = "guest";
@@ -32,8 +33,11 @@ pub struct DemoState {
 struct DemoSocket {
     username: Mutex<Option<String>>,
     counter: AtomicU64,
-    attached: std::sync::atomic::AtomicBool,
-    bucket: Mutex<TokenBucket>,
+    attached: AtomicBool,
+    budget: Mutex<Budget>,
+    typing: Mutex<TypingGate>,
+    /// A deferred typing relay is scheduled.
+    typing_flush: AtomicBool,
 }
 
 impl DemoSocket {
@@ -44,12 +48,66 @@ impl DemoSocket {
             .clone()
     }
 
-    fn allowed(&self) -> bool {
-        self.bucket
+    /// Charges an event to the connection's budget (costs as on `/chat`); false when it is
+    /// over, and an abusive connection is disconnected.
+    fn allowed(&self, socket: &Socket, cost: f64) -> bool {
+        let charge = self
+            .budget
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .try_take(Instant::now())
+            .charge(cost, Instant::now());
+        match charge {
+            Charge::Allowed => true,
+            Charge::Limited => false,
+            Charge::Abusive => {
+                if socket.connected() {
+                    let err = ChatError::new(
+                        Code::TooManyViolations,
+                        "too many refused events: disconnected",
+                    );
+                    let _ = socket.emit("error", json!({"code": err.code, "message": err.message}));
+                    socket.disconnect();
+                }
+                false
+            }
+        }
     }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, TypingGate> {
+        self.typing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Cost of a typing event, as on `/chat`.
+const TYPING_COST: f64 = 0.2;
+
+/// Relays a typing state to the other demo clients.
+fn relay_typing(socket: &Socket, name: &str, typing: bool) {
+    let out = if typing { "typing" } else { "stop typing" };
+    let _ = socket
+        .to(DEMO_GROUP)
+        .volatile()
+        .emit(out, json!({"username": name}));
+}
+
+/// Relays the typing state once its interval ends, if it still differs from the one shown.
+fn schedule_typing_flush(me: Arc<DemoSocket>, socket: Socket, interval: Duration) {
+    let Some(due) = me.gate().due(interval) else {
+        return;
+    };
+    if me.typing_flush.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep_until(due).await;
+        me.typing_flush.store(false, Ordering::Release);
+        let relay = me.gate().poll(Instant::now(), interval);
+        if let (Some(typing), Some(name)) = (relay, me.name()) {
+            if socket.connected() {
+                relay_typing(&socket, &name, typing);
+            }
+        }
+    });
 }
 
 /// Installs the demo handlers on `/`.
@@ -68,12 +126,17 @@ async fn connected(app: Arc<App>, socket: Socket) {
     let me = Arc::new(DemoSocket {
         username: Mutex::new(None),
         counter: AtomicU64::new(0),
-        attached: Default::default(),
-        bucket: Mutex::new(TokenBucket::new(
+        attached: AtomicBool::new(false),
+        budget: Mutex::new(Budget::new(
             app.settings.message_rate,
             app.settings.message_burst,
+            app.settings.max_violations,
+            app.settings.violation_window(),
         )),
+        typing: Mutex::new(TypingGate::default()),
+        typing_flush: AtomicBool::new(false),
     });
+    let typing_interval = app.settings.typing_interval();
     // The tutorial client announces itself with `auth.serverOffset`.
     if let Some(offset) = socket.auth().get("serverOffset") {
         attach(&app, &socket, &me, offset.as_u64().unwrap_or(0)).await;
@@ -83,6 +146,9 @@ async fn connected(app: Arc<App>, socket: Socket) {
     socket.on("add user", move |socket, event| {
         let (app, me) = (a.clone(), m.clone());
         async move {
+            if !me.allowed(&socket, 1.0) {
+                return;
+            }
             // A refused name gets no `login`: the demo has no way to show an error.
             let Some(name) = event
                 .args
@@ -112,13 +178,13 @@ async fn connected(app: Arc<App>, socket: Socket) {
     socket.on("new message", move |socket, event| {
         let (app, me) = (a.clone(), m.clone());
         async move {
+            if !me.allowed(&socket, 1.0) {
+                return;
+            }
             let (Some(name), Some(text)) = (me.name(), event.args.json(0).and_then(Value::as_str))
             else {
                 return;
             };
-            if !me.allowed() {
-                return;
-            }
             let Ok(text) = protocol::text(text, app.settings.max_message_bytes) else {
                 return;
             };
@@ -128,13 +194,20 @@ async fn connected(app: Arc<App>, socket: Socket) {
         }
     });
 
-    for (event, out) in [("typing", "typing"), ("stop typing", "stop typing")] {
+    // Typing is relayed at most once per `--typing-interval-ms` and change, as on `/chat`.
+    for (event, typing) in [("typing", true), ("stop typing", false)] {
         let m = me.clone();
         socket.on(event, move |socket, _event| {
             let me = m.clone();
             async move {
-                if let Some(name) = me.name() {
-                    let _ = socket.to(DEMO_GROUP).emit(out, json!({"username": name}));
+                if !me.allowed(&socket, TYPING_COST) {
+                    return;
+                }
+                let Some(name) = me.name() else { return };
+                let relay = me.gate().set(typing, Instant::now(), typing_interval);
+                match relay {
+                    Some(state) => relay_typing(&socket, &name, state),
+                    None => schedule_typing_flush(me, socket, typing_interval),
                 }
             }
         });
@@ -144,12 +217,12 @@ async fn connected(app: Arc<App>, socket: Socket) {
     socket.on("chat message", move |socket, event| {
         let (app, me) = (a.clone(), m.clone());
         async move {
+            if !me.allowed(&socket, 1.0) {
+                return;
+            }
             let Some(text) = event.args.json(0).and_then(Value::as_str) else {
                 return;
             };
-            if !me.allowed() {
-                return;
-            }
             let Ok(text) = protocol::text(text, app.settings.max_message_bytes) else {
                 // Refused for good (empty, control characters, too long): acknowledged, so that
                 // the client's retry queue moves on, but neither stored nor broadcast.

@@ -4,6 +4,10 @@
 //! are the same name). When a user's last connection goes, the name stays reserved for the
 //! grace period, and the resume token takes it back; several tabs with the same token share one
 //! identity.
+//!
+//! Requests queue in a bounded mailbox ([`MAILBOX`]): a claim or a question that finds it full
+//! is answered `overloaded` at once. A release waits for room instead (it must not be lost);
+//! there is at most one per connection, and the actor never waits on anything.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -102,16 +106,28 @@ struct Holder {
     release_at: Option<Instant>,
 }
 
+/// Requests the identity actor holds at most.
+pub const MAILBOX: usize = 8192;
+
 /// A handle to the identity actor.
 #[derive(Clone)]
 pub struct Identities {
-    tx: mpsc::UnboundedSender<Command>,
+    tx: mpsc::Sender<Command>,
+}
+
+fn closed() -> ChatError {
+    ChatError::new(Code::Unavailable, "server is shutting down")
 }
 
 impl Identities {
     /// Starts the actor.
     pub fn start(grace: Duration) -> Identities {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
+        Self::start_with(grace, MAILBOX)
+    }
+
+    /// Starts the actor with a mailbox of `mailbox` requests.
+    pub(crate) fn start_with(grace: Duration, mailbox: usize) -> Identities {
+        let (tx, mut rx) = mpsc::channel::<Command>(mailbox.max(1));
         tokio::spawn(async move {
             let mut held = Held::default();
             loop {
@@ -135,7 +151,14 @@ impl Identities {
         Identities { tx }
     }
 
-    /// Claims a name for a connection.
+    fn send(&self, command: Command) -> Result<(), ChatError> {
+        self.tx.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => crate::registry::overloaded(),
+            mpsc::error::TrySendError::Closed(_) => closed(),
+        })
+    }
+
+    /// Claims a name for a connection; `overloaded` when the mailbox is full.
     pub async fn claim(
         &self,
         name: &str,
@@ -143,49 +166,42 @@ impl Identities {
         socket: Sid,
     ) -> Result<Claimed, ChatError> {
         let (reply, rx) = oneshot::channel();
-        let closed = || ChatError::new(Code::Unavailable, "server is shutting down");
-        self.tx
-            .send(Command::Claim {
-                name: name.to_owned(),
-                token,
-                socket,
-                reply,
-            })
-            .map_err(|_| closed())?;
+        self.send(Command::Claim {
+            name: name.to_owned(),
+            token,
+            socket,
+            reply,
+        })?;
         rx.await.map_err(|_| closed())?
     }
 
     /// A connection that held `name` is gone.
-    pub fn release(&self, name: &str, socket: Sid) {
-        let _ = self.tx.send(Command::Release {
-            name: name.to_owned(),
-            socket,
-        });
+    pub async fn release(&self, name: &str, socket: Sid) {
+        let _ = self
+            .tx
+            .send(Command::Release {
+                name: name.to_owned(),
+                socket,
+            })
+            .await;
     }
 
-    /// Whether someone holds this name (online, or within the grace period).
-    pub async fn is_online(&self, name: &str) -> bool {
+    /// Whether someone holds this name (online, or within the grace period); `overloaded`
+    /// when the mailbox is full.
+    pub async fn is_online(&self, name: &str) -> Result<bool, ChatError> {
         let (reply, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Command::Online {
-                name: name.to_owned(),
-                reply,
-            })
-            .is_err()
-        {
-            return false;
-        }
-        rx.await.unwrap_or(false)
+        self.send(Command::Online {
+            name: name.to_owned(),
+            reply,
+        })?;
+        Ok(rx.await.unwrap_or(false))
     }
 
     /// Number of names held.
-    pub async fn count(&self) -> usize {
+    pub async fn count(&self) -> Result<usize, ChatError> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Command::Count { reply }).is_err() {
-            return 0;
-        }
-        rx.await.unwrap_or(0)
+        self.send(Command::Count { reply })?;
+        Ok(rx.await.unwrap_or(0))
     }
 }
 
@@ -251,6 +267,29 @@ fn handle(held: &mut Held, command: Command, grace: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
+
+    #[tokio::test]
+    async fn a_full_mailbox_answers_overloaded() {
+        // On this single-threaded runtime the actor does not run until the test awaits.
+        let ids = Identities::start_with(Duration::from_secs(5), 2);
+        for name in ["aa", "bb"] {
+            assert!(ids
+                .claim(name, None, Sid::random())
+                .now_or_never()
+                .is_none());
+        }
+        let err = ids.claim("cc", None, Sid::random()).await.unwrap_err();
+        assert_eq!(err.code, Code::Overloaded);
+        assert_eq!(
+            ids.is_online("aa").await.unwrap_err().code,
+            Code::Overloaded
+        );
+        // Once the actor caught up, requests are served again.
+        tokio::task::yield_now().await;
+        assert!(ids.is_online("aa").await.unwrap());
+        assert_eq!(ids.count().await.unwrap(), 2);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn names_are_unique_and_come_back_with_the_token() {
@@ -269,8 +308,8 @@ mod tests {
                 .unwrap(),
             alice
         );
-        ids.release("alice", s1);
-        ids.release("alice", s2);
+        ids.release("alice", s1).await;
+        ids.release("alice", s2).await;
         // Within the grace period only the token holder gets it back.
         assert_eq!(
             ids.claim("alice", None, s3).await.unwrap_err().code,
@@ -282,9 +321,9 @@ mod tests {
                 .unwrap(),
             alice
         );
-        ids.release("alice", s3);
+        ids.release("alice", s3).await;
         tokio::time::sleep(Duration::from_secs(6)).await;
-        assert!(!ids.is_online("alice").await);
+        assert!(!ids.is_online("alice").await.unwrap());
         let other = ids.claim("alice", None, s1).await.unwrap();
         assert_ne!(other.token, alice.token);
     }
@@ -331,9 +370,9 @@ mod tests {
         );
         // Different names stay different; a look-alike is not "online" for direct messages.
         ids.claim("bob", None, Sid::random()).await.unwrap();
-        assert!(ids.is_online("ALICE").await);
-        assert!(!ids.is_online("\u{430}lice").await);
-        assert_eq!(ids.count().await, 4);
+        assert!(ids.is_online("ALICE").await.unwrap());
+        assert!(!ids.is_online("\u{430}lice").await.unwrap());
+        assert_eq!(ids.count().await.unwrap(), 4);
     }
 
     #[tokio::test(start_paused = true)]
@@ -341,9 +380,9 @@ mod tests {
         let ids = Identities::start(Duration::from_secs(5));
         let s1 = Sid::random();
         let ian = ids.claim("Ian", None, s1).await.unwrap();
-        ids.release(&ian.name, s1);
+        ids.release(&ian.name, s1).await;
         tokio::time::sleep(Duration::from_secs(6)).await;
-        assert_eq!(ids.count().await, 0);
+        assert_eq!(ids.count().await.unwrap(), 0);
         ids.claim("lan", None, Sid::random()).await.unwrap();
     }
 }

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod origin;
+pub mod paging;
 pub mod protocol;
 pub mod registry;
 pub mod room;

@@ -38,6 +38,10 @@ pub enum Code {
     TooManyConnections,
     /// Storage failed; retry later.
     Unavailable,
+    /// A queue of the server is full; retry later.
+    Overloaded,
+    /// Too many refused commands: the connection is closed.
+    TooManyViolations,
 }
 
 /// A command's failure: `{"ok":false,"error":{"code":…,"message":…}}`.

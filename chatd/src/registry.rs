@@ -1,5 +1,9 @@
 //! The room registry actor: finds running rooms, starts stopped ones from the store, creates
 //! new ones. Loading happens off the actor's loop; requests for a room being loaded wait for it.
+//!
+//! Requests queue in a bounded mailbox ([`MAILBOX`]): when it is full they are answered
+//! `overloaded` at once. The actor's own notices (a load done, a room stopped) use a second
+//! channel that needs no bound: there is at most one per load and one per room instance.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,12 +17,22 @@ use crate::store::{now_ms, RoomInfo, Store, StoreError, StoredMessage};
 
 type Reply = oneshot::Sender<Result<RoomHandle, ChatError>>;
 
+/// Requests the registry holds at most; more are answered `overloaded`.
+pub const MAILBOX: usize = 8192;
+
 enum Command {
     Get {
         name: String,
         create: Option<RoomInfo>,
         reply: Reply,
     },
+    Running {
+        reply: oneshot::Sender<Vec<RoomHandle>>,
+    },
+}
+
+/// What the registry's own tasks report.
+enum Notice {
     Loaded {
         name: String,
         result: Result<Option<(RoomInfo, Vec<StoredMessage>, u64)>, StoreError>,
@@ -28,15 +42,12 @@ enum Command {
         name: String,
         instance: u64,
     },
-    Running {
-        reply: oneshot::Sender<Vec<RoomHandle>>,
-    },
 }
 
 /// A handle to the registry. Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
-    tx: mpsc::UnboundedSender<Command>,
+    tx: mpsc::Sender<Command>,
 }
 
 struct Waiting {
@@ -50,12 +61,18 @@ struct Actor {
     loading: HashMap<String, Waiting>,
     next_instance: u64,
     deps: RoomDeps,
-    me: mpsc::WeakUnboundedSender<Command>,
+    /// Kept strong: the actor ends when every [`Registry`] handle is gone, not before.
+    me: mpsc::UnboundedSender<Notice>,
 }
 
 fn unavailable(e: StoreError) -> ChatError {
     tracing::error!(error = %e, "store failure while loading a room");
-    ChatError::new(Code::Unavailable, "storage is unavailable, try again")
+    crate::room::store_error(e)
+}
+
+/// The answer to a request that found the mailbox full.
+pub fn overloaded() -> ChatError {
+    ChatError::new(Code::Overloaded, "the server is overloaded, try again")
 }
 
 impl Registry {
@@ -66,7 +83,19 @@ impl Registry {
         metrics: Arc<Metrics>,
         settings: RoomSettings,
     ) -> Registry {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        Self::start_with(store, fanout, metrics, settings, MAILBOX)
+    }
+
+    /// Starts the registry with a mailbox of `mailbox` requests.
+    pub(crate) fn start_with(
+        store: Arc<dyn Store>,
+        fanout: Arc<dyn Fanout>,
+        metrics: Arc<Metrics>,
+        settings: RoomSettings,
+        mailbox: usize,
+    ) -> Registry {
+        let (tx, mut rx) = mpsc::channel(mailbox.max(1));
+        let (notices, mut notices_rx) = mpsc::unbounded_channel();
         let mut actor = Actor {
             rooms: HashMap::new(),
             loading: HashMap::new(),
@@ -77,14 +106,31 @@ impl Registry {
                 fanout,
                 metrics,
             },
-            me: tx.downgrade(),
+            me: notices,
         };
         tokio::spawn(async move {
-            while let Some(command) = rx.recv().await {
-                actor.handle(command);
+            loop {
+                tokio::select! {
+                    // Notices first: they finish work that requests are waiting for.
+                    biased;
+                    Some(notice) = notices_rx.recv() => actor.notice(notice),
+                    command = rx.recv() => match command {
+                        Some(command) => actor.handle(command),
+                        None => return,
+                    },
+                }
             }
         });
         Registry { tx }
+    }
+
+    fn send(&self, command: Command) -> Result<(), ChatError> {
+        self.tx.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => overloaded(),
+            mpsc::error::TrySendError::Closed(_) => {
+                ChatError::new(Code::Unavailable, "server is shutting down")
+            }
+        })
     }
 
     async fn get_inner(
@@ -94,13 +140,11 @@ impl Registry {
     ) -> Result<RoomHandle, ChatError> {
         let (reply, rx) = oneshot::channel();
         let gone = || ChatError::new(Code::Unavailable, "server is shutting down");
-        self.tx
-            .send(Command::Get {
-                name: name.to_owned(),
-                create,
-                reply,
-            })
-            .map_err(|_| gone())?;
+        self.send(Command::Get {
+            name: name.to_owned(),
+            create,
+            reply,
+        })?;
         rx.await.map_err(|_| gone())?
     }
 
@@ -140,13 +184,11 @@ impl Registry {
         self.get_inner(name, Some(info)).await
     }
 
-    /// Handles of every running room.
-    pub async fn running(&self) -> Vec<RoomHandle> {
+    /// Handles of every running room; `overloaded` when the mailbox is full.
+    pub async fn running(&self) -> Result<Vec<RoomHandle>, ChatError> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Command::Running { reply }).is_err() {
-            return Vec::new();
-        }
-        rx.await.unwrap_or_default()
+        self.send(Command::Running { reply })?;
+        Ok(rx.await.unwrap_or_default())
     }
 }
 
@@ -178,7 +220,15 @@ impl Actor {
                 );
                 self.load(name, create);
             }
-            Command::Loaded {
+            Command::Running { reply } => {
+                let _ = reply.send(self.rooms.values().cloned().collect());
+            }
+        }
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Loaded {
                 name,
                 result,
                 created,
@@ -213,7 +263,7 @@ impl Actor {
                     }
                 }
             }
-            Command::Stopped { name, instance } => {
+            Notice::Stopped { name, instance } => {
                 if self
                     .rooms
                     .get(&name)
@@ -221,9 +271,6 @@ impl Actor {
                 {
                     self.rooms.remove(&name);
                 }
-            }
-            Command::Running { reply } => {
-                let _ = reply.send(self.rooms.values().cloned().collect());
             }
         }
     }
@@ -245,13 +292,11 @@ impl Actor {
                 Ok(Some((info, recent, last)))
             }
             .await;
-            if let Some(me) = me.upgrade() {
-                let _ = me.send(Command::Loaded {
-                    name,
-                    result,
-                    created,
-                });
-            }
+            let _ = me.send(Notice::Loaded {
+                name,
+                result,
+                created,
+            });
         });
     }
 
@@ -268,12 +313,10 @@ impl Actor {
             self.deps.clone(),
             instance,
             move || {
-                if let Some(me) = me.upgrade() {
-                    let _ = me.send(Command::Stopped {
-                        name: stopped_name,
-                        instance,
-                    });
-                }
+                let _ = me.send(Notice::Stopped {
+                    name: stopped_name,
+                    instance,
+                });
             },
         );
         self.rooms.insert(name, handle.clone());

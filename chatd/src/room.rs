@@ -12,7 +12,9 @@ use engineio::Sid;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::limits::TypingGate;
 use crate::metrics::Metrics;
+use crate::paging::{self, PAGE, PAGE_BYTES};
 use crate::protocol::{ChatError, Code};
 use crate::store::{
     now_ms, Appended, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
@@ -57,8 +59,12 @@ pub struct RoomSettings {
     pub typing_timeout: Duration,
     /// Typing is re-announced at most this often while refreshed.
     pub typing_throttle: Duration,
+    /// At most one typing relay per user in this interval (see [`TypingGate`]).
+    pub typing_interval: Duration,
     /// A room with no members stops after this long.
     pub idle_timeout: Duration,
+    /// Appends of the room waiting for their commit at most; more are answered `overloaded`.
+    pub max_pending_writes: usize,
 }
 
 impl Default for RoomSettings {
@@ -68,7 +74,9 @@ impl Default for RoomSettings {
             presence_grace: Duration::from_secs(5),
             typing_timeout: Duration::from_secs(5),
             typing_throttle: Duration::from_secs(2),
+            typing_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(300),
+            max_pending_writes: 1024,
         }
     }
 }
@@ -83,11 +91,14 @@ pub struct Joined {
     pub info: RoomInfo,
     /// Users present, sorted.
     pub members: Vec<String>,
-    /// Every message after `since` when given, else the latest [`JOIN_LATEST`]; oldest first.
-    /// Whatever the in-memory window does not hold is read from the store.
+    /// The messages after `since` when given (the first page: see [`crate::paging`]), else
+    /// the latest [`JOIN_LATEST`] (as many as fit a page); oldest first. Whatever the
+    /// in-memory window does not hold is read from the store.
     pub messages: Vec<StoredMessage>,
     /// Oldest sequence number in `messages`, for paging back with `history`.
     pub cursor: Option<u64>,
+    /// With `since`: more messages follow the last one (`history` with `after`).
+    pub more: bool,
     /// Last sequence number of the room.
     pub last_seq: u64,
 }
@@ -310,10 +321,15 @@ struct Member {
     leave_at: Option<Instant>,
 }
 
+/// A user's typing in the room; kept after a stop until its gate is idle, so that a storm of
+/// toggles is relayed at most once per interval.
 struct Typist {
     name: String,
+    /// The connection that changed it last: it gets no relay of its own change.
+    socket: Option<Sid>,
+    /// When typing the user did not refresh ends.
     expires: Instant,
-    announced: Instant,
+    gate: TypingGate,
 }
 
 struct Room {
@@ -331,7 +347,7 @@ struct Room {
     idle_since: Option<Instant>,
     /// Appends waiting for their commit, answered into the mailbox in submission (= commit)
     /// order by one task, so messages are broadcast and kept in `recent` in `seq` order.
-    commits: mpsc::UnboundedSender<Pending>,
+    commits: mpsc::Sender<Pending>,
     me: mpsc::WeakSender<Command>,
 }
 
@@ -344,10 +360,7 @@ struct Pending {
 }
 
 /// Forwards the outcome of each append to the room, one after the other.
-async fn forward_commits(
-    mut pending: mpsc::UnboundedReceiver<Pending>,
-    me: mpsc::WeakSender<Command>,
-) {
+async fn forward_commits(mut pending: mpsc::Receiver<Pending>, me: mpsc::WeakSender<Command>) {
     while let Some(p) = pending.recv().await {
         let result = p.append.await;
         let Some(me) = me.upgrade() else { return };
@@ -385,7 +398,7 @@ pub(crate) fn spawn(
     stopped: impl FnOnce() + Send + 'static,
 ) -> RoomHandle {
     let (tx, rx) = mpsc::channel(1024);
-    let (commits, pending) = mpsc::unbounded_channel();
+    let (commits, pending) = mpsc::channel(deps.settings.max_pending_writes.max(1));
     tokio::spawn(forward_commits(pending, tx.downgrade()));
     let name: Arc<str> = Arc::from(info.name.as_str());
     let room = Room {
@@ -444,7 +457,14 @@ impl Room {
 
     fn next_deadline(&self) -> Option<Instant> {
         let leaves = self.members.values().filter_map(|m| m.leave_at);
-        let typing = self.typing.values().map(|t| t.expires);
+        let interval = self.settings.typing_interval;
+        let typing = self.typing.values().filter_map(|t| {
+            let expires = t.gate.wanted().then_some(t.expires);
+            [expires, t.gate.due(interval), t.gate.idle_at(interval)]
+                .into_iter()
+                .flatten()
+                .min()
+        });
         let idle = self.idle_since.map(|t| t + self.settings.idle_timeout);
         leaves.chain(typing).chain(idle).min()
     }
@@ -462,17 +482,19 @@ impl Room {
                 self.fanout.presence(&self.info, &member.name, false);
             }
         }
-        let expired: Vec<String> = self
-            .typing
-            .iter()
-            .filter(|(_, t)| t.expires <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in expired {
-            if let Some(t) = self.typing.remove(&key) {
-                self.fanout.typing(&self.info, &t.name, false, None);
+        let interval = self.settings.typing_interval;
+        for t in self.typing.values_mut() {
+            let relay = if t.gate.wanted() && t.expires <= now {
+                t.socket = None;
+                t.gate.set(false, now, interval)
+            } else {
+                t.gate.poll(now, interval)
+            };
+            if let Some(typing) = relay {
+                self.fanout.typing(&self.info, &t.name, typing, t.socket);
             }
         }
+        self.typing.retain(|_, t| !t.gate.idle(now, interval));
         self.update_idle(now);
         self.idle_since
             .is_some_and(|t| now >= t + self.settings.idle_timeout)
@@ -639,17 +661,19 @@ impl Room {
         let joined = Joined {
             info: self.info.clone(),
             members: self.member_names(),
-            cursor: messages.first().map(|m| m.seq),
+            cursor: None,
             messages,
             last_seq: self.last_seq,
+            more: false,
         };
+        let forward = since.is_some();
         // `recent` holds the newest messages without a hole; what it does not reach back to
         // is read from the store (durable already: it was committed before `recent`'s oldest).
         let oldest = self.recent.front().map_or(self.last_seq + 1, |m| m.seq);
         if after.saturating_add(1) < oldest {
-            self.read_older(after, oldest, joined, reply);
+            self.read_older(after, oldest, joined, forward, reply);
         } else {
-            let _ = reply.send(Ok(joined));
+            let _ = reply.send(Ok(page(joined, forward)));
         }
     }
 
@@ -662,19 +686,22 @@ impl Room {
         after: u64,
         before: u64,
         mut joined: Joined,
+        forward: bool,
         reply: oneshot::Sender<JoinReply>,
     ) {
         let store = self.store.clone();
         let name = self.info.name.clone();
-        let limit = usize::try_from(before - after - 1).unwrap_or(usize::MAX);
+        // One more than a page: enough to know whether more follow.
+        let limit = usize::try_from(before - after - 1)
+            .unwrap_or(usize::MAX)
+            .min(PAGE + 1);
         tokio::spawn(async move {
             let result = match store.messages_after(&name, after, limit).await {
                 Ok(mut older) => {
                     older.retain(|m| m.seq < before);
                     older.append(&mut joined.messages);
                     joined.messages = older;
-                    joined.cursor = joined.messages.first().map(|m| m.seq);
-                    Ok(joined)
+                    Ok(page(joined, forward))
                 }
                 Err(e) => Err(store_error(e)),
             };
@@ -700,7 +727,9 @@ impl Room {
                     let name = member.name.clone();
                     self.members.remove(&key);
                     if let Some(t) = self.typing.remove(&key) {
-                        self.fanout.typing(&self.info, &t.name, false, None);
+                        if t.gate.shown() {
+                            self.fanout.typing(&self.info, &t.name, false, None);
+                        }
                     }
                     self.fanout.presence(&self.info, &name, false);
                 }
@@ -768,7 +797,14 @@ impl Room {
         reply: oneshot::Sender<Posted>,
     ) {
         // A message ends the sender's typing without a separate notice.
-        self.typing.remove(&user.to_lowercase());
+        if let Some(t) = self.typing.get_mut(&user.to_lowercase()) {
+            t.gate.silence();
+        }
+        // Room first, then the write: a write the store took is always answered.
+        let Ok(slot) = self.commits.try_reserve() else {
+            let _ = reply.send(Err(crate::registry::overloaded()));
+            return;
+        };
         let started = Instant::now();
         let append = self.store.append(NewMessage {
             room: self.info.name.clone(),
@@ -777,7 +813,7 @@ impl Room {
             text,
             ts: now_ms(),
         });
-        let _ = self.commits.send(Pending {
+        slot.send(Pending {
             append,
             from,
             reply,
@@ -857,39 +893,46 @@ impl Room {
         if !self.members.contains_key(&key) {
             return;
         }
-        if !typing {
-            if self.typing.remove(&key).is_some() {
-                self.fanout.typing(&self.info, &user, false, Some(socket));
-            }
-            return;
+        let (interval, every) = (self.settings.typing_interval, self.settings.typing_throttle);
+        let t = self.typing.entry(key).or_insert_with(|| Typist {
+            name: user,
+            socket: None,
+            expires: now,
+            gate: TypingGate::default(),
+        });
+        t.socket = Some(socket);
+        if typing {
+            t.expires = now + self.settings.typing_timeout;
         }
-        let expires = now + self.settings.typing_timeout;
-        match self.typing.get_mut(&key) {
-            Some(t) => {
-                t.expires = expires;
-                if now >= t.announced + self.settings.typing_throttle {
-                    t.announced = now;
-                    self.fanout.typing(&self.info, &user, true, Some(socket));
-                }
-            }
-            None => {
-                self.typing.insert(
-                    key,
-                    Typist {
-                        name: user.clone(),
-                        expires,
-                        announced: now,
-                    },
-                );
-                self.fanout.typing(&self.info, &user, true, Some(socket));
-            }
+        let relay = match t.gate.set(typing, now, interval) {
+            Some(state) => Some(state),
+            None if typing && t.gate.refresh(now, every) => Some(true),
+            None => None,
+        };
+        if let Some(state) = relay {
+            self.fanout.typing(&self.info, &t.name, state, Some(socket));
         }
     }
 }
 
-fn store_error(e: StoreError) -> ChatError {
+/// Caps the messages of a join to one page: the oldest that fit when catching up from `since`
+/// (`more` then tells that others follow), the newest otherwise (older ones are paged back
+/// from `cursor`).
+fn page(mut joined: Joined, forward: bool) -> Joined {
+    if forward {
+        joined.more = paging::keep_oldest(&mut joined.messages, PAGE, PAGE_BYTES);
+    } else {
+        paging::keep_newest(&mut joined.messages, PAGE, PAGE_BYTES);
+    }
+    joined.cursor = joined.messages.first().map(|m| m.seq);
+    joined
+}
+
+/// The answer to a command whose store operation failed.
+pub(crate) fn store_error(e: StoreError) -> ChatError {
     match e {
         StoreError::NoSuchRoom => ChatError::new(Code::NoSuchRoom, "no such room"),
+        StoreError::Overloaded => crate::registry::overloaded(),
         other => {
             tracing::error!(error = %other, "store failure");
             ChatError::new(Code::Unavailable, "storage is unavailable, try again")

@@ -60,7 +60,9 @@ fn settings() -> RoomSettings {
         presence_grace: GRACE,
         typing_timeout: TYPING,
         typing_throttle: Duration::from_secs(2),
+        typing_interval: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
+        max_pending_writes: 1024,
     }
 }
 
@@ -246,9 +248,13 @@ async fn typing_is_throttled_and_expires() {
     assert_eq!(f.drain(&room).await, vec![]);
     tokio::time::sleep(Duration::from_secs(2)).await; // t = 5.5 s
     assert_eq!(f.drain(&room).await, vec![Out::Typing("bob".into(), false)]);
-    // Explicit stop, and a message ending typing silently.
+    // Explicit stop, and a message ending typing silently. The expiry was relayed at t = 5 s:
+    // the start at t = 5.5 s waits for the end of that interval (t = 6 s), the stop for the
+    // next (t = 7 s); the start at t = 7.5 s would wait until t = 8 s, but the message ends it.
     room.typing("bob", tab, true).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     room.typing("bob", tab, false).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     room.typing("bob", tab, true).await.unwrap();
     post(&room, "bob", "m1").await;
     tokio::time::sleep(TYPING * 2).await;
@@ -257,10 +263,32 @@ async fn typing_is_throttled_and_expires() {
         vec![
             Out::Typing("bob".into(), true),
             Out::Typing("bob".into(), false),
-            Out::Typing("bob".into(), true),
             Out::Message(1, None)
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_typing_storm_is_relayed_once_per_interval_with_the_final_state() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let tab = Sid::random();
+    room.join("bob", tab, None).await.unwrap().unwrap();
+    f.drain(&room).await;
+    // 5000 toggles in 2.5 s (one every half millisecond), ending on `false`.
+    for i in 0..5000u64 {
+        room.typing("bob", tab, i % 2 == 0).await.unwrap();
+        if i % 2 == 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let relays = f.drain(&room).await;
+    // One relay per started interval of 1 s at most, alternating, the last one `false`.
+    assert!(relays.len() <= 4, "{relays:?}");
+    assert_eq!(relays.first(), Some(&Out::Typing("bob".into(), true)));
+    assert_eq!(relays.last(), Some(&Out::Typing("bob".into(), false)));
+    assert!(relays.windows(2).all(|w| w[0] != w[1]), "{relays:?}");
 }
 
 fn seqs(messages: &[StoredMessage]) -> Vec<u64> {
@@ -303,6 +331,41 @@ async fn join_since_returns_every_missed_message_from_memory_and_store() {
         .unwrap()
         .unwrap();
     assert_eq!((joined.messages, joined.cursor), (vec![], None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn join_since_returns_one_page_and_says_more_follow() {
+    let f = fixture(settings()).await;
+    let room = f.lobby().await;
+    for i in 0..250 {
+        post(&room, "alice", &format!("m{i}")).await;
+    }
+    let joined = room
+        .join("bob", Sid::random(), Some(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), (1..=100).collect::<Vec<_>>());
+    assert_eq!(
+        (joined.cursor, joined.more, joined.last_seq),
+        (Some(1), true, 250)
+    );
+    // From the window (5 messages) alone.
+    let joined = room
+        .join("carol", Sid::random(), Some(247))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), vec![248, 249, 250]);
+    assert!(!joined.more);
+    // Exactly a page left: no more.
+    let joined = room
+        .join("dave", Sid::random(), Some(150))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seqs(&joined.messages), (151..=250).collect::<Vec<_>>());
+    assert!(!joined.more);
 }
 
 #[tokio::test(start_paused = true)]
@@ -408,10 +471,10 @@ async fn idle_rooms_stop_and_come_back_from_the_store() {
     let f = fixture(s).await;
     let room = f.lobby().await;
     post(&room, "alice", "m1").await;
-    assert_eq!(f.registry.running().await.len(), 1);
+    assert_eq!(f.registry.running().await.unwrap().len(), 1);
     tokio::time::sleep(Duration::from_secs(11)).await;
     assert!(room.summary().await.is_err(), "the idle room stopped");
-    assert!(f.registry.running().await.is_empty());
+    assert!(f.registry.running().await.unwrap().is_empty());
     let again = f.lobby().await;
     assert_ne!(again.instance, room.instance);
     assert_eq!(again.summary().await.unwrap().last_seq, 1);
@@ -560,10 +623,166 @@ async fn a_create_racing_a_join_of_the_same_room_succeeds() {
     });
     on_create.await.unwrap();
     // The creator's request is with the registry (commands are handled in order).
-    registry.running().await;
+    registry.running().await.unwrap();
     release.send(()).unwrap();
     let created = create.await.unwrap().expect("the create succeeds");
     assert_eq!(created.summary().await.unwrap().info.name, "new");
     let joined = join.await.unwrap().expect("the join finds the room");
     assert_eq!(joined.instance, created.instance);
+}
+
+#[tokio::test]
+async fn a_full_registry_mailbox_answers_overloaded() {
+    use futures_util::FutureExt;
+    let store = Arc::new(MemoryStore::new());
+    let (tx, _out) = mpsc::unbounded_channel();
+    let registry = Registry::start_with(
+        store,
+        Arc::new(Recorder(tx)),
+        Arc::new(Metrics::default()),
+        settings(),
+        2,
+    );
+    // On this single-threaded runtime the actor does not run until the test awaits.
+    for _ in 0..2 {
+        assert!(registry.get("lobby").now_or_never().is_none());
+    }
+    let err = registry.get("lobby").await.unwrap_err();
+    assert_eq!(err.code, crate::protocol::Code::Overloaded);
+    assert_eq!(
+        registry.running().await.unwrap_err().code,
+        crate::protocol::Code::Overloaded
+    );
+    tokio::task::yield_now().await;
+    assert!(registry.running().await.unwrap().is_empty());
+}
+
+/// A store whose appends never commit.
+struct Stalled(MemoryStore);
+
+impl Store for Stalled {
+    fn append(
+        &self,
+        _: crate::store::NewMessage,
+    ) -> crate::store::BoxFuture<Result<crate::store::Appended, crate::store::StoreError>> {
+        Box::pin(std::future::pending())
+    }
+    fn messages_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> crate::store::BoxFuture<Result<Vec<StoredMessage>, crate::store::StoreError>> {
+        self.0.messages_after(room, after, limit)
+    }
+    fn messages_before(
+        &self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> crate::store::BoxFuture<Result<Vec<StoredMessage>, crate::store::StoreError>> {
+        self.0.messages_before(room, before, limit)
+    }
+    fn last_seq(
+        &self,
+        room: &str,
+    ) -> crate::store::BoxFuture<Result<u64, crate::store::StoreError>> {
+        self.0.last_seq(room)
+    }
+    fn rooms(&self) -> crate::store::BoxFuture<Result<Vec<RoomInfo>, crate::store::StoreError>> {
+        self.0.rooms()
+    }
+    fn room(
+        &self,
+        name: &str,
+    ) -> crate::store::BoxFuture<Result<Option<RoomInfo>, crate::store::StoreError>> {
+        self.0.room(name)
+    }
+    fn create_room(
+        &self,
+        info: RoomInfo,
+    ) -> crate::store::BoxFuture<Result<bool, crate::store::StoreError>> {
+        self.0.create_room(info)
+    }
+    fn set_topic(
+        &self,
+        room: &str,
+        topic: &str,
+    ) -> crate::store::BoxFuture<Result<(), crate::store::StoreError>> {
+        self.0.set_topic(room, topic)
+    }
+    fn close(&self) -> crate::store::BoxFuture<()> {
+        self.0.close()
+    }
+}
+
+#[tokio::test]
+async fn appends_beyond_the_pending_bound_are_answered_overloaded() {
+    const BOUND: usize = 3;
+    let store = Stalled(MemoryStore::new());
+    store
+        .create_room(RoomInfo {
+            name: "lobby".into(),
+            topic: String::new(),
+            kind: RoomKind::Room,
+            created_at: now_ms(),
+        })
+        .await
+        .unwrap();
+    let (tx, _out) = mpsc::unbounded_channel();
+    let registry = Registry::start(
+        Arc::new(store),
+        Arc::new(Recorder(tx)),
+        Arc::new(Metrics::default()),
+        RoomSettings {
+            max_pending_writes: BOUND,
+            ..settings()
+        },
+    );
+    let room = registry.get("lobby").await.unwrap();
+    // Appends that never commit: BOUND wait in the queue, one more in the store at most. Each
+    // is handled by the room (its mailbox is in order) before the next is sent.
+    let mut stuck = Vec::new();
+    for i in 0..BOUND + 3 {
+        let r = room.clone();
+        stuck.push(tokio::spawn(async move {
+            r.post("alice", format!("s{i}"), "x".into(), None).await
+        }));
+        tokio::task::yield_now().await;
+        room.summary().await.unwrap();
+    }
+    let posted = tokio::time::timeout(
+        Duration::from_secs(10),
+        room.post("alice", "one more".into(), "x".into(), None),
+    )
+    .await
+    .expect("an answer, not a wait")
+    .unwrap();
+    assert_eq!(posted.unwrap_err().code, crate::protocol::Code::Overloaded);
+    // The room itself still answers.
+    assert_eq!(room.summary().await.unwrap().last_seq, 0);
+    for task in stuck {
+        task.abort();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_after_a_message_is_relayed_by_the_end_of_the_interval() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let tab = Sid::random();
+    room.join("bob", tab, None).await.unwrap().unwrap();
+    f.drain(&room).await;
+    room.typing("bob", tab, true).await.unwrap();
+    post(&room, "bob", "m1").await;
+    room.typing("bob", tab, true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        f.drain(&room).await,
+        vec![
+            Out::Typing("bob".into(), true),
+            Out::Message(1, None),
+            Out::Typing("bob".into(), true)
+        ]
+    );
 }

@@ -154,6 +154,11 @@ pub struct Config {
     pub slow_consumer: SlowConsumerPolicy,
     /// How long a server-closed polling session waits for a GET to deliver the close packet.
     pub polling_close_grace: Duration,
+    /// How long [`crate::serve`] keeps serving after shutdown began, so that polling clients
+    /// fetch their last packets and close packet; it ends earlier once all have. A client
+    /// between two polls comes back when its event loop gets to it: on a loaded machine that
+    /// can take seconds.
+    pub shutdown_delivery: Duration,
     /// Read buffer of each WebSocket connection, in bytes: small keeps idle connections cheap.
     pub ws_read_buffer: usize,
     /// Accept Engine.IO v3 clients (`EIO=3`: socket.io-client 1.x/2.x), like Node's
@@ -194,6 +199,7 @@ impl Default for Config {
             max_buffered_bytes: 4 << 20,
             slow_consumer: SlowConsumerPolicy::Disconnect,
             polling_close_grace: Duration::from_secs(30),
+            shutdown_delivery: Duration::from_secs(2),
             ws_read_buffer: 1024,
             allow_eio3: false,
             http_header_timeout: Duration::from_secs(15),
@@ -224,6 +230,7 @@ impl std::fmt::Debug for Config {
             )
             .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("slow_consumer", &self.slow_consumer)
+            .field("shutdown_delivery", &self.shutdown_delivery)
             .field("allow_eio3", &self.allow_eio3)
             .field("http_header_timeout", &self.http_header_timeout)
             .field("http_keep_alive_timeout", &self.http_keep_alive_timeout)
@@ -336,6 +343,11 @@ impl ConfigBuilder {
     /// Grace period for delivering a server close to a polling client.
     pub fn polling_close_grace(mut self, d: Duration) -> Self {
         self.0.polling_close_grace = d;
+        self
+    }
+    /// How long `serve` waits for polling clients to fetch their close at shutdown (2 s).
+    pub fn shutdown_delivery(mut self, d: Duration) -> Self {
+        self.0.shutdown_delivery = d;
         self
     }
     /// Accept Engine.IO v3 clients (`EIO=3`), off by default. Their sessions use the v3 wire

@@ -21,13 +21,12 @@ use crate::socket::Handler;
 
 /// How long shutdown waits for open HTTP connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long shutdown keeps accepting requests so polling clients can fetch their close packet.
-const CLOSE_DELIVERY: Duration = Duration::from_secs(2);
 
 /// Serves `engine` at its path and `fallback` for every other request, until `shutdown`
 /// resolves. Then it closes every session with `server shutting down` (WebSockets get a close
-/// frame), keeps serving until every polling client has fetched its close packet (two seconds
-/// at most; new handshakes are refused), stops accepting, and waits for open connections to
+/// frame), keeps serving until every polling client has fetched its close packet
+/// ([`Config::shutdown_delivery`](crate::Config::shutdown_delivery) at most, two seconds by
+/// default; new handshakes are refused), stops accepting, and waits for open connections to
 /// finish, at most ten seconds.
 ///
 /// Each connection gets [`Config::http_header_timeout`](crate::Config) to send a request head
@@ -82,7 +81,8 @@ where
                 // every polling client has fetched its close packet, or briefly at most.
                 stopping = true;
                 engine.begin_shutdown();
-                delivery_deadline.as_mut().reset(tokio::time::Instant::now() + CLOSE_DELIVERY);
+                let delivery = engine.config().shutdown_delivery;
+                delivery_deadline.as_mut().reset(tokio::time::Instant::now() + delivery);
                 continue;
             }
             () = engine.drained(), if stopping => break,

@@ -17,7 +17,7 @@ async fn shutdown_closes_every_session_and_serve_returns() {
     let mut get = client.spawn_poll(&polling.sid);
     assert_held(&mut get).await;
     // A polling session with no GET pending.
-    let (_idle, idle_socket) = server.open_polling().await;
+    let (idle, idle_socket) = server.open_polling().await;
     // A WebSocket session, with a message still queued.
     let (mut ws, _open, ws_socket) = server.open_websocket().await;
     // An upgraded session.
@@ -30,6 +30,8 @@ async fn shutdown_closes_every_session_and_serve_returns() {
     server.trigger_shutdown();
 
     assert_eq!(join_resp("the pending GET", get).await.polling_body(), "1");
+    // The idle client comes back (late, as a busy client would) and still fetches its close.
+    assert_eq!(client.poll(&idle.sid).await.polling_body(), "1");
     assert_eq!(ws_text(&mut ws).await, "4bye");
     ws_expect_close(&mut ws).await;
     ws_expect_close(&mut upgraded_ws).await;

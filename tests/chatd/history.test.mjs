@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   startChatd, chat, TRANSPORTS, expectError, seqs, range, sendMany, fullHistory, nextEvent,
-  connected, elapse,
+  connected, elapse, catchUp,
 } from '../helpers/chatd.mjs';
 
 const T = { timeout: 30000 };
@@ -89,17 +89,105 @@ describe('chatd history (default settings)', () => {
     const older = await reader.ok('history', { room: 'joining', before: latest.cursor });
     assert.deepEqual(seqs(older.messages), range(N - 99, N - 50));
 
-    // `since`: every message after it, however old. (Beyond the in-memory window: below.)
-    for (const since of [0, 1, 5, 69, 70, 71, 100, 119, 120, 500]) {
+    // `since`: the messages after it, however old, a page (100) at a time; `history` with
+    // `after` continues. (Beyond the in-memory window: below.)
+    for (const since of [0, 1, 5, 19, 20, 21, 69, 70, 71, 100, 119, 120, 500]) {
       const j = await reader.ok('room:join', { room: 'joining', since });
-      assert.deepEqual(j.messages, sent.slice(Math.min(since, N)), `since ${since}`);
+      assert.deepEqual(j.messages, sent.slice(Math.min(since, N), since + 100), `since ${since}`);
+      assert.equal(j.more, since + 100 < N, `more for since ${since}`);
       assert.equal(j.last_seq, N);
       if (since < N) assert.equal(j.cursor, since + 1, `cursor for since ${since}`);
+      const all = await catchUp(reader, 'joining', since);
+      assert.deepEqual(all.messages, sent.slice(Math.min(since, N)), `catch-up from ${since}`);
     }
     expectError(await reader.ask('room:join', { room: 'joining', since: -1 }), 'bad_request', 'since -1');
     expectError(await reader.ask('room:join', { room: 'joining', since: 'x' }), 'bad_request', 'since x');
   });
 
+});
+
+describe('chatd history-like replies are capped in count and bytes', () => {
+  // docs/protocol.md: at most 100 messages and 256 KiB of messages (as JSON) per reply.
+  const CAP_BYTES = 256 * 1024;
+  const ENVELOPE = 1024; // the reply's other fields
+  let srv;
+  before(async () => { srv = await startChatd(FAST); });
+  after(async () => { await srv?.close(); });
+
+  const size = (reply) => Buffer.byteLength(JSON.stringify(reply));
+  const checkCaps = (replies, what) => {
+    for (const [i, r] of replies.entries()) {
+      assert.ok(r.messages.length <= 100, `${what} reply ${i}: ${r.messages.length} messages`);
+      assert.ok(size(r) <= CAP_BYTES + ENVELOPE, `${what} reply ${i}: ${size(r)} bytes`);
+    }
+  };
+
+  it('several MB of history: every reply under the cap; continuations yield each message once, in order', { timeout: 120000 }, async (t) => {
+    const writer = await chat(t, srv, 'hugo', { transport: TRANSPORTS.websocket });
+    await writer.ok('room:create', { room: 'big' });
+    await writer.ok('room:join', { room: 'big' });
+    const N = 1500; // 1500 messages of 4000 bytes: 6 MB
+    const text = (i) => `${String(i).padStart(6, '0')} ${'é'.repeat(1996)} \u0001"`;
+    const sent = stored(await sendMany(writer, 'big', N, { text, ms: 90000 }));
+    assert.ok(sent.every((m) => Buffer.byteLength(m.text) <= 4096));
+
+    const reader = await chat(t, srv, 'rhea', { transport: TRANSPORTS.polling });
+    for (const since of [0, 777, N - 1]) {
+      const all = await catchUp(reader, 'big', since);
+      checkCaps(all.replies, `catch-up from ${since}`);
+      assert.deepEqual(seqs(all.messages), range(since + 1, N), `catch-up from ${since}`);
+      assert.deepEqual(all.messages, sent.slice(since));
+      if (N - since > 100) assert.ok(all.replies.length > (N - since) / 100, 'the byte cap cut pages short');
+    }
+    // Backwards: `history` without `before`, then from each cursor.
+    const pages = [];
+    let before;
+    for (;;) {
+      const page = await reader.ok('history', { room: 'big', limit: 100, ...(before ? { before } : {}) });
+      pages.push(page);
+      if (!page.more) break;
+      before = page.cursor;
+    }
+    checkCaps(pages, 'history back');
+    assert.deepEqual(pages.reverse().flatMap((p) => p.messages), sent);
+    // The latest messages of a join without `since` fit the cap too.
+    const latest = await reader.ok('room:join', { room: 'big' });
+    checkCaps([latest], 'join');
+    assert.deepEqual(latest.messages, sent.slice(N - latest.messages.length));
+    expectError(await reader.ask('history', { room: 'big', before: 5, after: 1 }), 'bad_request', 'before and after');
+  });
+
+  it('dm:history pages are capped both ways too', { timeout: 60000 }, async (t) => {
+    const a = await chat(t, srv, 'dmwriter', { transport: TRANSPORTS.websocket });
+    const b = await chat(t, srv, 'dmreader', { transport: TRANSPORTS.websocket });
+    const N = 150;
+    const results = [];
+    for (let i = 0; i < N; i++) {
+      const res = await a.ok('dm:send', { to: 'dmreader', id: `dm-${i}`, text: `${i} ${'x'.repeat(4000)}` });
+      results.push(res.message);
+    }
+    const forward = [];
+    let after = 0;
+    for (;;) {
+      const page = await b.ok('dm:history', { with: 'dmwriter', after, limit: 100 });
+      forward.push(page);
+      if (!page.more) break;
+      after = page.messages.at(-1).seq;
+    }
+    checkCaps(forward, 'dm forward');
+    assert.ok(forward.length >= 3);
+    assert.deepEqual(forward.flatMap((p) => p.messages), results);
+    const back = [];
+    let before;
+    for (;;) {
+      const page = await b.ok('dm:history', { with: 'dmwriter', limit: 100, ...(before ? { before } : {}) });
+      back.push(page);
+      if (!page.more) break;
+      before = page.cursor;
+    }
+    checkCaps(back, 'dm back');
+    assert.deepEqual(back.reverse().flatMap((p) => p.messages), results);
+  });
 });
 
 describe('chatd catch-up after a reconnect (small in-memory window)', () => {

@@ -6,13 +6,14 @@ import assert from 'node:assert/strict';
 import { Socket as EngineSocket } from 'engine.io-client';
 import {
   startChatd, chat, TRANSPORTS, expectError, nextId, seqs, range, elapse, sendMany, nextEvent,
+  socketFor, connected, Recorder, barrier, WAIT_MS,
 } from '../helpers/chatd.mjs';
 
 const T = { timeout: 30000 };
 
 describe('chatd rate limit', () => {
   const RATE = 1; // --message-rate: one command a second
-  const BURST = 5; // --message-burst
+  const BURST = 6; // --message-burst
   let srv;
   before(async () => {
     srv = await startChatd({ 'message-rate': RATE, 'message-burst': BURST, 'max-rooms-per-user': 2 });
@@ -35,14 +36,14 @@ describe('chatd rate limit', () => {
     await bob.events.message.waitFor((m) => m.id === accepted.at(-1).id);
     assert.deepEqual(bob.events.message.all, accepted);
 
-    // Commands that are not limited still work; another connection is not limited.
-    await alice.ok('rooms:list', {});
-    await alice.ok('typing', { room: 'lobby', typing: false });
+    // Another connection is not limited.
     const fromBob = await bob.send('lobby', 'bob is not limited');
     await alice.events.message.waitFor((m) => m.id === fromBob.id);
-    // Limited commands of every kind are refused while the bucket is empty.
+    // Every command costs something: all are refused while the bucket is empty.
     expectError(await alice.ask('history', { room: 'lobby' }), 'rate_limited', 'history');
     expectError(await alice.ask('room:create', { room: 'later' }), 'rate_limited', 'room:create');
+    expectError(await alice.ask('rooms:list', {}), 'rate_limited', 'rooms:list');
+    expectError(await alice.ask('typing', { room: 'lobby', typing: true }), 'rate_limited', 'typing');
 
     // The refill: one token per 1/RATE s (waiting it out is what is tested here).
     await elapse(1000 / RATE + 100);
@@ -233,5 +234,114 @@ describe('chatd bad payloads', () => {
     }
     const res = await srv.get('/healthz');
     assert.equal(res.status, 200);
+  });
+});
+
+describe('chatd budgets of every command, typing relays, abusive connections', () => {
+  it('an abusive connection is told why and disconnected; a well-behaved one carries on', T, async (t) => {
+    const MAX_VIOLATIONS = 20;
+    const srv = await startChatd({ 'message-rate': 5, 'message-burst': 10, 'max-violations': MAX_VIOLATIONS });
+    t.after(() => srv.close());
+    const bob = await chat(t, srv, 'bob', { transport: TRANSPORTS.polling });
+    const carol = await chat(t, srv, 'carol', { transport: TRANSPORTS.websocket });
+    await bob.ok('room:join', { room: 'lobby' });
+    await carol.ok('room:join', { room: 'lobby' });
+    const mallory = await chat(t, srv, 'mallory', { transport: TRANSPORTS.websocket });
+    const kicked = new Recorder(mallory.socket, 'error');
+    const order = [];
+    mallory.socket.on('error', () => order.push('error'));
+    mallory.socket.on('disconnect', (reason) => order.push(`disconnect: ${reason}`));
+    const gone = nextEvent(mallory.socket, 'disconnect', { ms: 15000 });
+    // rooms:list reads every running room: once free, now charged like any other command.
+    const acks = [];
+    for (let i = 0; i < 500; i++) mallory.socket.emit('rooms:list', {}, (res) => acks.push(res));
+    // Meanwhile bob talks, one message at a time, and carol gets each.
+    for (let i = 0; i < 5; i++) {
+      const m = await bob.send('lobby', `calm ${i}`);
+      await carol.events.message.waitFor((x) => x.id === m.id);
+    }
+    const [reason] = await gone;
+    assert.equal(reason, 'io server disconnect');
+    assert.deepEqual(order, ['error', 'disconnect: io server disconnect'], 'the reason comes first');
+    const err = await kicked.waitFor();
+    assert.equal(err.code, 'too_many_violations');
+    assert.ok(typeof err.message === 'string' && err.message.length > 0);
+    const refused = acks.filter((r) => r.ok === false);
+    assert.ok(refused.every((r) => r.error.code === 'rate_limited'), JSON.stringify(refused.slice(0, 3)));
+    assert.ok(refused.length <= MAX_VIOLATIONS, `${refused.length} refusals before the disconnect`);
+    assert.ok(acks.length < 500, 'the rest of the flood was never answered');
+    // The server forgot mallory (presence, name) and still serves the others.
+    const after = await bob.send('lobby', 'still here');
+    await carol.events.message.waitFor((x) => x.id === after.id);
+    assert.ok(bob.socket.connected && carol.socket.connected);
+    const list = await carol.ok('rooms:list', {});
+    assert.ok(list.rooms.some((r) => r.name === 'lobby'));
+  });
+
+  it('5000 typing toggles reach another member a handful of times, ending on the last state', T, async (t) => {
+    const INTERVAL = 1000; // --typing-interval-ms (default)
+    const srv = await startChatd({ 'message-rate': 100000, 'message-burst': 100000 });
+    t.after(() => srv.close());
+    const alice = await chat(t, srv, 'alice', { transport: TRANSPORTS.websocket });
+    const bob = await chat(t, srv, 'bob', { transport: TRANSPORTS.websocket });
+    const carol = await chat(t, srv, 'carol', { transport: TRANSPORTS.websocket });
+    for (const c of [alice, bob, carol]) await c.ok('room:join', { room: 'lobby' });
+    const started = Date.now();
+    for (let i = 0; i < 4999; i++) alice.socket.emit('typing', { room: 'lobby', typing: i % 2 === 0 });
+    // The last toggle (false) with an ack: the room has every toggle once it comes back.
+    await alice.ok('typing', { room: 'lobby', typing: false });
+    // Every relay the room made so far has reached bob once carol's message has.
+    await barrier(carol, 'lobby', [bob]);
+    const typing = bob.events.typing;
+    if (typing.all.at(-1)?.typing !== false) {
+      // A start is shown: the stop follows at the end of its interval.
+      await typing.waitFor((e) => e.typing === false, { from: typing.length, ms: WAIT_MS + INTERVAL });
+    }
+    const elapsed = Date.now() - started;
+    const relays = typing.all.filter((e) => e.user === 'alice');
+    // At most one relay per interval (plus the first one), whatever the toggling rate.
+    assert.ok(relays.length <= Math.floor(elapsed / INTERVAL) + 2,
+      `${relays.length} relays in ${elapsed} ms`);
+    assert.equal(relays.at(-1).typing, false);
+    assert.ok(relays.every((e, i) => i === 0 || e.typing !== relays[i - 1].typing), 'only changes');
+    assert.equal(alice.events.typing.length, 0, 'not relayed to the typist');
+  });
+
+  it('on /, 5000 typing events of one demo client reach each other client a handful of times', T, async (t) => {
+    const INTERVAL = 1000;
+    const srv = await startChatd({ 'message-rate': 100000, 'message-burst': 100000 });
+    t.after(() => srv.close());
+    const demo = async (name) => {
+      const socket = socketFor(t, srv, '/', TRANSPORTS.websocket);
+      const seen = [];
+      socket.on('typing', (e) => seen.push(['typing', e.username]));
+      socket.on('stop typing', (e) => seen.push(['stop typing', e.username]));
+      const messages = new Recorder(socket, 'new message');
+      const login = nextEvent(socket, 'login');
+      await connected(socket);
+      socket.emit('add user', name);
+      await login;
+      return { socket, seen, messages };
+    };
+    const typist = await demo('typist');
+    const others = [await demo('one'), await demo('two'), await demo('three')];
+    const started = Date.now();
+    for (let i = 0; i < 5000; i++) typist.socket.emit(i % 2 === 0 ? 'typing' : 'stop typing');
+    // The typist's message is relayed after its typing events (one connection, in order).
+    typist.socket.emit('new message', 'done typing');
+    for (const o of others) await o.messages.waitFor((m) => m.message === 'done typing');
+    for (const o of others) {
+      if (o.seen.at(-1)?.[0] !== 'stop typing') {
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error('no final stop typing')), WAIT_MS + INTERVAL);
+          o.socket.once('stop typing', () => { clearTimeout(timer); resolve(); });
+        });
+      }
+    }
+    const elapsed = Date.now() - started;
+    for (const o of others) {
+      assert.ok(o.seen.length <= Math.floor(elapsed / INTERVAL) + 2, `${o.seen.length} relays in ${elapsed} ms`);
+      assert.deepEqual(o.seen.at(-1), ['stop typing', 'typist']);
+    }
   });
 });

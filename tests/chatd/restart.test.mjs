@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startChatd, chat, TRANSPORTS, seqs, range, sendMany, fullHistory, nextEvent,
+  startChatd, chat, TRANSPORTS, seqs, range, sendMany, fullHistory, nextEvent, catchUp,
 } from '../helpers/chatd.mjs';
 
 const T = { timeout: 60000 };
@@ -42,9 +42,9 @@ describe('chatd durability across kill -9 and restart', () => {
     await srv.restart();
     const bob = await chat(t, srv, 'bob', { transport: TRANSPORTS.polling });
     assertSame(await fullHistory(bob, 'durable'), acked, 'history after restart');
-    const j = await bob.ok('room:join', { room: 'durable', since: 0 });
+    const { join: j, messages: caughtUp } = await catchUp(bob, 'durable', 0);
     assert.deepEqual(j.room, { name: 'durable', topic: 'keep me' });
-    assertSame(j.messages, acked, 'room:join since 0 after restart');
+    assertSame(caughtUp, acked, 'room:join since 0 (and its continuations) after restart');
     assert.equal(j.last_seq, 200);
     const j2 = await bob.ok('room:join', { room: 'durable', since: 150 });
     assertSame(j2.messages, acked.slice(150), 'room:join since 150');

@@ -526,6 +526,23 @@ export function sendMany(client, room, n, { prefix = nextId('burst'), text = (i)
   return Promise.all(all);
 }
 
+/**
+ * `room:join` with `since`, then `history` with `after` while the reply says `more`: every
+ * message after `since`, oldest first, and each reply (the join's ack first).
+ */
+export async function catchUp(client, room, since) {
+  const join = await client.ok('room:join', { room, since });
+  const replies = [join];
+  const messages = [...join.messages];
+  let page = join;
+  while (page.more) {
+    page = await client.ok('history', { room, after: messages.at(-1).seq, limit: 100 });
+    replies.push(page);
+    messages.push(...page.messages);
+  }
+  return { join, replies, messages };
+}
+
 /** Every message of a room, oldest first, paging back with `history` (100 at a time). */
 export async function fullHistory(client, room, { event = 'history', key = 'room' } = {}) {
   const out = [];

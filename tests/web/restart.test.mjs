@@ -5,6 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchBrowser, openUser, startStack } from '../helpers/web.mjs';
+import { io } from '../helpers/chatd.mjs';
 
 const CASES = [
   { signal: 'SIGTERM', transports: undefined }, // clean shutdown: chatd closes every session
@@ -103,5 +104,46 @@ describe('web client across a chatd restart or a network loss', { timeout: 12000
     await bob.message('and one more').waitFor();
     assert.equal(await bob.message(text).count(), 1);
     assert.deepEqual([...alice.errors, ...bob.errors], []);
+  });
+
+  it('away while more than a page was written: back without recovery, the page follows the catch-up to the end', { timeout: 60000 }, async (t) => {
+    // bob's page cannot reach the server while chatd crashes, comes back and 150 messages are
+    // written; recovery keeps sessions for 1 ms only. Back, the page has no session to recover:
+    // it re-joins with `since`, and the join's ack holds one page (100 messages) of them.
+    const stack = await startStack({ 'message-rate': 10000, 'message-burst': 10000, 'recovery-window-ms': 1 });
+    t.after(() => stack.close());
+    const bob = await openUser(browser, stack);
+    t.after(() => bob.close());
+    await bob.login('bob');
+    await bob.upgraded();
+    const writer = io(`http://127.0.0.1:${stack.chatd.port}/chat`, { auth: { username: 'writer' }, transports: ['websocket'] });
+    t.after(() => writer.close());
+    const ask = (event, payload) => writer.timeout(15000).emitWithAck(event, payload);
+    assert.equal((await ask('room:join', { room: 'lobby' })).ok, true);
+    assert.equal((await ask('message:send', { room: 'lobby', id: 'w-first', text: 'before bob left' })).ok, true);
+    await bob.message('before bob left').waitFor();
+
+    // Away: every new request of the page to Socket.IO fails.
+    const blocked = '**/socket.io/**';
+    await bob.context.route(blocked, (route) => route.abort());
+    await bob.context.routeWebSocket(/\/socket\.io\//, (ws) => ws.close());
+    await stack.chatd.kill('SIGKILL');
+    const back = new Promise((resolve) => writer.once('connect', resolve));
+    await stack.chatd.start();
+    await back;
+    assert.equal(writer.recovered, false);
+    await bob.page.locator('[data-testid=banner][data-state=reconnecting]').waitFor();
+    assert.equal((await ask('room:join', { room: 'lobby' })).ok, true);
+    const N = 150;
+    for (let i = 0; i < N; i++) {
+      assert.equal((await ask('message:send', { room: 'lobby', id: `w-${i}`, text: `missed ${i}` })).ok, true);
+    }
+    await bob.context.unroute(blocked);
+    await bob.context.unrouteAll();
+    await bob.banner.waitFor({ state: 'hidden', timeout: 20000 });
+    await bob.message(`missed ${N - 1}`).waitFor();
+    const seqs = await bob.messages().evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+    assert.deepEqual(seqs, Array.from({ length: N + 1 }, (_, i) => i + 1), 'every message once, in order');
+    assert.deepEqual(bob.errors, []);
   });
 });

@@ -94,6 +94,9 @@ pub enum StoreError {
     /// The store is closed (shutting down).
     #[error("store closed")]
     Closed,
+    /// The store's queue is full.
+    #[error("store overloaded")]
+    Overloaded,
     /// The database reported an error.
     #[error("database error: {0}")]
     Database(String),

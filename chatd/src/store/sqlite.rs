@@ -1,8 +1,9 @@
 //! SQLite store: one writer thread owns the connection and runs jobs in batched transactions.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
@@ -46,10 +47,18 @@ enum Job {
 /// acknowledged message survives a crash of the process or the machine.
 ///
 /// Jobs queue to one thread that takes everything waiting (up to 512 jobs), runs it in one
-/// transaction and answers after the commit: under load one fsync covers many messages.
+/// transaction and answers after the commit: under load one fsync covers many messages. The
+/// queue holds [`QUEUE`] jobs at most; a job that finds it full fails at once with
+/// [`StoreError::Overloaded`]. Connection-recovery writes (which follow broadcasts, so stop
+/// when appends are refused) may go up to twice that, so that they are not the first lost.
 pub struct SqliteStore {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
 }
+
+/// Jobs waiting for the writer thread at most.
+pub const QUEUE: usize = 16384;
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -99,26 +108,50 @@ CREATE TABLE IF NOT EXISTS recovery_sessions (
 impl SqliteStore {
     /// Opens (or creates) the database file and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, QUEUE)
+    }
+
+    /// [`SqliteStore::open`] with a queue of `queue` jobs.
+    pub(crate) fn open_with(path: &Path, queue: usize) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
         std::thread::Builder::new()
             .name("chatd-store".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, &taken))
             .map_err(|e| StoreError::Database(e.to_string()))?;
         Ok(SqliteStore {
             jobs: Mutex::new(Some(tx)),
+            queued,
+            limit: queue.max(1),
         })
     }
 
     /// Runs `f` on the writer thread, inside the next batch's transaction; `f` returns what to
-    /// do once the batch committed (or failed: the flag). False when the store is closed.
+    /// do once the batch committed (or failed: the flag). False when the store is closed or
+    /// its queue full.
     pub(crate) fn run(&self, f: impl FnOnce(&Connection) -> Reply + Send + 'static) -> bool {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|jobs| jobs.send(Job::Run(Box::new(f))).is_ok())
+        let queued = self.queue(Job::Run(Box::new(f)), self.limit * 2);
+        if queued == Err(StoreError::Overloaded) {
+            tracing::warn!("store queue full: a recovery write is dropped");
+        }
+        queued.is_ok()
+    }
+
+    /// Queues a job without waiting, unless `limit` jobs are waiting.
+    fn queue(&self, job: Job, limit: usize) -> Result<(), StoreError> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let jobs = jobs.as_ref().ok_or(StoreError::Closed)?;
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= limit {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Overloaded);
+        }
+        jobs.send(job).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            StoreError::Closed
+        })
     }
 
     fn submit<T: Send + 'static>(
@@ -126,17 +159,9 @@ impl SqliteStore {
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Job,
     ) -> BoxFuture<Result<T, StoreError>> {
         let (tx, rx) = oneshot::channel();
-        let sent = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|jobs| jobs.send(make(tx)).is_ok())
-            .unwrap_or(false);
+        let queued = self.queue(make(tx), self.limit);
         Box::pin(async move {
-            if !sent {
-                return Err(StoreError::Closed);
-            }
+            queued?;
             rx.await.unwrap_or(Err(StoreError::Closed))
         })
     }
@@ -323,7 +348,7 @@ fn run(conn: &Connection, job: Job) -> Reply {
     }
 }
 
-fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>, queued: &AtomicUsize) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < 512 {
@@ -332,6 +357,7 @@ fn writer(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(batch.len(), Ordering::AcqRel);
         let closing = batch.iter().any(|j| matches!(j, Job::Close(_)));
         match conn.transaction() {
             Ok(tx) => {
@@ -403,7 +429,9 @@ impl Store for SqliteStore {
     fn close(&self) -> BoxFuture<()> {
         let (tx, rx) = oneshot::channel();
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Behind everything queued, whatever the limit.
         if let Some(jobs) = jobs {
+            self.queued.fetch_add(1, Ordering::AcqRel);
             let _ = jobs.send(Job::Close(tx));
         }
         Box::pin(async move {
@@ -428,6 +456,31 @@ mod tests {
         assert_eq!(store.last_seq("lobby").await.unwrap(), 3);
         store.close().await;
         assert_eq!(store.last_seq("lobby").await, Err(StoreError::Closed));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_overloaded_at_once_then_recovers() {
+        let dir = std::env::temp_dir().join(format!("chatd-store-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open_with(&dir.join("chat.db"), 4).unwrap();
+        // Hold the writer inside a job.
+        let (inside_tx, inside) = mpsc::channel();
+        let (release, held) = mpsc::channel::<()>();
+        assert!(store.run(move |_| {
+            let _ = inside_tx.send(());
+            let _ = held.recv();
+            Box::new(|_| {})
+        }));
+        inside.recv().unwrap();
+        let queued: Vec<_> = (0..4).map(|_| store.rooms()).collect();
+        assert_eq!(store.rooms().await, Err(StoreError::Overloaded));
+        release.send(()).unwrap();
+        for job in queued {
+            assert_eq!(job.await, Ok(vec![]));
+        }
+        assert_eq!(store.rooms().await, Ok(vec![]));
+        store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
