@@ -9,6 +9,8 @@ use socketio::{Args, Namespace};
 use crate::metrics::Metrics;
 use crate::room::{Fanout, Group};
 use crate::store::{RoomInfo, RoomKind, StoredMessage};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// The room every demo client is in.
@@ -90,6 +92,41 @@ impl Fanout for SocketFanout {
             for m in messages {
                 let _ = s.emit("chat message", (m.text.as_str(), json!(m.seq)));
             }
+        }
+    }
+
+    fn paced_catch_up(
+        &self,
+        _room: &RoomInfo,
+        socket: Sid,
+        group: Group,
+        messages: Vec<StoredMessage>,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send>> {
+        let socket = match group {
+            Group::Tutorial => self.demo.socket(&socket),
+            Group::Chat => self.chat.socket(&socket),
+        };
+        let Some(socket) = socket else {
+            return Box::pin(std::future::ready(false));
+        };
+        Box::pin(async move {
+            for m in messages {
+                // The event's size on the wire, near enough: the text and the framing.
+                if socket.writable(m.text.len() + 32).await.is_err() {
+                    return false;
+                }
+                if group == Group::Tutorial {
+                    let _ = socket.emit("chat message", (m.text.as_str(), json!(m.seq)));
+                }
+            }
+            true
+        })
+    }
+
+    fn is_connected(&self, socket: Sid, group: Group) -> bool {
+        match group {
+            Group::Tutorial => self.demo.socket(&socket).is_some(),
+            Group::Chat => self.chat.socket(&socket).is_some(),
         }
     }
 

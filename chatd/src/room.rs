@@ -5,6 +5,8 @@
 //! mailbox, in commit order, and only then is the message broadcast and acknowledged.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +30,23 @@ pub trait Fanout: Send + Sync + 'static {
     fn leave_socket(&self, room: &RoomInfo, socket: Sid, group: Group);
     /// Sends earlier messages to one socket, in order (catch-up).
     fn catch_up(&self, room: &RoomInfo, socket: Sid, group: Group, messages: &[StoredMessage]);
+    /// Like [`Fanout::catch_up`], at the pace the socket reads (a long catch-up must not fill
+    /// its queue); resolves to false once the socket is gone.
+    fn paced_catch_up(
+        &self,
+        room: &RoomInfo,
+        socket: Sid,
+        group: Group,
+        messages: Vec<StoredMessage>,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send>> {
+        self.catch_up(room, socket, group, &messages);
+        Box::pin(std::future::ready(true))
+    }
+    /// Whether a socket is still connected.
+    fn is_connected(&self, socket: Sid, group: Group) -> bool {
+        let _ = (socket, group);
+        true
+    }
     /// A new message, to everyone in the room but the sending socket.
     fn message(&self, room: &RoomInfo, message: &StoredMessage, except: Option<Sid>);
     /// A user came online in the room, or left it.
@@ -83,6 +102,9 @@ impl Default for RoomSettings {
 
 /// How many of the latest messages a join without `since` returns (docs/protocol.md).
 pub const JOIN_LATEST: u64 = 50;
+
+/// Messages read from the store per page of a tutorial catch-up.
+const CATCH_UP_PAGE: usize = 500;
 
 /// What a joining socket receives.
 #[derive(Clone, Debug, PartialEq)]
@@ -141,10 +163,11 @@ enum Command {
         since: u64,
         reply: oneshot::Sender<()>,
     },
+    /// A page of a tutorial catch-up was sent, up to `upto`.
     CaughtUp {
         socket: Sid,
-        since: u64,
-        stored: Vec<StoredMessage>,
+        upto: u64,
+        progressed: bool,
         reply: oneshot::Sender<()>,
     },
     Post {
@@ -540,10 +563,10 @@ impl Room {
             } => self.attach(socket, since, reply),
             Command::CaughtUp {
                 socket,
-                since,
-                stored,
+                upto,
+                progressed,
                 reply,
-            } => self.caught_up(socket, since, stored, reply),
+            } => self.caught_up(socket, upto, progressed, reply),
             Command::Post {
                 user,
                 client_id,
@@ -761,26 +784,42 @@ impl Room {
         self.read_catch_up(socket, since, reply);
     }
 
-    /// Reads the messages after `since` from the store, then continues in `CaughtUp`, in
-    /// mailbox order.
+    /// Sends one page of the messages after `since` from the store, at the socket's pace and
+    /// only those the room has delivered (up to `last_seq` now), then continues in `CaughtUp`,
+    /// in mailbox order. The socket joins the live group only once it is within the window.
     fn read_catch_up(&self, socket: Sid, since: u64, reply: oneshot::Sender<()>) {
         let store = self.store.clone();
-        let name = self.info.name.clone();
+        let fanout = self.fanout.clone();
+        let info = self.info.clone();
+        let limit = self.last_seq;
         let me = self.me.clone();
         tokio::spawn(async move {
-            let stored = match store.messages_after(&name, since, 100_000).await {
-                Ok(stored) => stored,
+            let page = match store.messages_after(&info.name, since, CATCH_UP_PAGE).await {
+                Ok(page) => page,
                 Err(err) => {
                     tracing::error!(%err, "catch-up read failed");
                     Vec::new()
                 }
             };
+            let page: Vec<_> = page
+                .into_iter()
+                .filter(|m| m.seq > since && m.seq <= limit)
+                .collect();
+            let upto = page.last().map_or(since, |m| m.seq);
+            if !fanout
+                .paced_catch_up(&info, socket, Group::Tutorial, page)
+                .await
+            {
+                // Gone meanwhile: nothing to join.
+                let _ = reply.send(());
+                return;
+            }
             if let Some(me) = me.upgrade() {
                 let _ = me
                     .send(Command::CaughtUp {
                         socket,
-                        since,
-                        stored,
+                        upto,
+                        progressed: upto > since,
                         reply,
                     })
                     .await;
@@ -825,27 +864,18 @@ impl Room {
     /// been handled yet: those go out live once it is (the socket is in the group by then), so
     /// only what the room has handled is sent here. If more was handled meanwhile than
     /// `recent` holds, read again from there (only after progress: a failed read ends here).
-    fn caught_up(
-        &mut self,
-        socket: Sid,
-        since: u64,
-        stored: Vec<StoredMessage>,
-        reply: oneshot::Sender<()>,
-    ) {
-        let stored: Vec<_> = stored
-            .into_iter()
-            .filter(|m| m.seq > since && m.seq <= self.last_seq)
-            .collect();
-        self.fanout
-            .catch_up(&self.info, socket, Group::Tutorial, &stored);
-        let upto = stored.last().map_or(since, |m| m.seq);
+    fn caught_up(&mut self, socket: Sid, upto: u64, progressed: bool, reply: oneshot::Sender<()>) {
         let in_window = self
             .recent
             .front()
             .is_some_and(|m| m.seq <= upto.saturating_add(1))
             || self.last_seq <= upto;
-        if !in_window && upto > since {
+        if !in_window && progressed {
             self.read_catch_up(socket, upto, reply);
+            return;
+        }
+        if !self.fanout.is_connected(socket, Group::Tutorial) {
+            let _ = reply.send(());
             return;
         }
         let rest: Vec<_> = self
