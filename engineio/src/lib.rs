@@ -48,6 +48,8 @@
 
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod heartbeat;
 pub mod packet;
