@@ -734,3 +734,55 @@ impl From<RoomGone> for ChatError {
         unavailable()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_payloads_are_parsed_and_checked() {
+        let send = json!({"room": "General", "id": "a1", "text": "hi"});
+        assert_eq!(check_command("message:send", send, 10), Ok(()));
+        let code =
+            |name: &str, payload: Value| check_command(name, payload, 10).map_err(|e| e.code);
+        assert_eq!(code("message:send", json!("hi")), Err(Code::BadRequest));
+        assert_eq!(code("message:send", Value::Null), Err(Code::BadRequest));
+        let long = json!({"room": "general", "id": "a1", "text": "x".repeat(11)});
+        assert_eq!(code("message:send", long), Err(Code::TooLong));
+        assert_eq!(
+            code("room:join", json!({"room": "a b"})),
+            Err(Code::InvalidRoomName)
+        );
+        assert_eq!(
+            code("room:join", json!({"room": "a", "since": -1})),
+            Err(Code::BadRequest)
+        );
+        assert_eq!(
+            code("dm:history", json!({"with": "x"})),
+            Err(Code::InvalidName)
+        );
+        assert_eq!(code("rooms:list", Value::Null), Ok(()));
+        assert_eq!(code("rooms:list", json!({})), Ok(()));
+        assert_eq!(code("no such command", json!(1)), Ok(()));
+    }
+
+    #[test]
+    fn forwarded_ip_is_the_first_hop() {
+        let headers = |value: &'static str| {
+            let mut map = hyper::HeaderMap::new();
+            map.insert(
+                "x-forwarded-for",
+                hyper::header::HeaderValue::from_static(value),
+            );
+            engineio::Headers::from(&map)
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        assert_eq!(
+            forwarded_ip(&headers("203.0.113.7, 10.0.0.1")),
+            ip("203.0.113.7")
+        );
+        assert_eq!(forwarded_ip(&headers(" ::1 ")), ip("::1"));
+        assert_eq!(forwarded_ip(&headers("unknown, 10.0.0.1")), None);
+        assert_eq!(forwarded_ip(&engineio::Headers::default()), None);
+    }
+}
