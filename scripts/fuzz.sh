@@ -48,13 +48,17 @@ run)
     done
     targets=("$@")
     [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
+    if [ "${#targets[@]}" -eq 0 ]; then
+        echo "fuzz: no targets (is cargo-fuzz installed? scripts/setup.sh --tests)" >&2
+        exit 1
+    fi
     failed=0
     for t in "${targets[@]}"; do
         mkdir -p "corpus/$t" "artifacts/$t"
         log="artifacts/$t/last-run.log"
         set +e
         cargo fuzz run "${FLAGS[@]}" "$t" "corpus/$t" "seeds/$t" -- \
-            -jobs=1 -workers=1 -print_final_stats=1 "${limit[@]}" >"$log" 2>&1
+            -print_final_stats=1 "${limit[@]}" >"$log" 2>&1
         rc=$?
         set -e
         runs=$(awk '/stat::number_of_executed_units:/ { print $2 }' "$log" | tail -1)
