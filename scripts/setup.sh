@@ -5,8 +5,9 @@
 #    include the socket.io-client bundle chatd serves. Enough to run chatd.
 #  * `scripts/setup.sh --tests`: also Debian's chromium and nginx for the browser tests,
 #    redis-server for the cluster tests, the Python Socket.IO client
-#    (tests/python/requirements.txt, pinned) in a virtualenv at tests/.venv, and a debug build of
-#    the whole workspace with every example the Node tests spawn.
+#    (tests/python/requirements.txt, pinned) in a virtualenv at tests/.venv, a debug build of
+#    the whole workspace with every example the Node tests spawn, and cargo-fuzz with a build of
+#    the fuzz targets (fuzz/).
 #
 # Only the package registries the project is allowed to use are touched: crates.io (cargo),
 # the npm registry (npm), PyPI (pip, tests only) and Debian's package archive (apt-get).
@@ -109,6 +110,19 @@ fi
 if [ "$FOR_TESTS" -eq 1 ]; then
     log "cargo build --workspace --all-targets --examples"
     cargo build --workspace --all-targets --examples
+fi
+
+# --- Fuzzing (tests only) ------------------------------------------------------------------------
+# The short fuzz runs of scripts/test.sh need cargo-fuzz (built from crates.io, pinned) and the
+# targets of fuzz/, built here so the test step only runs them. Stable toolchain: see fuzz.sh.
+CARGO_FUZZ_VERSION=0.13.2
+if [ "$FOR_TESTS" -eq 1 ]; then
+    if [ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+        log "cargo install cargo-fuzz $CARGO_FUZZ_VERSION"
+        cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
+    fi
+    log "scripts/fuzz.sh build"
+    bash "$ROOT/scripts/fuzz.sh" build
 fi
 
 log "done"

@@ -4,6 +4,7 @@
 #   1. scripts/setup.sh --tests    (npm deps, chromium, nginx, debug build of the workspace)
 #   2. cargo test --workspace      (unit, integration and doc tests of every crate)
 #   3. node --test                 (tests/**/*.test.mjs: conformance tests with the official clients)
+#   4. scripts/fuzz.sh run         (every fuzz target of fuzz/ for a few seconds)
 #
 # All output goes to the terminal (and to tests/artifacts/*.log). At the end exactly one summary
 # line "N passed, N failed" is printed, summed over all suites. The exit code is non-zero if any
@@ -109,6 +110,27 @@ else
     fi
     record node "$n_pass" "$n_fail" "$note"
 fi
+
+# ---------------------------------------------------------------------------------------------
+# Every fuzz target for a few seconds from its seeds (which hold the inputs of past crashes): one
+# pass or failure per target. The long runs are in docs/fuzzing.md.
+banner "fuzz (short runs)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-8}"
+set +e
+bash "$ROOT/scripts/fuzz.sh" run --time "$FUZZ_SECONDS" 2>&1 | tee "$ART/fuzz.log"
+fuzz_rc=${PIPESTATUS[0]}
+set -e
+f_pass=$(grep -c '^fuzz: .* ok ' "$ART/fuzz.log" || true)
+f_fail=$(grep -c '^fuzz: .* FAILED' "$ART/fuzz.log" || true)
+note="exit $fuzz_rc"
+if [ "$fuzz_rc" -ne 0 ] && [ "$f_fail" -eq 0 ]; then
+    f_fail=1
+    note="$note: fuzz.sh failed without a failing target (cargo-fuzz missing? build error?)"
+elif [ "$f_pass" -eq 0 ] && [ "$f_fail" -eq 0 ]; then
+    f_fail=1
+    note="$note: no fuzz target ran"
+fi
+record fuzz "$f_pass" "$f_fail" "$note"
 
 # ---------------------------------------------------------------------------------------------
 banner "summary"

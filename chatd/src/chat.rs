@@ -401,6 +401,62 @@ struct DmHistoryReq {
     limit: Option<usize>,
 }
 
+/// Parses a command's payload into its request and runs the checks of its fields that need no
+/// state, as the command's handler does (for the fuzz targets; not part of the API). Unknown
+/// commands are `Ok`: no handler takes them.
+#[doc(hidden)]
+pub fn check_command(
+    name: &str,
+    payload: Value,
+    max_message_bytes: usize,
+) -> Result<(), ChatError> {
+    use protocol::{client_id, room_name, text, topic, user_name};
+    match name {
+        "rooms:list" => parse::<Option<Empty>>(payload).map(drop),
+        "room:create" => {
+            let req: CreateReq = parse(payload)?;
+            room_name(&req.room)?;
+            topic(&req.topic).map(drop)
+        }
+        "room:join" => parse::<JoinReq>(payload).and_then(|req| room_name(&req.room).map(drop)),
+        "room:leave" => parse::<RoomReq>(payload).and_then(|req| room_name(&req.room).map(drop)),
+        "room:topic" => {
+            let req: TopicReq = parse(payload)?;
+            room_name(&req.room)?;
+            topic(&req.topic).map(drop)
+        }
+        "message:send" => {
+            let req: SendReq = parse(payload)?;
+            room_name(&req.room)?;
+            client_id(&req.id)?;
+            text(&req.text, max_message_bytes).map(drop)
+        }
+        "history" => {
+            let req: HistoryReq = parse(payload)?;
+            room_name(&req.room)?;
+            let _limit = req.limit.unwrap_or(50).clamp(1, PAGE);
+            Ok(())
+        }
+        "typing" => parse::<TypingReq>(payload).and_then(|req| room_name(&req.room).map(drop)),
+        "dm:send" => {
+            let req: DmReq = parse(payload)?;
+            let to = user_name(&req.to)?;
+            client_id(&req.id)?;
+            text(&req.text, max_message_bytes)?;
+            let _room = protocol::direct_room("fuzzer", &to);
+            Ok(())
+        }
+        "dm:history" => {
+            let req: DmHistoryReq = parse(payload)?;
+            let with = user_name(&req.with)?;
+            let _room = protocol::direct_room("fuzzer", &with);
+            let _limit = req.limit.unwrap_or(50).clamp(1, PAGE);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn room_json(info: &RoomInfo) -> Value {
     json!({"name": info.name, "topic": info.topic})
 }
@@ -705,5 +761,37 @@ fn not_member() -> ChatError {
 impl From<RoomGone> for ChatError {
     fn from(_: RoomGone) -> Self {
         unavailable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_payloads_are_parsed_and_checked() {
+        let send = json!({"room": "General", "id": "a1", "text": "hi"});
+        assert_eq!(check_command("message:send", send, 10), Ok(()));
+        let code =
+            |name: &str, payload: Value| check_command(name, payload, 10).map_err(|e| e.code);
+        assert_eq!(code("message:send", json!("hi")), Err(Code::BadRequest));
+        assert_eq!(code("message:send", Value::Null), Err(Code::BadRequest));
+        let long = json!({"room": "general", "id": "a1", "text": "x".repeat(11)});
+        assert_eq!(code("message:send", long), Err(Code::TooLong));
+        assert_eq!(
+            code("room:join", json!({"room": "a b"})),
+            Err(Code::InvalidRoomName)
+        );
+        assert_eq!(
+            code("room:join", json!({"room": "a", "since": -1})),
+            Err(Code::BadRequest)
+        );
+        assert_eq!(
+            code("dm:history", json!({"with": "x"})),
+            Err(Code::InvalidName)
+        );
+        assert_eq!(code("rooms:list", Value::Null), Ok(()));
+        assert_eq!(code("rooms:list", json!({})), Ok(()));
+        assert_eq!(code("no such command", json!(1)), Ok(()));
     }
 }

@@ -50,6 +50,8 @@ mod client_addr;
 mod config;
 mod conn_clock;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod heartbeat;
 pub mod packet;

@@ -98,6 +98,19 @@ pub(crate) fn cookie(config: &Config, sid: &str, headers: &mut HeaderMap) {
     }
 }
 
+/// Whether an `Accept-Encoding` value accepts the content coding `name` (listed, not `q=0`).
+pub(crate) fn accepts_coding(accept: &str, name: &str) -> bool {
+    accept.split(',').any(|part| {
+        let mut it = part.trim().split(';');
+        let coding = it.next().unwrap_or("").trim();
+        let refused = it.any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+        });
+        coding.eq_ignore_ascii_case(name) && !refused
+    })
+}
+
 /// Compresses a polling body with gzip or deflate when the client accepts it and it is large.
 pub(crate) fn compress(config: &Config, req: &Parts, res: &mut Response<Body>, body: Vec<u8>) {
     let Some(threshold) = config.http_compression_threshold else {
@@ -109,17 +122,7 @@ pub(crate) fn compress(config: &Config, req: &Parts, res: &mut Response<Body>, b
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let accepts = |name: &str| {
-        accept.split(',').any(|part| {
-            let mut it = part.trim().split(';');
-            let coding = it.next().unwrap_or("").trim();
-            let refused = it.any(|p| {
-                let p = p.trim().replace(' ', "");
-                p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
-            });
-            coding.eq_ignore_ascii_case(name) && !refused
-        })
-    };
+    let accepts = |name: &str| accepts_coding(accept, name);
     let encoded = if body.len() < threshold {
         None
     } else if accepts("gzip") {

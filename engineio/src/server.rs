@@ -375,7 +375,7 @@ impl<H: Handler> EngineIo<H> {
 }
 
 /// `Origin` must hold only visible ASCII, tab, space or obs-text.
-fn origin_is_valid(parts: &Parts) -> bool {
+pub(crate) fn origin_is_valid(parts: &Parts) -> bool {
     parts
         .headers
         .get_all(header::ORIGIN)

@@ -1099,6 +1099,21 @@ fn lone_surrogate_escapes_become_replacement_characters() {
     assert!(decode_one(r#"2["x","\ud8"]"#).is_err());
 }
 
+#[test]
+fn numbers_decode_to_the_nearest_double() {
+    // Found by the fuzzer (fuzz/seeds/socketio_packet/crash-float-roundtrip): a best-effort
+    // float parse was one unit off, so a relayed number changed value on its way through.
+    let p = decode_one("2[\"x\",1.2345678901234567e+30,123456789012345678901234567839]").unwrap();
+    let expected = [1.2345678901234567e30, 123456789012345678901234567839.0];
+    let Some(Value::Array(items)) = &p.data else {
+        panic!("{p:?}")
+    };
+    let got: Vec<Option<f64>> = items[1..].iter().map(Value::as_f64).collect();
+    assert_eq!(got, expected.map(Some));
+    // Encoded and decoded again, the numbers stay the same.
+    assert_eq!(decode_one(&p.encode_to_string()).unwrap(), p);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
