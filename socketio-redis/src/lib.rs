@@ -51,6 +51,7 @@
 mod adapter;
 pub mod msgpack;
 pub mod proto;
+pub mod streams;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
 pub use redis::RedisError;
