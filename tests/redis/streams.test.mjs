@@ -56,6 +56,7 @@ async function until(what, check, ms = WAIT_MS) {
 /** A TCP proxy, the load balancer: forwards new connections to the current target port. */
 async function startProxy(target) {
   const conns = new Set();
+  const pairs = new Set();
   const proxy = {
     target,
     paused: false,
@@ -63,6 +64,29 @@ async function startProxy(target) {
     dropAll() {
       for (const c of conns) c.destroy();
       conns.clear();
+    },
+    /**
+     * Drops the client side of every connection, keeping the server side open (the server does
+     * not notice); resolves with a promise of those server sides closing.
+     */
+    dropClientSides() {
+      const closed = [];
+      for (const { down, up } of pairs) {
+        down.unpipe(up);
+        up.unpipe(down);
+        down.removeAllListeners('close');
+        down.removeAllListeners('error');
+        down.on('error', () => {});
+        up.removeAllListeners('close');
+        up.removeAllListeners('error');
+        up.on('error', () => {});
+        up.on('data', () => {});
+        up.resume();
+        closed.push(new Promise((r) => (up.destroyed ? r() : up.once('close', r))));
+        down.destroy();
+      }
+      pairs.clear();
+      return Promise.all(closed);
     },
   };
   const server = net.createServer((down) => {
@@ -73,11 +97,14 @@ async function startProxy(target) {
     const up = net.connect(proxy.target, '127.0.0.1');
     conns.add(down);
     conns.add(up);
+    const pair = { down, up };
+    pairs.add(pair);
     const end = () => {
       down.destroy();
       up.destroy();
       conns.delete(down);
       conns.delete(up);
+      pairs.delete(pair);
     };
     for (const s of [down, up]) {
       s.on('error', end);
@@ -357,3 +384,55 @@ recoverySuite('rust', 'rust', 'SIGKILL');
 recoverySuite('rust', 'node', 'SIGKILL');
 recoverySuite('node', 'rust', 'drop');
 recoverySuite('rust', 'rust', 'drop');
+
+describe('streams recovery: an immediate reconnect to the same node', () => {
+  let redis;
+  let A;
+  let proxy;
+  let client;
+
+  before(async () => {
+    redis = await startRedis();
+    // Short pings: a connection the server has not seen drop times out quickly.
+    A = await startNode('rust', redis.url, ['--recovery', '--ping-interval', '300', '--ping-timeout', '300']);
+    proxy = await startProxy(A.port);
+  });
+
+  after(async () => {
+    client?.disconnect();
+    await proxy?.close();
+    await A?.stop();
+    await redis?.stop();
+  });
+
+  // The session saved ahead of time is there while the old connection still looks alive: the
+  // old socket must be closed before the restore, or its late departure would take the
+  // recovered socket's id and rooms with it.
+  test('takes over the old connection; the recovered socket keeps its rooms', { timeout: 30000 }, async () => {
+    client = await connectClient(proxy.port, {
+      reconnection: true,
+      reconnectionDelay: 50,
+      reconnectionDelayMax: 100,
+      randomizationFactor: 0,
+    });
+    const id = client.id;
+    await ask(client, 'join-all', 'r1');
+    const first = next(client, 'broadcast');
+    client.emit('broadcast', 'first');
+    await first;
+
+    const gone = once(client, 'disconnect', WAIT_MS);
+    const oldClosed = proxy.dropClientSides();
+    await gone;
+    await once(client, 'connect', WAIT_MS);
+    assert.equal(client.recovered, true);
+    assert.equal(client.id, id);
+    // The old connection is gone by now, either way (taken over, or timed out).
+    await oldClosed;
+    assert.equal(await ask(client, 'count'), 1);
+    assert.ok((await ask(client, 'rooms')).includes('r1'));
+    const got = next(client, 'broadcast');
+    client.emit('to-room', 'r1', 'to-r1');
+    assert.equal((await got)[0], 'to-r1');
+  });
+});

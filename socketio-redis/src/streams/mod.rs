@@ -19,6 +19,31 @@
 //! these nodes also save each connected socket's session ahead of time (on connect, on room
 //! changes and every [`RedisStreamsConfig::session_refresh`]): a client whose node was killed
 //! can still be recovered by another node.
+//!
+//! ```no_run
+//! use socketio::{Config, Recovery, SocketIo};
+//! use socketio_redis::streams::{RedisStreamsConfig, RedisStreamsFactory};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let recovery = Recovery::default();
+//! let options = RedisStreamsConfig {
+//!     // The sessions must live as long as the server keeps them.
+//!     max_disconnection_duration: recovery.max_disconnection_duration,
+//!     ..Default::default()
+//! };
+//! let redis = RedisStreamsFactory::connect("redis://127.0.0.1:6379/", options).await?;
+//! let io = SocketIo::builder(Config::builder().recovery(recovery).build())
+//!     .adapter(redis.clone())
+//!     .recovery_store(redis.session_store())
+//!     .build();
+//! io.of("/").on_connection(|socket| async move {
+//!     // `true` when the client came back, here or on another node, within two minutes.
+//!     println!("recovered: {}", socket.recovered());
+//! });
+//! redis.ready().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod proto;
 mod store;
