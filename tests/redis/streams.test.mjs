@@ -394,7 +394,7 @@ describe('streams recovery: an immediate reconnect to the same node', () => {
   before(async () => {
     redis = await startRedis();
     // Short pings: a connection the server has not seen drop times out quickly.
-    A = await startNode('rust', redis.url, ['--recovery', '--ping-interval', '300', '--ping-timeout', '300']);
+    A = await startNode('rust', redis.url, ['--recovery', '--ping-interval', '300', '--ping-timeout', '1500']);
     proxy = await startProxy(A.port);
   });
 
