@@ -19,10 +19,14 @@
 //! full. The connections reconnect and resubscribe by themselves; what is published while Redis
 //! is unreachable is lost, as with the Node adapter.
 //!
+//! The [`streams`] module holds the other protocol, that of `@socket.io/redis-streams-adapter`
+//! 0.3: messages through a Redis stream, and connection state recovery across nodes (sessions
+//! and missed packets in Redis, readable by Node nodes too).
+//!
 //! Differences from Node worth knowing: [`server_side_emit`](socketio::Namespace::server_side_emit)
 //! always asks for answers (Node listeners receive an acknowledgement callback as their last
 //! argument), and these nodes always answer such requests, with no data when the listener gives
-//! none. Connection state recovery does not work across nodes with this protocol.
+//! none. Connection state recovery does not work across nodes with this protocol (use [`streams`]).
 //!
 //! ```no_run
 //! use socketio::{Config, SocketIo};
@@ -51,6 +55,7 @@
 mod adapter;
 pub mod msgpack;
 pub mod proto;
+pub mod streams;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
 pub use redis::RedisError;

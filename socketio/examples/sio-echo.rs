@@ -19,6 +19,11 @@
 //! | `all-rooms` (ack) | acks every room of the cluster |
 //! | `broadcast-with-ack`, args… (ack) | emits `question` with the args to every socket with a 2 s timeout; acks `{responses, missing}` |
 //!
+//! `--redis-streams URL` joins a cluster through a Redis stream instead (`socketio_redis::streams`,
+//! the protocol of Node's `@socket.io/redis-streams-adapter` 0.3), with the same events; with
+//! `--recovery` too, sessions and missed packets are kept in Redis, so a client recovers its
+//! session on any node.
+//!
 //! A failed cluster operation acks `{"error": message}`. Server-side `ping` is answered with
 //! `{"node": "rust", "got": [args…]}`.
 //!
@@ -31,6 +36,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::{json, Value};
 use socketio::{Args as SioArgs, Config, Data, Recovery, Socket, SocketIo};
+use socketio_redis::streams::{RedisStreamsConfig, RedisStreamsFactory};
 use socketio_redis::{RedisAdapterConfig, RedisAdapterFactory};
 
 #[derive(Parser)]
@@ -57,6 +63,9 @@ struct Args {
     /// Join a cluster through this Redis server (`redis://127.0.0.1:6379/`).
     #[arg(long)]
     redis: Option<String>,
+    /// Join a cluster through a Redis stream on this server (the Streams adapter).
+    #[arg(long, conflicts_with = "redis")]
+    redis_streams: Option<String>,
     /// How long cluster requests wait for the other nodes, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     redis_requests_timeout: u64,
@@ -185,25 +194,35 @@ async fn main() -> std::io::Result<()> {
     if args.recovery {
         config = config.recovery(Recovery::default());
     }
-    let redis = match &args.redis {
-        Some(url) => {
-            let options = RedisAdapterConfig {
-                requests_timeout: Duration::from_millis(args.redis_requests_timeout),
-                ..Default::default()
-            };
-            let factory = RedisAdapterFactory::connect(url, options)
-                .await
-                .map_err(std::io::Error::other)?;
-            Some(factory)
-        }
-        None => None,
-    };
-    let io = match &redis {
-        Some(factory) => SocketIo::builder(config.build())
+    let timeout = Duration::from_millis(args.redis_requests_timeout);
+    let mut builder = SocketIo::builder(config.build());
+    let mut ready: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = None;
+    if let Some(url) = &args.redis {
+        let options = RedisAdapterConfig {
+            requests_timeout: timeout,
+            ..Default::default()
+        };
+        let factory = RedisAdapterFactory::connect(url, options)
+            .await
+            .map_err(std::io::Error::other)?;
+        builder = builder.adapter(factory.clone());
+        ready = Some(Box::pin(async move { factory.ready().await }));
+    }
+    if let Some(url) = &args.redis_streams {
+        let options = RedisStreamsConfig {
+            requests_timeout: timeout,
+            max_disconnection_duration: Recovery::default().max_disconnection_duration,
+            ..Default::default()
+        };
+        let factory = RedisStreamsFactory::connect(url, options)
+            .await
+            .map_err(std::io::Error::other)?;
+        builder = builder
             .adapter(factory.clone())
-            .build(),
-        None => SocketIo::new(config.build()),
-    };
+            .recovery_store(factory.session_store());
+        ready = Some(Box::pin(async move { factory.ready().await }));
+    }
+    let io = builder.build();
 
     io.of("/").on_connection(|socket| async move {
         greet(socket.clone()).await;
@@ -222,8 +241,8 @@ async fn main() -> std::io::Result<()> {
         Some(SioArgs::from(json!({"node": "rust", "got": got})))
     });
     io.of("/custom").on_connection(greet);
-    if let Some(factory) = &redis {
-        factory.ready().await;
+    if let Some(ready) = ready {
+        ready.await;
     }
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;

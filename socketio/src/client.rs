@@ -216,17 +216,16 @@ impl Client {
             (self.legacy, store, auth.get("pid"), auth.get("offset"))
         {
             if let Some(pid) = Sid::parse(pid) {
-                restored = store.restore_session(pid, offset.clone(), &ns.name).await;
                 // An immediate reconnect can come before the server noticed the old connection
                 // drop. Only the client holding the secret pid can ask: close the stale
-                // connection (which saves its session) and restore from it.
-                if restored.is_none() {
-                    if let Some(stale) = ns.socket_with_pid(&pid) {
-                        tracing::debug!(socket = %stale.id(), "recovery takes over a stale connection");
-                        stale.engine().close();
-                        restored = store.restore_session(pid, offset.clone(), &ns.name).await;
-                    }
+                // connection (which saves its session) and restore from it. First, since a
+                // store may hold the session of a live socket (saved ahead of time, in a
+                // cluster): two live sockets must never share an id.
+                if let Some(stale) = ns.socket_with_pid(&pid) {
+                    tracing::debug!(socket = %stale.id(), "recovery takes over a stale connection");
+                    stale.engine().close();
                 }
+                restored = store.restore_session(pid, offset.clone(), &ns.name).await;
             }
         }
         // The replay goes out in one piece before the CONNECT reply: a session that missed more

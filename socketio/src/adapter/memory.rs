@@ -116,6 +116,24 @@ impl MemoryAdapter {
         }
     }
 
+    /// Sends a packet to the local sockets the options target, as it is: unlike
+    /// [`Adapter::broadcast`], nothing is stored for connection state recovery. For a cluster
+    /// adapter whose packets already carry an offset (or must not get one).
+    pub fn deliver(&self, packet: &Packet, opts: &BroadcastOptions) {
+        let encoded = crate::socket::encode(packet);
+        let volatile = opts.flags.volatile;
+        // Sending under the read lock is safe: a send never calls back into the application.
+        self.read().targets(opts, |_, receiver| {
+            if let Some(engine) = receiver {
+                let _ = if volatile {
+                    engine.send_all_volatile(&encoded)
+                } else {
+                    engine.send_all(&encoded)
+                };
+            }
+        });
+    }
+
     /// Appends the recovery offset and stores the packet, when it is eligible.
     fn store_for_recovery(&self, packet: &mut Packet, opts: &BroadcastOptions) {
         let eligible = packet.kind.is_event() && packet.id.is_none() && !opts.flags.volatile;
@@ -219,18 +237,7 @@ impl Adapter for MemoryAdapter {
 
     fn broadcast(&self, mut packet: Packet, opts: &BroadcastOptions) {
         self.store_for_recovery(&mut packet, opts);
-        let encoded = crate::socket::encode(&packet);
-        let volatile = opts.flags.volatile;
-        // Sending under the read lock is safe: a send never calls back into the application.
-        self.read().targets(opts, |_, receiver| {
-            if let Some(engine) = receiver {
-                let _ = if volatile {
-                    engine.send_all_volatile(&encoded)
-                } else {
-                    engine.send_all(&encoded)
-                };
-            }
-        });
+        self.deliver(&packet, opts);
     }
 
     fn broadcast_with_ack(

@@ -195,6 +195,23 @@ impl LocalNamespace {
         }
     }
 
+    /// What a recovery store would save if this connected local socket dropped now: `None`
+    /// when there is no such socket or it cannot be recovered (recovery off, protocol v4).
+    /// A cluster store saves it ahead of time, so that the session outlives a node that dies
+    /// without running its disconnect path.
+    pub fn live_session(&self, id: &Sid) -> Option<crate::recovery::SavedSession> {
+        let socket = self.socket(id)?;
+        let pid = socket.inner.pid?;
+        Some(crate::recovery::SavedSession {
+            sid: *id,
+            pid,
+            nsp: self.name.to_string(),
+            rooms: socket.rooms(),
+            data: socket.data(),
+            disconnected_at: std::time::SystemTime::now(),
+        })
+    }
+
     /// The connection-state-recovery store, when recovery is on.
     pub fn recovery_store(&self) -> Option<Arc<dyn crate::recovery::SessionStore>> {
         self.ns.upgrade().and_then(|ns| ns.recovery_store())
