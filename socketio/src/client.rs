@@ -309,8 +309,9 @@ impl Client {
         if self.engine.is_closed() {
             // Closed while joining: on_close did not see this socket.
             self.forget(&ns.name, &socket);
-            ns.adapter().del_all(id);
-            ns.remove(&id);
+            if ns.remove(&socket) {
+                ns.adapter().del_all(id);
+            }
             return;
         }
         // Missed packets go out before the CONNECT reply; the client buffers them.

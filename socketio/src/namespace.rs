@@ -164,14 +164,23 @@ impl NsInner {
             .insert(socket.id(), socket);
     }
 
-    pub(crate) fn remove(self: &Arc<Self>, id: &Sid) {
-        let emptied = {
+    /// Removes this very socket; false if its id now belongs to another one (a recovered
+    /// socket that took over a stale connection's id), which is then left alone.
+    pub(crate) fn remove(self: &Arc<Self>, socket: &Socket) -> bool {
+        let (removed, emptied) = {
             let mut sockets = self.sockets.write().unwrap_or_else(|e| e.into_inner());
-            sockets.remove(id).is_some() && sockets.is_empty()
+            let same = sockets
+                .get(&socket.id())
+                .is_some_and(|current| current == socket);
+            if same {
+                sockets.remove(&socket.id());
+            }
+            (same, same && sockets.is_empty())
         };
         if emptied {
             self.cleanup_if_unused();
         }
+        removed
     }
 
     /// No socket, and no CONNECT under way.

@@ -699,8 +699,11 @@ impl Socket {
                 disconnected_at: SystemTime::now(),
             });
         }
-        ns.adapter().del_all(self.inner.id);
-        ns.remove(&self.inner.id);
+        // A stale connection whose id a recovered socket took over must not take the
+        // newcomer's rooms with it.
+        if ns.remove(self) {
+            ns.adapter().del_all(self.inner.id);
+        }
         self.inner.client.forget(&ns.name, self);
         self.inner.acks.close();
         tracing::debug!(socket = %self.inner.id, nsp = %ns.name, %reason, "socket disconnected");
