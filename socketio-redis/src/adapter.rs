@@ -32,6 +32,10 @@ pub struct RedisAdapterConfig {
     /// Messages waiting to be published; past this, new ones are dropped with a warning so
     /// that a slow or unreachable Redis never blocks the server.
     pub publish_queue: usize,
+    /// Speak the protocol of Node's `createShardedAdapter` (Redis 7 sharded pub/sub,
+    /// `SPUBLISH`/`SSUBSCRIBE`) instead of the classic one. Every node of a cluster must use
+    /// the same protocol; `@socket.io/redis-emitter` only reaches classic nodes.
+    pub sharded: bool,
 }
 
 impl Default for RedisAdapterConfig {
@@ -41,27 +45,74 @@ impl Default for RedisAdapterConfig {
             requests_timeout: Duration::from_secs(5),
             publish_on_specific_response_channel: false,
             publish_queue: 8192,
+            sharded: false,
         }
     }
 }
 
-struct Outgoing {
-    channel: String,
-    payload: Vec<u8>,
+pub(crate) struct Outgoing {
+    pub(crate) channel: String,
+    pub(crate) payload: Vec<u8>,
 }
 
-struct Shared {
-    config: RedisAdapterConfig,
+/// Where the dispatch task hands subscribed messages.
+pub(crate) trait Route: Send + Sync {
+    /// Handles a message; `false` if the channel is not this adapter's.
+    fn route(&self, channel: &str, payload: &[u8]) -> bool;
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: RedisAdapterConfig,
     /// Commands (`PUBSUB NUMSUB`); also publishes.
-    commands: ConnectionManager,
+    pub(crate) commands: ConnectionManager,
     /// RESP3, subscribed; messages arrive through the push channel. Resubscribes by itself
     /// after a reconnect.
-    subscriber: ConnectionManager,
-    outgoing: mpsc::Sender<Outgoing>,
-    adapters: RwLock<Vec<Weak<RedisAdapter>>>,
+    pub(crate) subscriber: ConnectionManager,
+    pub(crate) outgoing: mpsc::Sender<Outgoing>,
+    pub(crate) adapters: RwLock<Vec<Weak<dyn Route>>>,
     /// Namespaces whose subscriptions are not confirmed yet.
-    pending: watch::Sender<usize>,
-    runtime: tokio::runtime::Handle,
+    pub(crate) pending: watch::Sender<usize>,
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+impl Shared {
+    /// Queues a message; never waits.
+    pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) {
+        match self.outgoing.try_send(Outgoing { channel, payload }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(m)) => {
+                tracing::warn!(channel = %m.channel, "redis publish queue full; message dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Registers an adapter with the dispatch task.
+    pub(crate) fn add_route(&self, route: Weak<dyn Route>) {
+        let mut all = self.adapters.write().unwrap_or_else(|e| e.into_inner());
+        all.retain(|a| a.strong_count() > 0);
+        all.push(route);
+    }
+
+    /// The number of subscribers of `channel` (`PUBSUB <kind> channel`), this node included.
+    pub(crate) async fn count_subscribers(
+        &self,
+        kind: &str,
+        channel: &str,
+    ) -> Result<usize, AdapterError> {
+        let mut conn = self.commands.clone();
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg(kind).arg(channel);
+        let query = cmd.query_async::<redis::Value>(&mut conn);
+        match tokio::time::timeout(self.config.requests_timeout, query).await {
+            Ok(Ok(v)) => numsub_count(&v)
+                .ok_or_else(|| AdapterError(format!("unexpected PUBSUB {kind} reply"))),
+            Ok(Err(e)) => Err(AdapterError(format!("redis: {e}"))),
+            Err(_) => Err(AdapterError(
+                "timeout reached while counting servers".to_owned(),
+            )),
+        }
+    }
 }
 
 /// Creates a [`RedisAdapter`] for each namespace; all of them share two Redis connections
@@ -111,7 +162,12 @@ impl RedisAdapterFactory {
             pending: watch::Sender::new(0),
             runtime: tokio::runtime::Handle::current(),
         });
-        tokio::spawn(publish_loop(outgoing_rx, commands));
+        let publish = if shared.config.sharded {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        tokio::spawn(publish_loop(outgoing_rx, commands, publish));
         tokio::spawn(dispatch_loop(Arc::downgrade(&shared), push_rx));
         tokio::spawn(keepalive(Arc::downgrade(&shared)));
         Ok(RedisAdapterFactory { shared })
@@ -133,6 +189,9 @@ impl RedisAdapterFactory {
 impl AdapterFactory for RedisAdapterFactory {
     fn create(&self, ns: LocalNamespace) -> Arc<dyn Adapter> {
         let shared = self.shared.clone();
+        if shared.config.sharded {
+            return crate::sharded::create(shared, ns);
+        }
         let uid = Alphanumeric.sample_string(&mut rand::rng(), 6);
         let channels = Channels::new(&shared.config.key, ns.name(), &uid);
         let adapter = Arc::new_cyclic(|me| RedisAdapter {
@@ -145,11 +204,8 @@ impl AdapterFactory for RedisAdapterFactory {
             requests: Mutex::new(HashMap::new()),
             ack_requests: Mutex::new(HashMap::new()),
         });
-        {
-            let mut all = shared.adapters.write().unwrap_or_else(|e| e.into_inner());
-            all.retain(|a| a.strong_count() > 0);
-            all.push(Arc::downgrade(&adapter));
-        }
+        let route: Arc<dyn Route> = adapter.clone();
+        shared.add_route(Arc::downgrade(&route));
         shared.pending.send_modify(|n| *n += 1);
         let weak = Arc::downgrade(&shared);
         let mut sub = shared.subscriber.clone();
@@ -188,12 +244,16 @@ impl AdapterFactory for RedisAdapterFactory {
 
 /// Publishes queued messages in order, pipelining whatever has piled up. A batch that failed
 /// on a dropped connection is sent once more, on the connection the manager opens instead.
-async fn publish_loop(mut rx: mpsc::Receiver<Outgoing>, mut conn: ConnectionManager) {
+async fn publish_loop(
+    mut rx: mpsc::Receiver<Outgoing>,
+    mut conn: ConnectionManager,
+    command: &'static str,
+) {
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 64).await > 0 {
         let mut pipe = redis::pipe();
         for m in batch.drain(..) {
-            pipe.cmd("PUBLISH").arg(m.channel).arg(m.payload).ignore();
+            pipe.cmd(command).arg(m.channel).arg(m.payload).ignore();
         }
         let mut result = pipe.query_async::<()>(&mut conn).await;
         if let Err(e) = &result {
@@ -231,7 +291,7 @@ async fn keepalive(shared: Weak<Shared>) {
 async fn dispatch_loop(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<PushInfo>) {
     while let Some(push) = rx.recv().await {
         let (channel, payload) = match (push.kind, push.data.as_slice()) {
-            (PushKind::Message, [channel, payload]) => (channel, payload),
+            (PushKind::Message | PushKind::SMessage, [channel, payload]) => (channel, payload),
             (PushKind::PMessage, [_pattern, channel, payload]) => (channel, payload),
             _ => continue,
         };
@@ -244,7 +304,7 @@ async fn dispatch_loop(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Pus
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let adapters: Vec<Arc<RedisAdapter>> = shared
+        let adapters: Vec<Arc<dyn Route>> = shared
             .adapters
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -260,7 +320,7 @@ async fn dispatch_loop(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Pus
     }
 }
 
-fn bytes_of(v: &redis::Value) -> Option<&[u8]> {
+pub(crate) fn bytes_of(v: &redis::Value) -> Option<&[u8]> {
     match v {
         redis::Value::BulkString(b) => Some(b),
         redis::Value::SimpleString(s) => Some(s.as_bytes()),
@@ -352,13 +412,7 @@ impl RedisAdapter {
 
     /// Queues a message; never waits.
     fn publish(&self, channel: String, payload: Vec<u8>) {
-        match self.shared.outgoing.try_send(Outgoing { channel, payload }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(m)) => {
-                tracing::warn!(channel = %m.channel, "redis publish queue full; message dropped");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
+        self.shared.publish(channel, payload)
     }
 
     fn publish_json(&self, channel: String, value: &Value) {
@@ -386,18 +440,9 @@ impl RedisAdapter {
 
     /// Number of nodes subscribed to the request channel, this one included.
     async fn num_sub(&self) -> Result<usize, AdapterError> {
-        let mut conn = self.shared.commands.clone();
-        let mut cmd = redis::cmd("PUBSUB");
-        cmd.arg("NUMSUB").arg(&self.channels.request);
-        let query = cmd.query_async::<redis::Value>(&mut conn);
-        match tokio::time::timeout(self.timeout(), query).await {
-            Ok(Ok(v)) => numsub_count(&v)
-                .ok_or_else(|| AdapterError("unexpected PUBSUB NUMSUB reply".to_owned())),
-            Ok(Err(e)) => Err(AdapterError(format!("redis: {e}"))),
-            Err(_) => Err(AdapterError(
-                "timeout reached while counting servers".to_owned(),
-            )),
-        }
+        self.shared
+            .count_subscribers("NUMSUB", &self.channels.request)
+            .await
     }
 
     fn local_infos(&self, opts: &BroadcastOptions) -> Vec<SocketInfo> {
@@ -411,7 +456,7 @@ impl RedisAdapter {
 
     /// Handles a message on one of the subscribed channels; `false` if the channel is not
     /// this namespace's.
-    fn route(&self, channel: &str, payload: &[u8]) -> bool {
+    fn route_message(&self, channel: &str, payload: &[u8]) -> bool {
         if channel.starts_with(&self.channels.broadcast) {
             self.on_broadcast(channel, payload);
         } else if channel == self.channels.request {
@@ -700,7 +745,7 @@ impl RedisAdapter {
 }
 
 /// `timeout` from now; a timeout too long to represent waits for a year.
-fn deadline(timeout: Duration) -> Instant {
+pub(crate) fn deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
         .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
@@ -721,7 +766,7 @@ fn proto_args(data: Data) -> Args {
     }
 }
 
-fn socket_info(v: &Value) -> Option<SocketInfo> {
+pub(crate) fn socket_info(v: &Value) -> Option<SocketInfo> {
     let id = Sid::parse(v.get("id")?.as_str()?)?;
     let rooms = match v.get("rooms") {
         Some(Value::Array(items)) => items
@@ -744,6 +789,12 @@ fn socket_info(v: &Value) -> Option<SocketInfo> {
 
 fn selector(opts: &BroadcastOptions) -> Value {
     proto::opts_json(opts, false)
+}
+
+impl Route for RedisAdapter {
+    fn route(&self, channel: &str, payload: &[u8]) -> bool {
+        self.route_message(channel, payload)
+    }
 }
 
 impl Adapter for RedisAdapter {

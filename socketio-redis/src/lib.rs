@@ -51,6 +51,8 @@
 mod adapter;
 pub mod msgpack;
 pub mod proto;
+pub mod sharded;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
 pub use redis::RedisError;
+pub use sharded::ShardedAdapter;

@@ -5,7 +5,9 @@
 //! arguments (binary kept), and `message-with-ack` is acknowledged with the same arguments.
 //!
 //! With `--redis URL` the node joins a cluster through Redis (`socketio-redis`, the protocol of
-//! Node's `@socket.io/redis-adapter`), and `/` also understands, cluster-wide:
+//! Node's `@socket.io/redis-adapter`; `--redis-sharded URL` for that of its
+//! `createShardedAdapter`, over Redis 7 sharded pub/sub), and `/` also understands,
+//! cluster-wide:
 //!
 //! | event | does |
 //! | --- | --- |
@@ -57,6 +59,9 @@ struct Args {
     /// Join a cluster through this Redis server (`redis://127.0.0.1:6379/`).
     #[arg(long)]
     redis: Option<String>,
+    /// Join a sharded cluster (Redis 7 `SPUBLISH`/`SSUBSCRIBE`) through this Redis server.
+    #[arg(long, conflicts_with = "redis")]
+    redis_sharded: Option<String>,
     /// How long cluster requests wait for the other nodes, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     redis_requests_timeout: u64,
@@ -185,10 +190,12 @@ async fn main() -> std::io::Result<()> {
     if args.recovery {
         config = config.recovery(Recovery::default());
     }
-    let redis = match &args.redis {
+    let redis_url = args.redis.as_ref().or(args.redis_sharded.as_ref());
+    let redis = match redis_url {
         Some(url) => {
             let options = RedisAdapterConfig {
                 requests_timeout: Duration::from_millis(args.redis_requests_timeout),
+                sharded: args.redis_sharded.is_some(),
                 ..Default::default()
             };
             let factory = RedisAdapterFactory::connect(url, options)
