@@ -86,18 +86,67 @@ pub fn has_binary(data: &Data) -> bool {
     }
 }
 
-/// `{packet, [requestId], opts}`: the data of a BROADCAST.
+/// `{packet: {type: 2, data}, [requestId], opts}`: the data of a BROADCAST (the namespace is
+/// the message's, not the packet's).
 pub fn broadcast_data(
     packet: &Packet,
     request_id: Option<&str>,
     opts: &BroadcastOptions,
 ) -> Result<Data, proto::MessageError> {
-    let mut data = vec![("packet".to_owned(), proto::packet_data(packet)?)];
+    let mut packet = proto::packet_data(packet)?;
+    if let Data::Object(entries) = &mut packet {
+        entries.retain(|(k, _)| k != "nsp");
+    }
+    let mut data = vec![("packet".to_owned(), packet)];
     if let Some(id) = request_id {
         data.push(("requestId".to_owned(), Data::from(id)));
     }
     data.push(("opts".to_owned(), Data::Json(proto::opts_json(opts, true))));
     Ok(Data::Object(data))
+}
+
+/// Where a broadcast without acks goes: `P#N#<room>#` when it targets exactly one room that
+/// is not a socket id, else `P#N#` (`base`).
+pub fn broadcast_channel(base: &str, opts: &BroadcastOptions) -> String {
+    match opts.rooms.as_slice() {
+        [room] if !looks_like_a_socket_id(room) => format!("{base}{room}#"),
+        _ => base.to_owned(),
+    }
+}
+
+/// `{opts, rooms}`: the data of SOCKETS_JOIN and SOCKETS_LEAVE.
+pub fn rooms_data(opts: &BroadcastOptions, rooms: &[Room]) -> Data {
+    Data::Json(json!({"opts": proto::opts_json(opts, true), "rooms": rooms}))
+}
+
+/// `{opts, close}`: the data of DISCONNECT_SOCKETS.
+pub fn disconnect_data(opts: &BroadcastOptions, close: bool) -> Data {
+    Data::Json(json!({"opts": proto::opts_json(opts, true), "close": close}))
+}
+
+/// `{opts, requestId}`: the data of FETCH_SOCKETS.
+pub fn fetch_data(opts: &BroadcastOptions, request_id: &str) -> Data {
+    Data::Json(json!({"opts": proto::opts_json(opts, true), "requestId": request_id}))
+}
+
+/// `{[requestId], packet: [event, …args]}`: the data of SERVER_SIDE_EMIT.
+pub fn server_side_emit_data(request_id: Option<&str>, args: Vec<Data>) -> Data {
+    let mut data = Vec::new();
+    if let Some(id) = request_id {
+        data.push(("requestId".to_owned(), Data::from(id)));
+    }
+    data.push(("packet".to_owned(), Data::Array(args)));
+    Data::Object(data)
+}
+
+/// `{requestId, [packet]}`: one answer (SERVER_SIDE_EMIT_RESPONSE, BROADCAST_ACK), `packet`
+/// left out when there is no argument.
+pub fn answer_data(request_id: &str, first: Option<Data>) -> Data {
+    let mut data = vec![("requestId".to_owned(), Data::from(request_id))];
+    if let Some(first) = first {
+        data.push(("packet".to_owned(), first));
+    }
+    Data::Object(data)
 }
 
 /// Whether a room name looks like a socket id (20 characters): such rooms get no channel of
@@ -335,20 +384,17 @@ impl ShardedAdapter {
                 let Some(packet) = data_field(&msg, "packet") else {
                     return;
                 };
-                let Ok((nsp, data)) = proto::event_of(&packet) else {
+                // The packet carries no namespace: the message's was checked above.
+                let Ok((_, data)) = proto::event_of(&packet) else {
                     return;
                 };
-                if nsp != self.ns.name() {
-                    return;
-                }
+                let nsp = self.ns.name();
                 match (request_id, uid) {
                     (Some(id), Some(requester)) => {
                         self.answer_broadcast_with_ack(id, requester, data, &opts)
                     }
                     (Some(_), None) => {}
-                    (None, _) => self
-                        .local
-                        .broadcast(Packet::event(nsp.as_str(), data, None), &opts),
+                    (None, _) => self.local.broadcast(Packet::event(nsp, data, None), &opts),
                 }
             }
             kind::SOCKETS_JOIN | kind::SOCKETS_LEAVE => {
@@ -405,14 +451,11 @@ impl ShardedAdapter {
                 tokio::spawn(async move {
                     // Always answered, so that the requester does not wait for a node
                     // without a listener.
-                    let mut data = vec![("requestId".to_owned(), Data::from(id.as_str()))];
-                    if let Some(first) = answer.await.and_then(|a| a.0.into_iter().next()) {
-                        data.push(("packet".to_owned(), first));
-                    }
+                    let first = answer.await.and_then(|a| a.0.into_iter().next());
                     me.respond(
                         &requester,
                         kind::SERVER_SIDE_EMIT_RESPONSE,
-                        Data::Object(data),
+                        answer_data(&id, first),
                     );
                 });
             }
@@ -472,11 +515,12 @@ impl ShardedAdapter {
         tokio::spawn(async move {
             while let Some(result) = waits.next().await {
                 let Ok(answer) = result else { continue };
-                let mut data = vec![("requestId".to_owned(), Data::from(request_id.as_str()))];
-                if let Some(first) = answer.0.into_iter().next() {
-                    data.push(("packet".to_owned(), first));
-                }
-                me.respond(&requester, kind::BROADCAST_ACK, Data::Object(data));
+                let first = answer.0.into_iter().next();
+                me.respond(
+                    &requester,
+                    kind::BROADCAST_ACK,
+                    answer_data(&request_id, first),
+                );
             }
         });
     }
@@ -573,10 +617,7 @@ impl Adapter for ShardedAdapter {
     fn broadcast(&self, mut packet: Packet, opts: &BroadcastOptions) {
         packet.nsp = self.ns.name().to_owned();
         if !opts.flags.local && proto::is_event(&packet) {
-            let channel = match opts.rooms.as_slice() {
-                [room] if !looks_like_a_socket_id(room) => format!("{}{room}#", self.channel),
-                _ => self.channel.clone(),
-            };
+            let channel = broadcast_channel(&self.channel, opts);
             match broadcast_data(&packet, None, opts) {
                 Ok(data) => self.send(channel, kind::BROADCAST, data),
                 Err(e) => tracing::warn!(error = %e, "cannot encode broadcast"),
@@ -649,7 +690,7 @@ impl Adapter for ShardedAdapter {
             self.send(
                 self.channel.clone(),
                 kind::SOCKETS_JOIN,
-                Data::Json(json!({"opts": proto::opts_json(opts, true), "rooms": rooms})),
+                rooms_data(opts, rooms),
             );
         }
         self.add_sockets_locally(opts, rooms);
@@ -660,7 +701,7 @@ impl Adapter for ShardedAdapter {
             self.send(
                 self.channel.clone(),
                 kind::SOCKETS_LEAVE,
-                Data::Json(json!({"opts": proto::opts_json(opts, true), "rooms": rooms})),
+                rooms_data(opts, rooms),
             );
         }
         self.local.del_sockets(opts, rooms)
@@ -671,7 +712,7 @@ impl Adapter for ShardedAdapter {
             self.send(
                 self.channel.clone(),
                 kind::DISCONNECT_SOCKETS,
-                Data::Json(json!({"opts": proto::opts_json(opts, true), "close": close})),
+                disconnect_data(opts, close),
             );
         }
         self.local.disconnect_sockets(opts, close)
@@ -686,13 +727,13 @@ impl Adapter for ShardedAdapter {
             Some(me) if !opts.flags.local => me,
             _ => return Box::pin(std::future::ready(Ok(local))),
         };
-        let selector = proto::opts_json(opts, true);
+        let selector = opts.clone();
         let timeout = opts.flags.timeout.unwrap_or(self.timeout());
         Box::pin(async move {
             let mut out = local;
             me.gather(
                 kind::FETCH_SOCKETS,
-                |id| Data::Json(json!({"opts": selector, "requestId": id})),
+                |id| fetch_data(&selector, id),
                 |resp| {
                     if let Some(Data::Json(Value::Array(sockets))) = data_field(&resp, "sockets") {
                         out.extend(sockets.iter().filter_map(crate::adapter::socket_info));
@@ -714,12 +755,7 @@ impl Adapter for ShardedAdapter {
             let mut answers = Vec::new();
             me.gather(
                 kind::SERVER_SIDE_EMIT,
-                |id| {
-                    Data::Object(vec![
-                        ("requestId".to_owned(), Data::from(id)),
-                        ("packet".to_owned(), Data::Array(args.0)),
-                    ])
-                },
+                |id| server_side_emit_data(Some(id), args.0),
                 |resp| answers.push(Args(data_field(&resp, "packet").into_iter().collect())),
                 timeout,
             )
