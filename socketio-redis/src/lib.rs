@@ -49,10 +49,12 @@
 #![warn(missing_docs)]
 
 mod adapter;
+mod emitter;
 pub mod msgpack;
 pub mod proto;
 pub mod sharded;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
+pub use emitter::{Emitter, EmitterError, EmitterOperator, EMITTER_UID};
 pub use redis::RedisError;
 pub use sharded::ShardedAdapter;
