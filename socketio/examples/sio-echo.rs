@@ -22,7 +22,8 @@
 //! | `broadcast-with-ack`, args… (ack) | emits `question` with the args to every socket with a 2 s timeout; acks `{responses, missing}` |
 //!
 //! A failed cluster operation acks `{"error": message}`. Server-side `ping` is answered with
-//! `{"node": "rust", "got": [args…]}`.
+//! `{"node": "rust", "got": [args…]}`; server-side `notify`, args… makes this node emit
+//! `notified` with the args to its own sockets of `/`.
 //!
 //! `cargo run -p socketio --example sio-echo -- --port 3000`; once bound (and, with `--redis`,
 //! subscribed) it prints `listening on http://127.0.0.1:<port>/socket.io/` (`--port 0` picks a
@@ -224,9 +225,19 @@ async fn main() -> std::io::Result<()> {
         });
         cluster_events(&socket);
     });
-    io.of("/").on_server_side_emit(|args: SioArgs| async move {
-        let got: Vec<Value> = args.0.into_iter().skip(1).map(data_json).collect();
-        Some(SioArgs::from(json!({"node": "rust", "got": got})))
+    let local = io.clone();
+    io.of("/").on_server_side_emit(move |args: SioArgs| {
+        let notify = args.json(0) == Some(&json!("notify"));
+        let local = local.clone();
+        async move {
+            if notify {
+                let rest = SioArgs(args.0.into_iter().skip(1).collect());
+                let _ = local.of("/").local().emit("notified", rest);
+                return None;
+            }
+            let got: Vec<Value> = args.0.into_iter().skip(1).map(data_json).collect();
+            Some(SioArgs::from(json!({"node": "rust", "got": got})))
+        }
     });
     io.of("/custom").on_connection(greet);
     if let Some(factory) = &redis {

@@ -1,5 +1,6 @@
 // A Node.js socket.io 4.8 node on @socket.io/redis-adapter 8.3, with the same cluster events as
-// socketio/examples/sio-echo.rs started with --redis (see the table at the top of that file).
+// socketio/examples/sio-echo.rs started with --redis (see the table at the top of that file),
+// server-side `notify` included, and the namespace /custom.
 //
 //   node redis/node-server.mjs --port 0 --redis redis://127.0.0.1:6379/ [--redis-requests-timeout MS]
 //     [--specific-response-channel]   (the adapter's publishOnSpecificResponseChannel)
@@ -47,6 +48,9 @@ if (values.sharded) {
 
 const error = (e) => ({ error: e.message });
 const first = (responses) => responses.map((r) => (Array.isArray(r) ? r[0] : r));
+
+io.on('notify', (...args) => io.local.emit('notified', ...args));
+io.of('/custom').on('connection', (socket) => socket.emit('auth', socket.handshake.auth ?? {}));
 
 io.on('ping', (...args) => {
   const cb = typeof args[args.length - 1] === 'function' ? args.pop() : null;
