@@ -1,6 +1,7 @@
 //! The adapter, its factory and the tasks that talk to Redis.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -50,6 +51,49 @@ impl Default for RedisAdapterConfig {
     }
 }
 
+/// What the factory's connections went through, for the application to watch (see
+/// [`RedisAdapterFactory::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RedisStats {
+    /// Whether the subscribed connection answered its last keepalive ping (every 500 ms).
+    pub connected: bool,
+    /// Times the subscribed connection was found down (each logged as a warning).
+    pub outages: u64,
+    /// Times it came back, subscriptions renewed (each logged).
+    pub reconnects: u64,
+    /// Messages that never reached Redis: the publish queue was full, or the publish failed
+    /// twice.
+    pub dropped_publishes: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    connected: std::sync::atomic::AtomicBool,
+    outages: AtomicU64,
+    reconnects: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Counters {
+    fn dropped(&self, n: usize) {
+        self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records a keepalive result; logs the transitions.
+    fn alive(&self, up: bool) {
+        if self.connected.swap(up, Ordering::Relaxed) == up {
+            return;
+        }
+        if up {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("redis connection restored; subscriptions renewed");
+        } else {
+            self.outages.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("redis connection lost; reaching only local sockets until it is back");
+        }
+    }
+}
+
 pub(crate) struct Outgoing {
     pub(crate) channel: String,
     pub(crate) payload: Vec<u8>,
@@ -73,6 +117,7 @@ pub(crate) struct Shared {
     /// Namespaces whose subscriptions are not confirmed yet.
     pub(crate) pending: watch::Sender<usize>,
     pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl Shared {
@@ -81,6 +126,7 @@ impl Shared {
         match self.outgoing.try_send(Outgoing { channel, payload }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(m)) => {
+                self.counters.dropped(1);
                 tracing::warn!(channel = %m.channel, "redis publish queue full; message dropped");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -153,6 +199,8 @@ impl RedisAdapterFactory {
             )
             .await?;
         let (outgoing, outgoing_rx) = mpsc::channel(config.publish_queue.max(1));
+        let counters = Arc::new(Counters::default());
+        counters.connected.store(true, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             config,
             commands: commands.clone(),
@@ -161,13 +209,14 @@ impl RedisAdapterFactory {
             adapters: RwLock::new(Vec::new()),
             pending: watch::Sender::new(0),
             runtime: tokio::runtime::Handle::current(),
+            counters: counters.clone(),
         });
         let publish = if shared.config.sharded {
             "SPUBLISH"
         } else {
             "PUBLISH"
         };
-        tokio::spawn(publish_loop(outgoing_rx, commands, publish));
+        tokio::spawn(publish_loop(outgoing_rx, commands, publish, counters));
         tokio::spawn(dispatch_loop(Arc::downgrade(&shared), push_rx));
         tokio::spawn(keepalive(Arc::downgrade(&shared)));
         Ok(RedisAdapterFactory { shared })
@@ -178,6 +227,19 @@ impl RedisAdapterFactory {
     pub async fn ready(&self) {
         let mut rx = self.shared.pending.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// Outages, reconnections and lost messages so far. During an outage each node reaches
+    /// only its own sockets; what it publishes meanwhile is lost (counted in
+    /// `dropped_publishes` once the publish fails or the queue is full).
+    pub fn stats(&self) -> RedisStats {
+        let c = &self.shared.counters;
+        RedisStats {
+            connected: c.connected.load(Ordering::Relaxed),
+            outages: c.outages.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            dropped_publishes: c.dropped.load(Ordering::Relaxed),
+        }
     }
 
     /// The options.
@@ -248,10 +310,12 @@ async fn publish_loop(
     mut rx: mpsc::Receiver<Outgoing>,
     mut conn: ConnectionManager,
     command: &'static str,
+    counters: Arc<Counters>,
 ) {
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 64).await > 0 {
         let mut pipe = redis::pipe();
+        let size = batch.len();
         for m in batch.drain(..) {
             pipe.cmd(command).arg(m.channel).arg(m.payload).ignore();
         }
@@ -262,7 +326,8 @@ async fn publish_loop(
             }
         }
         if let Err(e) = result {
-            tracing::warn!(error = %e, "redis publish failed; messages lost");
+            counters.dropped(size);
+            tracing::warn!(error = %e, lost = size, "redis publish failed; messages lost");
         }
     }
 }
@@ -278,12 +343,16 @@ async fn keepalive(shared: Weak<Shared>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(mut sub) = shared.upgrade().map(|s| s.subscriber.clone()) else {
+        let Some((mut sub, counters)) = shared
+            .upgrade()
+            .map(|s| (s.subscriber.clone(), s.counters.clone()))
+        else {
             return;
         };
         let ping = redis::cmd("PING");
-        let _ =
+        let pong =
             tokio::time::timeout(KEEPALIVE * 4, ping.query_async::<redis::Value>(&mut sub)).await;
+        counters.alive(matches!(pong, Ok(Ok(_))));
     }
 }
 

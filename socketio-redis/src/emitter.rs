@@ -50,7 +50,7 @@ pub enum EmitterError {
 /// // Every client of "/" in room "news", on every node.
 /// emitter.to("news").emit("headline", json!({"title": "hello"})).await?;
 /// // Namespace "/admin", everyone but room "muted", may be dropped.
-/// emitter.of("/admin").except("muted").volatile().emit("tick", 1).await?;
+/// emitter.of("/admin").except("muted").volatile().emit("tick", json!(1)).await?;
 /// // Make the sockets of room "news" join "archive", and disconnect room "banned".
 /// emitter.to("news").sockets_join("archive").await?;
 /// emitter.to("banned").disconnect_sockets(true).await?;

@@ -54,7 +54,7 @@ pub mod msgpack;
 pub mod proto;
 pub mod sharded;
 
-pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
+pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory, RedisStats};
 pub use emitter::{Emitter, EmitterError, EmitterOperator, EMITTER_UID};
 pub use redis::RedisError;
 pub use sharded::ShardedAdapter;

@@ -20,6 +20,7 @@
 //! | `server-count` (ack) | acks the number of nodes |
 //! | `all-rooms` (ack) | acks every room of the cluster |
 //! | `broadcast-with-ack`, args… (ack) | emits `question` with the args to every socket with a 2 s timeout; acks `{responses, missing}` |
+//! | `redis-stats` (ack) | acks the adapter's `{connected, outages, reconnects, dropped_publishes}` |
 //!
 //! A failed cluster operation acks `{"error": message}`. Server-side `ping` is answered with
 //! `{"node": "rust", "got": [args…]}`; server-side `notify`, args… makes this node emit
@@ -213,17 +214,36 @@ async fn main() -> std::io::Result<()> {
         None => SocketIo::new(config.build()),
     };
 
-    io.of("/").on_connection(|socket| async move {
-        greet(socket.clone()).await;
-        socket.on("message", |socket, event| async move {
-            let _ = socket.emit("message-back", event.args);
-        });
-        socket.on("message-with-ack", |_socket, event| async move {
-            if let Some(ack) = event.ack {
-                ack.send(event.args);
+    let factory = redis.clone();
+    io.of("/").on_connection(move |socket| {
+        let factory = factory.clone();
+        async move {
+            greet(socket.clone()).await;
+            if let Some(factory) = factory {
+                socket.on("redis-stats", move |_socket, event| {
+                    let s = factory.stats();
+                    async move {
+                        if let Some(ack) = event.ack {
+                            ack.send(json!({
+                                "connected": s.connected,
+                                "outages": s.outages,
+                                "reconnects": s.reconnects,
+                                "dropped_publishes": s.dropped_publishes,
+                            }));
+                        }
+                    }
+                });
             }
-        });
-        cluster_events(&socket);
+            socket.on("message", |socket, event| async move {
+                let _ = socket.emit("message-back", event.args);
+            });
+            socket.on("message-with-ack", |_socket, event| async move {
+                if let Some(ack) = event.ack {
+                    ack.send(event.args);
+                }
+            });
+            cluster_events(&socket);
+        }
     });
     let local = io.clone();
     io.of("/").on_server_side_emit(move |args: SioArgs| {
