@@ -133,10 +133,16 @@ stop_server() {
 REDIS_PID=""
 trap 'stop_server; [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
+# next_port: the next port after PORT that nothing listens on (another run may share the machine)
+next_port() {
+    PORT=$((PORT + 1))
+    while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
+}
+
 # start_server PEER [recovery]: starts it on a fresh port, sets SERVER_PID and PORT
 start_server() {
     local peer=$1 recovery=${2:-0}
-    PORT=$((PORT + 1))
+    next_port
     local logf="$WORK/$peer-$PORT.log"
     case "$peer" in
     ours)
@@ -172,13 +178,15 @@ start_server() {
     return 1
 }
 
-# start_shards PEER RECOVERY S: S servers on consecutive ports; sets SERVER_PIDS and
-# FIRST_PORT (S = 1: one server, as start_server)
+# start_shards PEER RECOVERY S: S servers on consecutive ports (when free; SHARD_PORTS lists
+# them); sets SERVER_PIDS and FIRST_PORT (S = 1: one server, as start_server)
 start_shards() {
     local peer=$1 recovery=$2 shards=$3 j
+    SHARD_PORTS=()
     for j in $(seq "$shards"); do
         start_server "$peer" "$recovery" || return 1
         SERVER_PIDS+=("$SERVER_PID")
+        SHARD_PORTS+=("$PORT")
         [ "$j" = 1 ] && FIRST_PORT=$PORT
         SERVER_PID=""
     done
@@ -236,7 +244,7 @@ cluster_run() {
     local peer=$1 i rport pids
     for i in $(seq "$REPS"); do
         log "$peer: cluster --clients $CLUSTER_CLIENTS (rep $i/$REPS)"
-        PORT=$((PORT + 1))
+        next_port
         rport=$PORT
         "${SERVER_CPU[@]}" "$REDIS_SERVER_BIN" --port "$rport" --bind 127.0.0.1 --save '' \
             --appendonly no >"$WORK/redis-$rport.log" 2>&1 &
@@ -252,7 +260,7 @@ cluster_run() {
             pids="$(IFS=,; echo "${SERVER_PIDS[*]}")"
             if ! "${LOADGEN_CPU[@]}" "$T/loadgen" --addr "127.0.0.1:$FIRST_PORT" --server-pid "$pids" \
                 --label "$peer" --timeout-s "$TIMEOUT_S" --out "$RAW" cluster \
-                --addr-b "127.0.0.1:$((FIRST_PORT + 1))" --redis-pid "$REDIS_PID" \
+                --addr-b "127.0.0.1:${SHARD_PORTS[1]}" --redis-pid "$REDIS_PID" \
                 --clients "$CLUSTER_CLIENTS" --k "$CLUSTER_K" --bursts "$CLUSTER_BURSTS" >/dev/null; then
                 echo "{\"scenario\":\"cluster\",\"peer\":\"$peer\",\"error\":\"loadgen failed\"}" >>"$RAW"
             fi
