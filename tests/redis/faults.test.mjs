@@ -116,14 +116,16 @@ describe(`${variant}: Redis killed and restarted under our node and a Node node`
 
   test('local delivery during the outage, cross-node delivery again after it', async () => {
     await bothWays(ca, cb, 'before');
-    assert.deepEqual(await ask(ca, 'redis-stats'),
-      { connected: true, outages: 0, reconnects: 0, dropped_publishes: 0 });
+    // Counted from here: a keepalive that stalled past its timeout on a loaded machine would
+    // already count as an outage.
+    const s0 = await ask(ca, 'redis-stats');
+    assert.equal(s0.connected, true);
 
     const port = redis.port;
     await redis.kill();
     await until(async () => !(await ask(ca, 'redis-stats')).connected, 'our node notices the outage');
     assert.match(A.stderr(), /redis connection lost/);
-    assert.equal((await ask(ca, 'redis-stats')).outages, 1);
+    assert.ok((await ask(ca, 'redis-stats')).outages > s0.outages);
 
     // Each node still reaches its own clients. Not Node's sharded adapter: it delivers locally
     // only once its publish resolves, i.e. after the outage.
@@ -139,7 +141,7 @@ describe(`${variant}: Redis killed and restarted under our node and a Node node`
     redis = await startRedis({ port });
     await until(async () => {
       const s = await ask(ca, 'redis-stats');
-      return s.connected && s.reconnects === 1;
+      return s.connected && s.reconnects > s0.reconnects;
     }, 'our node reconnects');
     assert.match(A.stderr(), /redis connection restored/);
 
@@ -150,8 +152,8 @@ describe(`${variant}: Redis killed and restarted under our node and a Node node`
     assert.equal(await ask(cb, 'server-count'), 2);
     assert.equal(await ask(ca, 'count'), 2);
     const stats = await ask(ca, 'redis-stats');
-    assert.equal(stats.outages, 1);
-    assert.equal(typeof stats.dropped_publishes, 'number');
+    assert.ok(stats.outages > s0.outages);
+    assert.ok(stats.dropped_publishes >= s0.dropped_publishes);
   });
 });
 
