@@ -112,6 +112,18 @@ METRICS = {
         "p99_ms": "results.latency.p99_ms",
         "loadgen_cpu_share": "results.cpu.loadgen_cpu_share",
     },
+    "cluster": {
+        "nodes_cpu_per_msg_us": "results.nodes_cpu_per_msg_us",
+        "redis_cpu_per_msg_us": "results.redis_cpu_per_msg_us",
+        "nodes_cpu_s": "results.nodes_cpu_s",
+        "redis_cpu_s": "results.redis_cpu_s",
+        "delivered": "results.delivered",
+        "expected": "results.expected",
+        "local_p99_ms": "results.latency_local.p99_ms",
+        "cross_p50_ms": "results.latency_cross.p50_ms",
+        "cross_p99_ms": "results.latency_cross.p99_ms",
+        "loadgen_cpu_share": "results.cpu_a.loadgen_cpu_share",
+    },
     "chat": {
         "stored_per_s": "results.stored_per_s",
         "stored": "results.stored",
@@ -340,6 +352,29 @@ def markdown(agg, errors, machine, env, stamp):
                              fmt(m["loadgen_cpu_share"], 2)])
         table(["N", "peer", "delivered", "unique / expected", "recovered / drops",
                "server CPU s", "p99 ms (incl. replays)", "loadgen CPU share"], rows)
+    if "cluster" in agg:
+        L.append("**6. Cluster over Redis** — two nodes of the peer on the classic Redis adapter "
+                 "(`@socket.io/redis-adapter` protocol) and one redis-server, all on CPU 0; N "
+                 "clients spread evenly over both nodes; bursts of K broadcasts to `all` from "
+                 "node A (B's clients get them through Redis). CPU of both nodes per delivered "
+                 "message; latency on A (local) and on B (cross-node).")
+        L.append("")
+        rows = []
+        for size, d in agg["cluster"].items():
+            o = get(d, "ours.nodes_cpu_per_msg_us")
+            op99 = get(d, "ours.cross_p99_ms")
+            for p in peers_in(d):
+                m = d[p]
+                rows.append([fmt(int(size)), PEER_NAME.get(p, p),
+                             fmt(m["nodes_cpu_per_msg_us"], 2), fmt(m["redis_cpu_per_msg_us"], 2),
+                             f'{fmt(m["delivered"])} / {fmt(m["expected"])}',
+                             fmt(m["local_p99_ms"]), fmt(m["cross_p50_ms"]), fmt(m["cross_p99_ms"]),
+                             fmt(ratio(o, m["nodes_cpu_per_msg_us"]), 2) if p != "ours" else "1",
+                             fmt(ratio(op99, m["cross_p99_ms"]), 2) if p != "ours" else "1",
+                             fmt(m["loadgen_cpu_share"], 2)])
+        table(["N", "peer", "nodes CPU µs/msg", "Redis CPU µs/msg", "delivered / expected",
+               "local p99 ms", "cross-node p50 ms", "cross-node p99 ms",
+               "ours ÷ peer (CPU)", "ours ÷ peer (cross p99)", "loadgen CPU share"], rows)
     if "chat" in agg:
         L.append("**3. Chat** — chatd's own `/chat` protocol, SQLite (durable, WAL) storage: R "
                  "rooms × U users each sending M messages/s; latency from send to every other "

@@ -12,6 +12,9 @@
 # messages per second per user, one chat run each; 50 is 10 000 stored messages/s offered),
 # CHAT_SECONDS.
 # IDLE_BROWSER_SIZES ("10000"): idle again with the request headers of a browser behind nginx.
+# Scenario "cluster" (not in the default list; peers ours and node): a redis-server
+# (REDIS_SERVER_BIN, else /usr/bin/redis-server) and two nodes of the peer on the classic Redis
+# adapter, CLUSTER_CLIENTS spread over both, CLUSTER_K broadcasts per burst, CLUSTER_BURSTS.
 # An idle size that does not fit one process's RLIMIT_NOFILE (raised as far as the hard limit
 # allows) runs over as many server processes ("shards", consecutive ports, all on CPU 0) as it
 # needs, each with its own child loadgen; the fleet is held at once and the RSS summed.
@@ -58,7 +61,10 @@ fi
 : "${STORM_CLIENTS:=10000}"
 : "${CHURN_CLIENTS:=2000}" "${CHURN_SECONDS:=45}"
 : "${CHAT_ROOMS:=20}" "${CHAT_USERS:=10}" "${CHAT_RATES:=5 50}" "${CHAT_SECONDS:=10}"
+: "${CLUSTER_CLIENTS:=2000}" "${CLUSTER_K:=10}" "${CLUSTER_BURSTS:=5}"
+: "${REDIS_SERVER_BIN:=/usr/bin/redis-server}"
 : "${TIMEOUT_S:=180}"
+unset REDIS_URL
 
 log() { printf '==> bench: %s\n' "$*" >&2; }
 has() { case " $PEERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac }
@@ -124,12 +130,19 @@ stop_server() {
     SERVER_PID=""
     SERVER_PIDS=()
 }
-trap 'stop_server; rm -rf "$WORK"' EXIT
+REDIS_PID=""
+trap 'stop_server; [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+# next_port: the next port after PORT that nothing listens on (another run may share the machine)
+next_port() {
+    PORT=$((PORT + 1))
+    while (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do PORT=$((PORT + 1)); done
+}
 
 # start_server PEER [recovery]: starts it on a fresh port, sets SERVER_PID and PORT
 start_server() {
     local peer=$1 recovery=${2:-0}
-    PORT=$((PORT + 1))
+    next_port
     local logf="$WORK/$peer-$PORT.log"
     case "$peer" in
     ours)
@@ -165,13 +178,15 @@ start_server() {
     return 1
 }
 
-# start_shards PEER RECOVERY S: S servers on consecutive ports; sets SERVER_PIDS and
-# FIRST_PORT (S = 1: one server, as start_server)
+# start_shards PEER RECOVERY S: S servers on consecutive ports (when free; SHARD_PORTS lists
+# them); sets SERVER_PIDS and FIRST_PORT (S = 1: one server, as start_server)
 start_shards() {
     local peer=$1 recovery=$2 shards=$3 j
+    SHARD_PORTS=()
     for j in $(seq "$shards"); do
         start_server "$peer" "$recovery" || return 1
         SERVER_PIDS+=("$SERVER_PID")
+        SHARD_PORTS+=("$PORT")
         [ "$j" = 1 ] && FIRST_PORT=$PORT
         SERVER_PID=""
     done
@@ -211,6 +226,53 @@ idle_run() {
     else
         SHARDS=$shards run "$1" 0 idle --clients "$2" --shards "$shards"
     fi
+}
+
+wait_port() {
+    local port=$1 pid=$2
+    for _ in $(seq 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# cluster_run PEER: a redis-server and two nodes of PEER on it (all pinned like a server), one
+# loadgen run per repetition with the clients spread over both nodes
+cluster_run() {
+    local peer=$1 i rport pids
+    for i in $(seq "$REPS"); do
+        log "$peer: cluster --clients $CLUSTER_CLIENTS (rep $i/$REPS)"
+        next_port
+        rport=$PORT
+        "${SERVER_CPU[@]}" "$REDIS_SERVER_BIN" --port "$rport" --bind 127.0.0.1 --save '' \
+            --appendonly no >"$WORK/redis-$rport.log" 2>&1 &
+        REDIS_PID=$!
+        if ! wait_port "$rport" "$REDIS_PID"; then
+            cat "$WORK/redis-$rport.log" >&2
+            echo "{\"scenario\":\"cluster\",\"peer\":\"$peer\",\"error\":\"redis did not start\"}" >>"$RAW"
+            kill "$REDIS_PID" 2>/dev/null || true
+            REDIS_PID=""
+            continue
+        fi
+        if REDIS_URL="redis://127.0.0.1:$rport/" start_shards "$peer" 0 2; then
+            pids="$(IFS=,; echo "${SERVER_PIDS[*]}")"
+            if ! "${LOADGEN_CPU[@]}" "$T/loadgen" --addr "127.0.0.1:$FIRST_PORT" --server-pid "$pids" \
+                --label "$peer" --timeout-s "$TIMEOUT_S" --out "$RAW" cluster \
+                --addr-b "127.0.0.1:${SHARD_PORTS[1]}" --redis-pid "$REDIS_PID" \
+                --clients "$CLUSTER_CLIENTS" --k "$CLUSTER_K" --bursts "$CLUSTER_BURSTS" >/dev/null; then
+                echo "{\"scenario\":\"cluster\",\"peer\":\"$peer\",\"error\":\"loadgen failed\"}" >>"$RAW"
+            fi
+        else
+            echo "{\"scenario\":\"cluster\",\"peer\":\"$peer\",\"error\":\"server did not start\"}" >>"$RAW"
+        fi
+        stop_server
+        kill -TERM "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+        REDIS_PID=""
+        sleep 1
+    done
 }
 
 for s in $SCENARIOS; do
@@ -255,6 +317,11 @@ for s in $SCENARIOS; do
                     --duration-s "$CHAT_SECONDS"
             done
         fi
+        ;;
+    cluster)
+        for p in $PEERS; do
+            case "$p" in ours | node) cluster_run "$p" ;; esac
+        done
         ;;
     *) log "unknown scenario $s" ;;
     esac

@@ -1,6 +1,7 @@
 //! The adapter, its factory and the tasks that talk to Redis.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -32,6 +33,10 @@ pub struct RedisAdapterConfig {
     /// Messages waiting to be published; past this, new ones are dropped with a warning so
     /// that a slow or unreachable Redis never blocks the server.
     pub publish_queue: usize,
+    /// Speak the protocol of Node's `createShardedAdapter` (Redis 7 sharded pub/sub,
+    /// `SPUBLISH`/`SSUBSCRIBE`) instead of the classic one. Every node of a cluster must use
+    /// the same protocol; `@socket.io/redis-emitter` only reaches classic nodes.
+    pub sharded: bool,
 }
 
 impl Default for RedisAdapterConfig {
@@ -41,27 +46,119 @@ impl Default for RedisAdapterConfig {
             requests_timeout: Duration::from_secs(5),
             publish_on_specific_response_channel: false,
             publish_queue: 8192,
+            sharded: false,
         }
     }
 }
 
-struct Outgoing {
-    channel: String,
-    payload: Vec<u8>,
+/// What the factory's connections went through, for the application to watch (see
+/// [`RedisAdapterFactory::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RedisStats {
+    /// Whether the subscribed connection answered its last keepalive ping (every 500 ms).
+    pub connected: bool,
+    /// Times the subscribed connection was found down (each logged as a warning).
+    pub outages: u64,
+    /// Times it came back, subscriptions renewed (each logged).
+    pub reconnects: u64,
+    /// Messages that never reached Redis: the publish queue was full, or the publish failed
+    /// twice.
+    pub dropped_publishes: u64,
 }
 
-struct Shared {
-    config: RedisAdapterConfig,
+#[derive(Default)]
+pub(crate) struct Counters {
+    connected: std::sync::atomic::AtomicBool,
+    outages: AtomicU64,
+    reconnects: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Counters {
+    fn dropped(&self, n: usize) {
+        self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records a keepalive result; logs the transitions.
+    fn alive(&self, up: bool) {
+        if self.connected.swap(up, Ordering::Relaxed) == up {
+            return;
+        }
+        if up {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("redis connection restored; subscriptions renewed");
+        } else {
+            self.outages.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("redis connection lost; reaching only local sockets until it is back");
+        }
+    }
+}
+
+pub(crate) struct Outgoing {
+    pub(crate) channel: String,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Where the dispatch task hands subscribed messages.
+pub(crate) trait Route: Send + Sync {
+    /// Handles a message; `false` if the channel is not this adapter's.
+    fn route(&self, channel: &str, payload: &[u8]) -> bool;
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: RedisAdapterConfig,
     /// Commands (`PUBSUB NUMSUB`); also publishes.
-    commands: ConnectionManager,
+    pub(crate) commands: ConnectionManager,
     /// RESP3, subscribed; messages arrive through the push channel. Resubscribes by itself
     /// after a reconnect.
-    subscriber: ConnectionManager,
-    outgoing: mpsc::Sender<Outgoing>,
-    adapters: RwLock<Vec<Weak<RedisAdapter>>>,
+    pub(crate) subscriber: ConnectionManager,
+    pub(crate) outgoing: mpsc::Sender<Outgoing>,
+    pub(crate) adapters: RwLock<Vec<Weak<dyn Route>>>,
     /// Namespaces whose subscriptions are not confirmed yet.
-    pending: watch::Sender<usize>,
-    runtime: tokio::runtime::Handle,
+    pub(crate) pending: watch::Sender<usize>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Shared {
+    /// Queues a message; never waits.
+    pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) {
+        match self.outgoing.try_send(Outgoing { channel, payload }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(m)) => {
+                self.counters.dropped(1);
+                tracing::warn!(channel = %m.channel, "redis publish queue full; message dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Registers an adapter with the dispatch task.
+    pub(crate) fn add_route(&self, route: Weak<dyn Route>) {
+        let mut all = self.adapters.write().unwrap_or_else(|e| e.into_inner());
+        all.retain(|a| a.strong_count() > 0);
+        all.push(route);
+    }
+
+    /// The number of subscribers of `channel` (`PUBSUB <kind> channel`), this node included.
+    pub(crate) async fn count_subscribers(
+        &self,
+        kind: &str,
+        channel: &str,
+    ) -> Result<usize, AdapterError> {
+        let mut conn = self.commands.clone();
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg(kind).arg(channel);
+        let query = cmd.query_async::<redis::Value>(&mut conn);
+        match tokio::time::timeout(self.config.requests_timeout, query).await {
+            Ok(Ok(v)) => numsub_count(&v)
+                .ok_or_else(|| AdapterError(format!("unexpected PUBSUB {kind} reply"))),
+            Ok(Err(e)) => Err(AdapterError(format!("redis: {e}"))),
+            Err(_) => Err(AdapterError(
+                "timeout reached while counting servers".to_owned(),
+            )),
+        }
+    }
 }
 
 /// Creates a [`RedisAdapter`] for each namespace; all of them share two Redis connections
@@ -102,6 +199,8 @@ impl RedisAdapterFactory {
             )
             .await?;
         let (outgoing, outgoing_rx) = mpsc::channel(config.publish_queue.max(1));
+        let counters = Arc::new(Counters::default());
+        counters.connected.store(true, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             config,
             commands: commands.clone(),
@@ -110,8 +209,14 @@ impl RedisAdapterFactory {
             adapters: RwLock::new(Vec::new()),
             pending: watch::Sender::new(0),
             runtime: tokio::runtime::Handle::current(),
+            counters: counters.clone(),
         });
-        tokio::spawn(publish_loop(outgoing_rx, commands));
+        let publish = if shared.config.sharded {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        tokio::spawn(publish_loop(outgoing_rx, commands, publish, counters));
         tokio::spawn(dispatch_loop(Arc::downgrade(&shared), push_rx));
         tokio::spawn(keepalive(Arc::downgrade(&shared)));
         Ok(RedisAdapterFactory { shared })
@@ -124,6 +229,19 @@ impl RedisAdapterFactory {
         let _ = rx.wait_for(|n| *n == 0).await;
     }
 
+    /// Outages, reconnections and lost messages so far. During an outage each node reaches
+    /// only its own sockets; what it publishes meanwhile is lost (counted in
+    /// `dropped_publishes` once the publish fails or the queue is full).
+    pub fn stats(&self) -> RedisStats {
+        let c = &self.shared.counters;
+        RedisStats {
+            connected: c.connected.load(Ordering::Relaxed),
+            outages: c.outages.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            dropped_publishes: c.dropped.load(Ordering::Relaxed),
+        }
+    }
+
     /// The options.
     pub fn config(&self) -> &RedisAdapterConfig {
         &self.shared.config
@@ -133,6 +251,9 @@ impl RedisAdapterFactory {
 impl AdapterFactory for RedisAdapterFactory {
     fn create(&self, ns: LocalNamespace) -> Arc<dyn Adapter> {
         let shared = self.shared.clone();
+        if shared.config.sharded {
+            return crate::sharded::create(shared, ns);
+        }
         let uid = Alphanumeric.sample_string(&mut rand::rng(), 6);
         let channels = Channels::new(&shared.config.key, ns.name(), &uid);
         let adapter = Arc::new_cyclic(|me| RedisAdapter {
@@ -145,11 +266,8 @@ impl AdapterFactory for RedisAdapterFactory {
             requests: Mutex::new(HashMap::new()),
             ack_requests: Mutex::new(HashMap::new()),
         });
-        {
-            let mut all = shared.adapters.write().unwrap_or_else(|e| e.into_inner());
-            all.retain(|a| a.strong_count() > 0);
-            all.push(Arc::downgrade(&adapter));
-        }
+        let route: Arc<dyn Route> = adapter.clone();
+        shared.add_route(Arc::downgrade(&route));
         shared.pending.send_modify(|n| *n += 1);
         let weak = Arc::downgrade(&shared);
         let mut sub = shared.subscriber.clone();
@@ -188,12 +306,18 @@ impl AdapterFactory for RedisAdapterFactory {
 
 /// Publishes queued messages in order, pipelining whatever has piled up. A batch that failed
 /// on a dropped connection is sent once more, on the connection the manager opens instead.
-async fn publish_loop(mut rx: mpsc::Receiver<Outgoing>, mut conn: ConnectionManager) {
+async fn publish_loop(
+    mut rx: mpsc::Receiver<Outgoing>,
+    mut conn: ConnectionManager,
+    command: &'static str,
+    counters: Arc<Counters>,
+) {
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 64).await > 0 {
         let mut pipe = redis::pipe();
+        let size = batch.len();
         for m in batch.drain(..) {
-            pipe.cmd("PUBLISH").arg(m.channel).arg(m.payload).ignore();
+            pipe.cmd(command).arg(m.channel).arg(m.payload).ignore();
         }
         let mut result = pipe.query_async::<()>(&mut conn).await;
         if let Err(e) = &result {
@@ -202,7 +326,8 @@ async fn publish_loop(mut rx: mpsc::Receiver<Outgoing>, mut conn: ConnectionMana
             }
         }
         if let Err(e) = result {
-            tracing::warn!(error = %e, "redis publish failed; messages lost");
+            counters.dropped(size);
+            tracing::warn!(error = %e, lost = size, "redis publish failed; messages lost");
         }
     }
 }
@@ -218,12 +343,16 @@ async fn keepalive(shared: Weak<Shared>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(mut sub) = shared.upgrade().map(|s| s.subscriber.clone()) else {
+        let Some((mut sub, counters)) = shared
+            .upgrade()
+            .map(|s| (s.subscriber.clone(), s.counters.clone()))
+        else {
             return;
         };
         let ping = redis::cmd("PING");
-        let _ =
+        let pong =
             tokio::time::timeout(KEEPALIVE * 4, ping.query_async::<redis::Value>(&mut sub)).await;
+        counters.alive(matches!(pong, Ok(Ok(_))));
     }
 }
 
@@ -231,7 +360,7 @@ async fn keepalive(shared: Weak<Shared>) {
 async fn dispatch_loop(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<PushInfo>) {
     while let Some(push) = rx.recv().await {
         let (channel, payload) = match (push.kind, push.data.as_slice()) {
-            (PushKind::Message, [channel, payload]) => (channel, payload),
+            (PushKind::Message | PushKind::SMessage, [channel, payload]) => (channel, payload),
             (PushKind::PMessage, [_pattern, channel, payload]) => (channel, payload),
             _ => continue,
         };
@@ -244,7 +373,7 @@ async fn dispatch_loop(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Pus
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let adapters: Vec<Arc<RedisAdapter>> = shared
+        let adapters: Vec<Arc<dyn Route>> = shared
             .adapters
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -260,7 +389,7 @@ async fn dispatch_loop(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Pus
     }
 }
 
-fn bytes_of(v: &redis::Value) -> Option<&[u8]> {
+pub(crate) fn bytes_of(v: &redis::Value) -> Option<&[u8]> {
     match v {
         redis::Value::BulkString(b) => Some(b),
         redis::Value::SimpleString(s) => Some(s.as_bytes()),
@@ -352,13 +481,7 @@ impl RedisAdapter {
 
     /// Queues a message; never waits.
     fn publish(&self, channel: String, payload: Vec<u8>) {
-        match self.shared.outgoing.try_send(Outgoing { channel, payload }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(m)) => {
-                tracing::warn!(channel = %m.channel, "redis publish queue full; message dropped");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
+        self.shared.publish(channel, payload)
     }
 
     fn publish_json(&self, channel: String, value: &Value) {
@@ -386,18 +509,9 @@ impl RedisAdapter {
 
     /// Number of nodes subscribed to the request channel, this one included.
     async fn num_sub(&self) -> Result<usize, AdapterError> {
-        let mut conn = self.shared.commands.clone();
-        let mut cmd = redis::cmd("PUBSUB");
-        cmd.arg("NUMSUB").arg(&self.channels.request);
-        let query = cmd.query_async::<redis::Value>(&mut conn);
-        match tokio::time::timeout(self.timeout(), query).await {
-            Ok(Ok(v)) => numsub_count(&v)
-                .ok_or_else(|| AdapterError("unexpected PUBSUB NUMSUB reply".to_owned())),
-            Ok(Err(e)) => Err(AdapterError(format!("redis: {e}"))),
-            Err(_) => Err(AdapterError(
-                "timeout reached while counting servers".to_owned(),
-            )),
-        }
+        self.shared
+            .count_subscribers("NUMSUB", &self.channels.request)
+            .await
     }
 
     fn local_infos(&self, opts: &BroadcastOptions) -> Vec<SocketInfo> {
@@ -411,7 +525,7 @@ impl RedisAdapter {
 
     /// Handles a message on one of the subscribed channels; `false` if the channel is not
     /// this namespace's.
-    fn route(&self, channel: &str, payload: &[u8]) -> bool {
+    fn route_message(&self, channel: &str, payload: &[u8]) -> bool {
         if channel.starts_with(&self.channels.broadcast) {
             self.on_broadcast(channel, payload);
         } else if channel == self.channels.request {
@@ -700,7 +814,7 @@ impl RedisAdapter {
 }
 
 /// `timeout` from now; a timeout too long to represent waits for a year.
-fn deadline(timeout: Duration) -> Instant {
+pub(crate) fn deadline(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
         .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
@@ -721,7 +835,7 @@ fn proto_args(data: Data) -> Args {
     }
 }
 
-fn socket_info(v: &Value) -> Option<SocketInfo> {
+pub(crate) fn socket_info(v: &Value) -> Option<SocketInfo> {
     let id = Sid::parse(v.get("id")?.as_str()?)?;
     let rooms = match v.get("rooms") {
         Some(Value::Array(items)) => items
@@ -744,6 +858,12 @@ fn socket_info(v: &Value) -> Option<SocketInfo> {
 
 fn selector(opts: &BroadcastOptions) -> Value {
     proto::opts_json(opts, false)
+}
+
+impl Route for RedisAdapter {
+    fn route(&self, channel: &str, payload: &[u8]) -> bool {
+        self.route_message(channel, payload)
+    }
 }
 
 impl Adapter for RedisAdapter {

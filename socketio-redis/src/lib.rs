@@ -53,9 +53,13 @@
 #![warn(missing_docs)]
 
 mod adapter;
+mod emitter;
 pub mod msgpack;
 pub mod proto;
+pub mod sharded;
 pub mod streams;
 
-pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
+pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory, RedisStats};
+pub use emitter::{Emitter, EmitterError, EmitterOperator, EMITTER_UID};
 pub use redis::RedisError;
+pub use sharded::ShardedAdapter;

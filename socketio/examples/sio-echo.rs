@@ -5,7 +5,9 @@
 //! arguments (binary kept), and `message-with-ack` is acknowledged with the same arguments.
 //!
 //! With `--redis URL` the node joins a cluster through Redis (`socketio-redis`, the protocol of
-//! Node's `@socket.io/redis-adapter`), and `/` also understands, cluster-wide:
+//! Node's `@socket.io/redis-adapter`; `--redis-sharded URL` for that of its
+//! `createShardedAdapter`, over Redis 7 sharded pub/sub), and `/` also understands,
+//! cluster-wide:
 //!
 //! | event | does |
 //! | --- | --- |
@@ -18,6 +20,7 @@
 //! | `server-count` (ack) | acks the number of nodes |
 //! | `all-rooms` (ack) | acks every room of the cluster |
 //! | `broadcast-with-ack`, args… (ack) | emits `question` with the args to every socket with a 2 s timeout; acks `{responses, missing}` |
+//! | `redis-stats` (ack) | acks the adapter's `{connected, outages, reconnects, dropped_publishes}` |
 //!
 //! `--redis-streams URL` joins a cluster through a Redis stream instead (`socketio_redis::streams`,
 //! the protocol of Node's `@socket.io/redis-streams-adapter` 0.3), with the same events; with
@@ -25,7 +28,8 @@
 //! session on any node.
 //!
 //! A failed cluster operation acks `{"error": message}`. Server-side `ping` is answered with
-//! `{"node": "rust", "got": [args…]}`.
+//! `{"node": "rust", "got": [args…]}`; server-side `notify`, args… makes this node emit
+//! `notified` with the args to its own sockets of `/`.
 //!
 //! `cargo run -p socketio --example sio-echo -- --port 3000`; once bound (and, with `--redis`,
 //! subscribed) it prints `listening on http://127.0.0.1:<port>/socket.io/` (`--port 0` picks a
@@ -64,8 +68,11 @@ struct Args {
     #[arg(long)]
     redis: Option<String>,
     /// Join a cluster through a Redis stream on this server (the Streams adapter).
-    #[arg(long, conflicts_with = "redis")]
+    #[arg(long, conflicts_with_all = ["redis", "redis_sharded"])]
     redis_streams: Option<String>,
+    /// Join a sharded cluster (Redis 7 `SPUBLISH`/`SSUBSCRIBE`) through this Redis server.
+    #[arg(long, conflicts_with = "redis")]
+    redis_sharded: Option<String>,
     /// How long cluster requests wait for the other nodes, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     redis_requests_timeout: u64,
@@ -197,16 +204,20 @@ async fn main() -> std::io::Result<()> {
     let timeout = Duration::from_millis(args.redis_requests_timeout);
     let mut builder = SocketIo::builder(config.build());
     let mut ready: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = None;
-    if let Some(url) = &args.redis {
+    let mut redis = None;
+    if let Some(url) = args.redis.as_ref().or(args.redis_sharded.as_ref()) {
         let options = RedisAdapterConfig {
             requests_timeout: timeout,
+            sharded: args.redis_sharded.is_some(),
             ..Default::default()
         };
         let factory = RedisAdapterFactory::connect(url, options)
             .await
             .map_err(std::io::Error::other)?;
         builder = builder.adapter(factory.clone());
-        ready = Some(Box::pin(async move { factory.ready().await }));
+        let subscribed = factory.clone();
+        ready = Some(Box::pin(async move { subscribed.ready().await }));
+        redis = Some(factory);
     }
     if let Some(url) = &args.redis_streams {
         let options = RedisStreamsConfig {
@@ -224,21 +235,50 @@ async fn main() -> std::io::Result<()> {
     }
     let io = builder.build();
 
-    io.of("/").on_connection(|socket| async move {
-        greet(socket.clone()).await;
-        socket.on("message", |socket, event| async move {
-            let _ = socket.emit("message-back", event.args);
-        });
-        socket.on("message-with-ack", |_socket, event| async move {
-            if let Some(ack) = event.ack {
-                ack.send(event.args);
+    let factory = redis.clone();
+    io.of("/").on_connection(move |socket| {
+        let factory = factory.clone();
+        async move {
+            greet(socket.clone()).await;
+            if let Some(factory) = factory {
+                socket.on("redis-stats", move |_socket, event| {
+                    let s = factory.stats();
+                    async move {
+                        if let Some(ack) = event.ack {
+                            ack.send(json!({
+                                "connected": s.connected,
+                                "outages": s.outages,
+                                "reconnects": s.reconnects,
+                                "dropped_publishes": s.dropped_publishes,
+                            }));
+                        }
+                    }
+                });
             }
-        });
-        cluster_events(&socket);
+            socket.on("message", |socket, event| async move {
+                let _ = socket.emit("message-back", event.args);
+            });
+            socket.on("message-with-ack", |_socket, event| async move {
+                if let Some(ack) = event.ack {
+                    ack.send(event.args);
+                }
+            });
+            cluster_events(&socket);
+        }
     });
-    io.of("/").on_server_side_emit(|args: SioArgs| async move {
-        let got: Vec<Value> = args.0.into_iter().skip(1).map(data_json).collect();
-        Some(SioArgs::from(json!({"node": "rust", "got": got})))
+    let local = io.clone();
+    io.of("/").on_server_side_emit(move |args: SioArgs| {
+        let notify = args.json(0) == Some(&json!("notify"));
+        let local = local.clone();
+        async move {
+            if notify {
+                let rest = SioArgs(args.0.into_iter().skip(1).collect());
+                let _ = local.of("/").local().emit("notified", rest);
+                return None;
+            }
+            let got: Vec<Value> = args.0.into_iter().skip(1).map(data_json).collect();
+            Some(SioArgs::from(json!({"node": "rust", "got": got})))
+        }
     });
     io.of("/custom").on_connection(greet);
     if let Some(ready) = ready {

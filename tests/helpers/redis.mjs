@@ -2,6 +2,8 @@
 //
 //   const redis = await startRedis();   // redis.port, redis.url ("redis://127.0.0.1:<port>/")
 //   await redis.stop();                 // SIGTERM, await exit
+//   await redis.kill();                 // SIGKILL, await exit (a crash)
+//   await startRedis({ port });         // again on a known port (no retry elsewhere)
 //
 // The binary is REDIS_SERVER_BIN, else /usr/bin/redis-server (Debian's, see scripts/setup.sh).
 // Readiness is its "Ready to accept connections" log line; a port taken between our probe and
@@ -57,6 +59,10 @@ function startOnce(port, timeoutMs) {
           if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
           return exited;
         },
+        async kill() {
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+          return exited;
+        },
       });
     }
     const onData = (chunk) => {
@@ -71,7 +77,8 @@ function startOnce(port, timeoutMs) {
 }
 
 /** Starts redis-server on a free port and resolves when it accepts connections. */
-export async function startRedis({ timeoutMs = 10000 } = {}) {
+export async function startRedis({ timeoutMs = 10000, port } = {}) {
+  if (port !== undefined) return startOnce(port, timeoutMs);
   let last;
   for (let i = 0; i < 5; i++) {
     try {

@@ -1,14 +1,16 @@
 // A Node.js socket.io 4.8 node on @socket.io/redis-adapter 8.3, with the same cluster events as
-// socketio/examples/sio-echo.rs started with --redis (see the table at the top of that file).
+// socketio/examples/sio-echo.rs started with --redis (see the table at the top of that file),
+// server-side `notify` included, and the namespace /custom.
 //
 //   node redis/node-server.mjs --port 0 --redis redis://127.0.0.1:6379/ [--redis-requests-timeout MS]
 //     [--specific-response-channel]   (the adapter's publishOnSpecificResponseChannel)
+//     [--sharded]                     (createShardedAdapter: Redis 7 sharded pub/sub)
 //
 // Prints `listening on http://127.0.0.1:<port>/socket.io/` once bound and subscribed.
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { Server } from 'socket.io';
-import { createAdapter } from '@socket.io/redis-adapter';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { createClient } from 'redis';
 
 const { values } = parseArgs({
@@ -17,6 +19,7 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     'redis-requests-timeout': { type: 'string', default: '5000' },
     'specific-response-channel': { type: 'boolean', default: false },
+    sharded: { type: 'boolean', default: false },
   },
 });
 
@@ -27,17 +30,27 @@ await Promise.all([pub.connect(), sub.connect()]);
 
 const httpServer = http.createServer();
 const io = new Server(httpServer, {
-  adapter: createAdapter(pub, sub, {
-    requestsTimeout: Number(values['redis-requests-timeout']),
-    publishOnSpecificResponseChannel: values['specific-response-channel'],
-  }),
+  adapter: values.sharded
+    ? createShardedAdapter(pub, sub)
+    : createAdapter(pub, sub, {
+      requestsTimeout: Number(values['redis-requests-timeout']),
+      publishOnSpecificResponseChannel: values['specific-response-channel'],
+    }),
 });
 // The adapter subscribed on `sub`; a later command on the same connection completes after it.
-await sub.subscribe('node-server-ready-probe', () => {});
-await sub.unsubscribe('node-server-ready-probe');
+if (values.sharded) {
+  await sub.sSubscribe('node-server-ready-probe', () => {});
+  await sub.sUnsubscribe('node-server-ready-probe');
+} else {
+  await sub.subscribe('node-server-ready-probe', () => {});
+  await sub.unsubscribe('node-server-ready-probe');
+}
 
 const error = (e) => ({ error: e.message });
 const first = (responses) => responses.map((r) => (Array.isArray(r) ? r[0] : r));
+
+io.on('notify', (...args) => io.local.emit('notified', ...args));
+io.of('/custom').on('connection', (socket) => socket.emit('auth', socket.handshake.auth ?? {}));
 
 io.on('ping', (...args) => {
   const cb = typeof args[args.length - 1] === 'function' ? args.pop() : null;
@@ -59,7 +72,7 @@ io.on('connection', (socket) => {
     io.serverSideEmitWithAck('ping', ...args).then((r) => cb(first(r)), (e) => cb(error(e)));
   });
   socket.on('server-count', async (cb) => cb(await io.of('/').adapter.serverCount()));
-  socket.on('all-rooms', (cb) => io.of('/').adapter.allRooms().then((r) => cb([...r].sort()), (e) => cb(error(e))));
+  socket.on('all-rooms', (cb) => Promise.resolve().then(() => io.of('/').adapter.allRooms()).then((r) => cb([...r].sort()), (e) => cb(error(e))));
   socket.on('broadcast-with-ack', (...args) => {
     const cb = args.pop();
     io.timeout(2000).emit('question', ...args, (err, responses) => {

@@ -72,6 +72,24 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         interval_ms: u64,
     },
+    /// Two nodes of a cluster over Redis (`--addr` and `--addr-b`; `--server-pid A,B`), N
+    /// clients spread over both, bursts of K broadcasts from A: CPU of both nodes per delivered
+    /// message, local and cross-node latency.
+    Cluster {
+        #[arg(long)]
+        addr_b: SocketAddr,
+        /// Redis's pid, for its CPU.
+        #[arg(long)]
+        redis_pid: Option<u32>,
+        #[arg(long, default_value_t = 2_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        k: u64,
+        #[arg(long, default_value_t = 5)]
+        bursts: u64,
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+    },
     /// chatd's /chat: R rooms × U users sending M messages per second each.
     Chat {
         #[arg(long, default_value_t = 10)]
@@ -162,7 +180,9 @@ async fn main() -> loadgen::Result<()> {
         Scenario::Idle {
             clients, shards, ..
         } => clients.div_ceil((*shards).max(1)) + 64,
-        Scenario::Fanout { clients, .. } | Scenario::Churn { clients, .. } => clients + 64,
+        Scenario::Fanout { clients, .. }
+        | Scenario::Churn { clients, .. }
+        | Scenario::Cluster { clients, .. } => clients + 64,
         // a storm client closes its polling connection before it opens the WebSocket
         Scenario::Storm { clients } => clients + 64,
         Scenario::Chat { rooms, users, .. } => rooms * users + 64,
@@ -199,6 +219,22 @@ async fn main() -> loadgen::Result<()> {
                 interval_ms,
             } => {
                 scenarios::fanout(&c, clients, k, bursts, Duration::from_millis(interval_ms)).await
+            }
+            Scenario::Cluster {
+                addr_b,
+                redis_pid,
+                clients,
+                k,
+                bursts,
+                interval_ms,
+            } => {
+                check_loopback(&addr_b)?;
+                let b = scenarios::Peer {
+                    addr: addr_b,
+                    pid: cli.server_pid.get(1).copied(),
+                };
+                let interval = Duration::from_millis(interval_ms);
+                scenarios::cluster(&c, b, redis_pid, clients, k, bursts, interval).await
             }
             Scenario::Chat {
                 rooms,

@@ -468,6 +468,101 @@ pub async fn fanout(
 }
 
 // ------------------------------------------------------------------------------------------
+// 6. Cluster
+
+/// The second node of a cluster run.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// Its address.
+    pub addr: std::net::SocketAddr,
+    /// Its pid (CPU), if measured.
+    pub pid: Option<u32>,
+}
+
+/// Two nodes of a cluster (`c.target` = A, `b`), `n` clients spread evenly over them, and a
+/// Redis server (`redis_pid`, CPU only). A's driver sends bursts of K broadcasts to `all`:
+/// A's clients get them locally, B's through Redis. Reports CPU of both nodes per delivered
+/// message (and Redis's), and latency on A (local) and on B (cross-node).
+pub async fn cluster(
+    c: &Common,
+    b: Peer,
+    redis_pid: Option<u32>,
+    n: usize,
+    k: u64,
+    bursts: u64,
+    interval: Duration,
+) -> Result<Value> {
+    let mut cb = c.clone();
+    cb.target.addr = b.addr;
+    cb.server_pid = b.pid;
+    let on_b = n / 2;
+    let fleet_a = Fleet::connect(c, n - on_b, None, false).await?;
+    let fleet_b = Fleet::connect(&cb, on_b, None, false).await?;
+    // Every handle, drivers included, is in `all`.
+    let (sockets_a, sockets_b) = (fleet_a.connected() + 1, fleet_b.connected() + 1);
+    let ticks = |f: &Fleet| f.shared.ticks.load(Relaxed);
+    // Warm-up: one message from A must reach every socket of both nodes.
+    let (a0, b0) = (ticks(&fleet_a), ticks(&fleet_b));
+    fleet_a.trigger(1, 0);
+    wait_until(Duration::from_secs(30), || {
+        ticks(&fleet_a) - a0 >= sockets_a && ticks(&fleet_b) - b0 >= sockets_b
+    })
+    .await;
+    let warm = ticks(&fleet_a) - a0 + ticks(&fleet_b) - b0;
+    let (expected_a, expected_b) = (sockets_a * k * bursts, sockets_b * k * bursts);
+    let (a0, b0) = (ticks(&fleet_a), ticks(&fleet_b));
+    let meters = (
+        CpuMeter::start(c.server_pid),
+        CpuMeter::start(b.pid),
+        CpuMeter::start(redis_pid),
+    );
+    for burst in 1..=bursts {
+        fleet_a.trigger(k, burst);
+        if burst < bursts {
+            sleep(interval).await;
+        }
+    }
+    wait_until(c.timeout, || {
+        ticks(&fleet_a) - a0 >= expected_a && ticks(&fleet_b) - b0 >= expected_b
+    })
+    .await;
+    let spans = (meters.0.stop(), meters.1.stop(), meters.2.stop());
+    let (delivered_a, delivered_b) = (ticks(&fleet_a) - a0, ticks(&fleet_b) - b0);
+    let delivered = delivered_a + delivered_b;
+    let connected = fleet_a.connected() + fleet_b.connected();
+    let failed = fleet_a.shared.failed.load(Relaxed) + fleet_b.shared.failed.load(Relaxed);
+    let latencies = |states: Vec<ClientState>| -> Vec<f32> {
+        states.iter().flat_map(|s| s.lat.iter().copied()).collect()
+    };
+    let mut lat_a = latencies(fleet_a.finish().await);
+    let mut lat_b = latencies(fleet_b.finish().await);
+    let nodes_cpu = spans.0.server.zip(spans.1.server).map(|(a, b)| a + b);
+    let per_msg_us = |s: f64| round3(s * 1e6 / delivered.max(1) as f64);
+    Ok(report(
+        c,
+        "cluster",
+        json!({"clients": n, "k": k, "bursts": bursts, "interval_ms": interval.as_millis() as u64}),
+        json!({
+            "connected": connected,
+            "failed": failed,
+            "warmup_delivered": warm,
+            "delivered": delivered,
+            "expected": expected_a + expected_b,
+            "delivered_a": delivered_a,
+            "delivered_b": delivered_b,
+            "cpu_a": cpu_json(&spans.0),
+            "cpu_b": cpu_json(&spans.1),
+            "redis_cpu_s": spans.2.server.map(round3),
+            "nodes_cpu_s": nodes_cpu.map(round3),
+            "nodes_cpu_per_msg_us": nodes_cpu.map(per_msg_us),
+            "redis_cpu_per_msg_us": spans.2.server.map(per_msg_us),
+            "latency_local": summary(&mut lat_a),
+            "latency_cross": summary(&mut lat_b),
+        }),
+    ))
+}
+
+// ------------------------------------------------------------------------------------------
 // 5. Churn
 
 /// N clients drop their TCP connection every `every` seconds (uniform) and reconnect with the

@@ -1,7 +1,8 @@
 //! The benchmark peer on our `socketio` crate, with the logic every peer in `bench/peers/` has:
 //! on connection join room `all`; `echo` → `echo` with the same arguments; `trigger {k, b}` →
 //! broadcast K messages `tick {ts, i, b}` to room `all` (`ts`: milliseconds since the epoch, with
-//! a fraction). A library so that `bench/loadgen`'s smoke test can run it in-process.
+//! a fraction). A library so that `bench/loadgen`'s smoke test can run it in-process. With a
+//! Redis adapter the node is one of a cluster (the `cluster` scenario).
 
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,11 +20,19 @@ pub fn now_ms() -> f64 {
 
 /// The server, with connection state recovery when `recovery` is set.
 pub fn build(recovery: bool) -> SocketIo {
+    build_with(recovery, None)
+}
+
+/// The server, on `redis`'s adapter when given.
+pub fn build_with(recovery: bool, redis: Option<socketio_redis::RedisAdapterFactory>) -> SocketIo {
     let mut config = Config::builder().serve_client(false);
     if recovery {
         config = config.recovery(Recovery::default());
     }
-    let io = SocketIo::new(config.build());
+    let io = match redis {
+        Some(factory) => SocketIo::builder(config.build()).adapter(factory).build(),
+        None => SocketIo::new(config.build()),
+    };
     io.of("/").on_connection(|socket| async move {
         socket.join("all");
         socket.on("echo", |socket, event| async move {
@@ -48,5 +57,14 @@ pub async fn serve(
     recovery: bool,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    socketio::serve(listener, build(recovery), engineio::not_found(), shutdown).await
+    serve_io(listener, build(recovery), shutdown).await
+}
+
+/// Serves `io` on `listener` until `shutdown` resolves.
+pub async fn serve_io(
+    listener: tokio::net::TcpListener,
+    io: SocketIo,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    socketio::serve(listener, io, engineio::not_found(), shutdown).await
 }

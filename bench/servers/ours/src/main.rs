@@ -1,5 +1,5 @@
-//! `bench-ours --port 3000 [--recovery]`: prints `listening on <addr>` once bound; stops on
-//! SIGTERM/SIGINT.
+//! `bench-ours --port 3000 [--recovery] [--redis URL]`: prints `listening on <addr>` once bound
+//! (and, with `--redis`, subscribed); stops on SIGTERM/SIGINT.
 
 use clap::Parser;
 
@@ -12,6 +12,9 @@ struct Args {
     /// Connection state recovery on.
     #[arg(long, env = "RECOVERY")]
     recovery: bool,
+    /// Join a cluster through this Redis server (classic adapter).
+    #[arg(long, env = "REDIS_URL")]
+    redis: Option<String>,
 }
 
 #[tokio::main]
@@ -19,12 +22,25 @@ async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     // listen backlog 4096 for every peer (Node and uvicorn get the same), so a connect storm
     // measures the server rather than SYN retransmits
+    // subscribed before the port opens: run.sh takes an open port as ready
+    let redis = match &args.redis {
+        Some(url) => Some(
+            socketio_redis::RedisAdapterFactory::connect(url, Default::default())
+                .await
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
+    let io = bench_ours::build_with(args.recovery, redis.clone());
+    if let Some(factory) = &redis {
+        factory.ready().await;
+    }
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], args.port)))?;
     let listener = socket.listen(4096)?;
     println!("listening on {}", listener.local_addr()?);
-    bench_ours::serve(listener, args.recovery, async {
+    bench_ours::serve_io(listener, io, async {
         use tokio::signal::unix::{signal, SignalKind};
         match (
             signal(SignalKind::terminate()),
