@@ -33,10 +33,12 @@ pub struct CyclesOpts {
     pub stats_path: Option<String>,
     /// Pause after the server is quiet, before the RSS is read.
     pub settle: Duration,
+    /// Only this transport (an index into [`TRANSPORTS`]); `None`: all three in turn.
+    pub only: Option<usize>,
 }
 
 /// The transports in the order cycles take them (cycle i uses `TRANSPORTS[i % 3]`).
-const TRANSPORTS: [&str; 3] = ["websocket", "polling", "polling+upgrade"];
+pub const TRANSPORTS: [&str; 3] = ["websocket", "polling", "polling+upgrade"];
 
 /// Upper bound of one cycle.
 const CYCLE_LIMIT: Duration = Duration::from_secs(15);
@@ -129,8 +131,8 @@ async fn upgrade_cycle(i: u64, target: &Target) -> Result<()> {
     leave(conn).await
 }
 
-async fn cycle(i: u64, target: &Target) -> Result<()> {
-    match i % 3 {
+async fn cycle(k: usize, i: u64, target: &Target) -> Result<()> {
+    match k {
         0 => websocket_cycle(i, target).await,
         1 => polling_cycle(i, target).await,
         _ => upgrade_cycle(i, target).await,
@@ -153,15 +155,21 @@ impl Tally {
 }
 
 /// Runs cycles `next..upto`, one per call of the shared counter.
-async fn worker(next: Arc<AtomicU64>, upto: u64, target: Target, tally: Arc<Tally>) {
+async fn worker(
+    next: Arc<AtomicU64>,
+    upto: u64,
+    only: Option<usize>,
+    target: Target,
+    tally: Arc<Tally>,
+) {
     loop {
         let i = next.fetch_add(1, Relaxed);
         if i >= upto {
             return;
         }
-        let k = (i % 3) as usize;
+        let k = only.unwrap_or((i % 3) as usize);
         let t0 = Instant::now();
-        match timeout(CYCLE_LIMIT, cycle(i, &target)).await {
+        match timeout(CYCLE_LIMIT, cycle(k, i, &target)).await {
             Ok(Ok(())) => {
                 tally.ok[k].fetch_add(1, Relaxed);
                 if let Ok(mut took) = tally.took[k].lock() {
@@ -261,7 +269,15 @@ pub async fn cycles(c: &Common, o: &CyclesOpts) -> Result<Value> {
     for at in checkpoints(o.total, o.first, o.samples) {
         let phase = Instant::now();
         let workers: Vec<_> = (0..c.concurrency.max(1))
-            .map(|_| tokio::spawn(worker(next.clone(), at, c.target.clone(), tally.clone())))
+            .map(|_| {
+                tokio::spawn(worker(
+                    next.clone(),
+                    at,
+                    o.only,
+                    c.target.clone(),
+                    tally.clone(),
+                ))
+            })
             .collect();
         for w in workers {
             // a worker's cycles are each bounded, so this ends
@@ -328,7 +344,7 @@ pub async fn cycles(c: &Common, o: &CyclesOpts) -> Result<Value> {
             "first": o.first,
             "samples": o.samples,
             "concurrency": c.concurrency,
-            "transports": TRANSPORTS,
+            "transports": o.only.map_or(&TRANSPORTS[..], |k| &TRANSPORTS[k..=k]),
             "stats_path": o.stats_path,
             "settle_s": o.settle.as_secs_f64(),
         }),

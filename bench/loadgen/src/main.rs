@@ -127,6 +127,10 @@ enum Scenario {
         /// Seconds to wait once the server is quiet, before reading RSS.
         #[arg(long, default_value_t = 1.0)]
         settle_s: f64,
+        /// Only one transport: `websocket`, `polling` or `polling+upgrade` (default: all three
+        /// in turn).
+        #[arg(long)]
+        transport: Option<String>,
     },
 }
 
@@ -274,8 +278,19 @@ async fn main() -> loadgen::Result<()> {
                 samples,
                 stats_path,
                 settle_s,
+                transport,
             } => {
+                let only = match transport {
+                    None => None,
+                    Some(t) => Some(
+                        loadgen::cycles::TRANSPORTS
+                            .iter()
+                            .position(|x| *x == t)
+                            .ok_or_else(|| format!("unknown transport {t}"))?,
+                    ),
+                };
                 let o = loadgen::cycles::CyclesOpts {
+                    only,
                     total: cycles,
                     first,
                     samples,
