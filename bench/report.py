@@ -136,6 +136,19 @@ METRICS = {
         "server_cpu_per_stored_msg_us": "results.server_cpu_per_stored_msg_us",
         "loadgen_cpu_share": "results.cpu.loadgen_cpu_share",
     },
+    "cycles": {
+        "rss_kib_before": "results.server_rss_kib_before",
+        "rss_kib_first": "results.rss_kib_first",
+        "rss_kib_final": "results.rss_kib_final",
+        "ratio_final_to_first": "results.ratio_final_to_first",
+        "growth_bytes_per_cycle": "results.growth_bytes_per_cycle",
+        "first": "params.first",
+        "ok": "results.ok",
+        "failed": "results.failed",
+        "cycles_per_s": "results.cycles_per_s",
+        "server_cpu_s": "results.cpu.server_cpu_s",
+        "loadgen_cpu_share": "results.cpu.loadgen_cpu_share",
+    },
 }
 
 
@@ -153,6 +166,8 @@ def size_of(run):
     p = run.get("params", {})
     if run["scenario"] == "chat":
         return f'{p.get("rooms")}x{p.get("users")}@{p.get("rate")}/s'
+    if run["scenario"] == "cycles":
+        return p.get("cycles")
     return p.get("clients")
 
 
@@ -170,6 +185,16 @@ def aggregate(runs):
     for (scen, peer, size), rs in groups.items():
         m = {name: median([get(r, path) for r in rs]) for name, path in METRICS[scen].items()}
         m["reps"] = len(rs)
+        if scen == "cycles":
+            # the RSS series of the first repetition, and whether the server was quiet (no
+            # session, socket or room; its sockets back to the baseline) at every sample
+            samples = get(rs[0], "results.samples") or []
+            m["series"] = [[x.get("cycles"), x.get("rss_kib")] for x in samples]
+            m["quiet_every_sample"] = all(
+                get(x, "quiet.stats_zero") is not False
+                and get(x, "quiet.socket_fds_back") is not False
+                for r in rs for x in (get(r, "results.samples") or []))
+            m["stats_checked"] = any(get(r, "params.stats_path") for r in rs)
         agg.setdefault(scen, {}).setdefault(str(size), {})[peer] = m
     return agg, errors, machine
 
@@ -242,6 +267,13 @@ def targets(agg):
                 o["failures"] == 0 and o["connected"] == int(size),
                 f'{fmt(o["connected"])} connected, {fmt(o["failures"])} failures, '
                 f'{fmt(o["time_to_all_s"], 2)} s')
+    for size, d in agg.get("cycles", {}).items():
+        o = d.get("ours")
+        if o and o["ratio_final_to_first"] is not None:
+            add(f"RSS after {int(size):,} open/close cycles within 10 % of the RSS after the "
+                f"first {fmt(o['first'])}", o["ratio_final_to_first"] <= 1.10,
+                f'{o["ratio_final_to_first"]:.3f}× ({fmt(o["rss_kib_final"] / 1024)} vs '
+                f'{fmt(o["rss_kib_first"] / 1024)} MiB)')
     for size, d in agg.get("churn", {}).items():
         o = d.get("ours")
         if o and o["delivered_share"] is not None:
@@ -392,6 +424,37 @@ def markdown(agg, errors, machine, env, stamp):
         table(["R×U@M", "server", "stored msgs/s", "delivered / expected", "e2e p50 ms",
                "e2e p99 ms", "ack p99 ms", "server CPU s", "CPU µs/stored msg",
                "loadgen CPU share"], rows)
+    if "cycles" in agg:
+        L.append("**6. Open/close cycles** — sessions open, are put in room `all`, exchange one "
+                 "`echo` and close, many at a time, over WebSocket, polling and polling upgraded "
+                 "to WebSocket in turn; server RSS read with no session open (ours: its "
+                 "`/bench/stats` at zero sessions, sockets and rooms; every peer: its sockets "
+                 "back to the count before the first cycle; then 1 s).")
+        L.append("")
+        rows = []
+        series = []
+        for size, d in sorted(agg["cycles"].items(), key=lambda kv: int(kv[0])):
+            for p in peers_in(d):
+                m = d[p]
+                mib = lambda k: fmt(m[k] / 1024, 1) if m[k] else "–"
+                rows.append([fmt(int(size)), PEER_NAME.get(p, p), mib("rss_kib_before"),
+                             f'{mib("rss_kib_first")} (after {fmt(m["first"])})',
+                             mib("rss_kib_final"), fmt(m["ratio_final_to_first"], 3),
+                             fmt(m["growth_bytes_per_cycle"], 2),
+                             f'{fmt(m["ok"])} / {fmt(m["failed"])}',
+                             ("yes" if m["quiet_every_sample"] else "no")
+                             + (" (stats)" if m["stats_checked"] else " (sockets)"),
+                             fmt(m["cycles_per_s"], 0), fmt(m["loadgen_cpu_share"], 2)])
+                series.append(f'{PEER_NAME.get(p, p)}: ' + ", ".join(
+                    f"{fmt(c)} → {fmt(r / 1024, 1)}" for c, r in m["series"] if r))
+        table(["cycles", "peer", "RSS before MiB", "RSS first MiB", "RSS final MiB",
+               "final ÷ first", "growth B/cycle", "ok / failed", "quiet at every sample",
+               "cycles/s", "loadgen CPU share"], rows)
+        L.append("RSS MiB after N cycles:")
+        L.append("")
+        for line in series:
+            L.append(f"- {line}")
+        L.append("")
     t = targets(agg)
     if t:
         L.append("**Targets**")

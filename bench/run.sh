@@ -6,11 +6,15 @@
 #   bench/run.sh --docs           # also copy the result into docs/benchmarks.{md,json,png}
 #
 # Knobs (environment): REPS, PEERS ("ours raw socketioxide node python"), SCENARIOS
-# ("idle fanout storm churn chat"), IDLE_SIZES ("10000"), IDLE_LARGE ("50000 100000": only
+# ("idle fanout storm churn chat"; "cycles" on request), IDLE_SIZES ("10000"), IDLE_LARGE ("50000 100000": only
 # for IDLE_LARGE_PEERS), FANOUT_CLIENTS, FANOUT_K, FANOUT_BURSTS, FANOUT_INTERVAL_MS,
 # STORM_CLIENTS, CHURN_CLIENTS, CHURN_SECONDS, CHAT_ROOMS, CHAT_USERS, CHAT_RATES ("5 50":
 # messages per second per user, one chat run each; 50 is 10 000 stored messages/s offered),
 # CHAT_SECONDS.
+# Memory after open/close cycles (SCENARIOS="cycles", not in the default list: a million cycles
+# per peer take minutes): CYCLES (1000000) sessions, CYCLES_CONCURRENCY (128) open at a time,
+# RSS read after CYCLES_FIRST (10000) and at CYCLES_SAMPLES (10) more checkpoints, with no
+# session open; every peer but the raw floor (no polling).
 # IDLE_BROWSER_SIZES ("10000"): idle again with the request headers of a browser behind nginx.
 # Scenario "cluster" (not in the default list; peers ours and node): a redis-server
 # (REDIS_SERVER_BIN, else /usr/bin/redis-server) and two nodes of the peer on the classic Redis
@@ -46,9 +50,10 @@ for a in "$@"; do
 done
 
 if [ "$QUICK" = 1 ]; then
-    : "${REPS:=1}" "${PEERS:=ours raw}" "${SCENARIOS:=idle fanout storm churn chat}"
+    : "${REPS:=1}" "${PEERS:=ours raw}" "${SCENARIOS:=idle fanout storm churn chat cycles}"
     : "${IDLE_SIZES:=1000}" "${IDLE_LARGE:=}" "${IDLE_BROWSER_SIZES:=1000}" "${FANOUT_CLIENTS:=1000}" "${STORM_CLIENTS:=500}"
     : "${CHURN_CLIENTS:=200}" "${CHURN_SECONDS:=10}" "${CHAT_RATES:=5}" "${CHAT_SECONDS:=3}"
+    : "${CYCLES:=20000}" "${CYCLES_SAMPLES:=2}"
 fi
 : "${REPS:=3}"
 : "${PEERS:=ours raw socketioxide node python}"
@@ -63,6 +68,7 @@ fi
 : "${CHAT_ROOMS:=20}" "${CHAT_USERS:=10}" "${CHAT_RATES:=5 50}" "${CHAT_SECONDS:=10}"
 : "${CLUSTER_CLIENTS:=2000}" "${CLUSTER_K:=10}" "${CLUSTER_BURSTS:=5}"
 : "${REDIS_SERVER_BIN:=/usr/bin/redis-server}"
+: "${CYCLES:=1000000}" "${CYCLES_CONCURRENCY:=128}" "${CYCLES_FIRST:=10000}" "${CYCLES_SAMPLES:=10}"
 : "${TIMEOUT_S:=180}"
 unset REDIS_URL
 
@@ -306,6 +312,15 @@ for s in $SCENARIOS; do
         for p in $PEERS; do
             case "$p" in ours | node) run "$p" 1 churn --clients "$CHURN_CLIENTS" \
                 --duration-s "$CHURN_SECONDS" ;; esac
+        done
+        ;;
+    cycles)
+        for p in $PEERS; do
+            # bench-ours reports its sessions, sockets and rooms: each sample waits for zero
+            stats_arg=()
+            if [ "$p" = ours ]; then stats_arg=(--stats-path /bench/stats); fi
+            [ "$p" = raw ] || run "$p" 0 cycles --cycles "$CYCLES" --first "$CYCLES_FIRST" \
+                --samples "$CYCLES_SAMPLES" --concurrency "$CYCLES_CONCURRENCY" "${stats_arg[@]}"
         done
         ;;
     chat)

@@ -26,11 +26,22 @@ impl Polling {
         }
     }
 
-    /// One request; returns the status and the body.
+    /// One request to the Engine.IO path with `query`; returns the status and the body.
     pub async fn request(
         &mut self,
         method: &str,
         query: &str,
+        body: &str,
+    ) -> Result<(u16, String)> {
+        let target = format!("{}?{query}", self.target.path);
+        self.request_to(method, &target, body).await
+    }
+
+    /// One request to `target` (path and query); returns the status and the body.
+    pub async fn request_to(
+        &mut self,
+        method: &str,
+        target: &str,
         body: &str,
     ) -> Result<(u16, String)> {
         if self.conn.is_none() {
@@ -40,9 +51,8 @@ impl Polling {
         }
         let conn = self.conn.as_mut().expect("connected");
         let head = format!(
-            "{method} {}?{query} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n\
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n\
              Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
-            self.target.path,
             self.target.addr,
             body.len()
         );

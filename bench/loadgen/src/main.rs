@@ -34,8 +34,9 @@ struct Cli {
     /// Upper bound of every wait, in seconds.
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
-    /// Connections opened at a time when connecting a fleet.
-    #[arg(long, default_value_t = 256)]
+    /// Connections opened at a time when connecting a fleet; sessions open at a time in
+    /// `cycles`.
+    #[arg(long, global = true, default_value_t = 256)]
     concurrency: usize,
     /// Append the JSON result to this file.
     #[arg(long)]
@@ -123,6 +124,32 @@ enum Scenario {
         #[arg(long, default_value_t = 4.0)]
         drain_s: f64,
     },
+    /// Sessions open, exchange one echo and close (`--concurrency` at a time; WebSocket,
+    /// polling, polling + upgrade in turn): server RSS after the first cycles and at
+    /// checkpoints up to the total, each read with no session open.
+    Cycles {
+        /// Cycles in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        cycles: u64,
+        /// Cycles before the first RSS sample (the reference).
+        #[arg(long, default_value_t = 10_000)]
+        first: u64,
+        /// Further samples, evenly spaced up to the total.
+        #[arg(long, default_value_t = 10)]
+        samples: u64,
+        /// The server's stats path (bench-ours: `/bench/stats`): before each sample, wait
+        /// until it reports zero sessions, sockets and rooms. Without it only the server's
+        /// socket descriptors are waited for.
+        #[arg(long)]
+        stats_path: Option<String>,
+        /// Seconds to wait once the server is quiet, before reading RSS.
+        #[arg(long, default_value_t = 1.0)]
+        settle_s: f64,
+        /// Only one transport: `websocket`, `polling` or `polling+upgrade` (default: all three
+        /// in turn).
+        #[arg(long)]
+        transport: Option<String>,
+    },
 }
 
 /// `idle --shards S`: shard j listens on the port of `--addr` plus j and has the j-th pid.
@@ -186,6 +213,8 @@ async fn main() -> loadgen::Result<()> {
         // a storm client closes its polling connection before it opens the WebSocket
         Scenario::Storm { clients } => clients + 64,
         Scenario::Chat { rooms, users, .. } => rooms * users + 64,
+        // an upgrade may hold its polling and its WebSocket connection at once
+        Scenario::Cycles { .. } => cli.concurrency * 2 + 64,
     } as u64;
     if need > nofile {
         return Err(format!(
@@ -194,7 +223,14 @@ async fn main() -> loadgen::Result<()> {
         )
         .into());
     }
-    let overall = Duration::from_secs(cli.timeout_s * 3 + 120);
+    let mut overall = Duration::from_secs(cli.timeout_s * 3 + 120);
+    if let Scenario::Cycles {
+        cycles, samples, ..
+    } = &cli.scenario
+    {
+        // up to 5 ms per cycle, and a quiet wait per sample
+        overall += Duration::from_millis(cycles * 5) + Duration::from_secs(cli.timeout_s * samples);
+    }
     let run = async {
         match cli.scenario {
             Scenario::Idle {
@@ -271,6 +307,33 @@ async fn main() -> loadgen::Result<()> {
                     Duration::from_secs_f64(drain_s),
                 )
                 .await
+            }
+            Scenario::Cycles {
+                cycles,
+                first,
+                samples,
+                stats_path,
+                settle_s,
+                transport,
+            } => {
+                let only = match transport {
+                    None => None,
+                    Some(t) => Some(
+                        loadgen::cycles::TRANSPORTS
+                            .iter()
+                            .position(|x| *x == t)
+                            .ok_or_else(|| format!("unknown transport {t}"))?,
+                    ),
+                };
+                let o = loadgen::cycles::CyclesOpts {
+                    only,
+                    total: cycles,
+                    first,
+                    samples,
+                    stats_path,
+                    settle: Duration::from_secs_f64(settle_s),
+                };
+                loadgen::cycles::cycles(&c, &o).await
             }
         }
     };

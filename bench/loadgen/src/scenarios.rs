@@ -625,7 +625,7 @@ pub async fn churn(
 // 4. Connect storm
 
 /// Polling handshake → CONNECT over polling → upgrade to WebSocket → an echo round trip.
-async fn storm_client(i: usize, target: &Target) -> Result<SioConn> {
+pub(crate) async fn storm_client(i: usize, target: &Target) -> Result<SioConn> {
     let src = target.src(i);
     let mut http = Polling::new(src, target);
     let (status, body) = http

@@ -51,6 +51,17 @@ pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Sockets a process holds open (entries of `/proc/<pid>/fd` that link to `socket:[…]`),
+/// `None` when the directory cannot be read.
+pub fn socket_fds(pid: u32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|l| l.as_os_str().as_encoded_bytes().starts_with(b"socket:"))
+            .count() as u64,
+    )
+}
+
 /// Raises RLIMIT_NOFILE as far as allowed (the hard limit too when privileged, up to
 /// `/proc/sys/fs/nr_open`); returns the soft limit now in force.
 pub fn raise_nofile() -> u64 {

@@ -101,3 +101,32 @@ async fn sharded_idle_holds_every_shard_at_once() {
     assert_eq!(per_shard[0]["connected"], 26, "{r}");
     assert_eq!(per_shard[1]["connected"], 25, "{r}");
 }
+
+/// Open/close cycles over the three transports; at every sample the server holds no session,
+/// socket or room (its `/bench/stats`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cycles_leave_nothing_open() {
+    loadgen::sys::raise_nofile();
+    let c = start(false).await;
+    let o = loadgen::cycles::CyclesOpts {
+        total: 90,
+        first: 30,
+        samples: 2,
+        stats_path: Some("/bench/stats".into()),
+        settle: Duration::ZERO,
+        only: None,
+    };
+    let r = loadgen::cycles::cycles(&c, &o).await.unwrap();
+    let res = &r["results"];
+    assert_eq!(res["ok"], 90, "{r}");
+    assert_eq!(res["failed"], 0, "{r}");
+    for t in loadgen::cycles::TRANSPORTS {
+        assert_eq!(res["by_transport"][t]["ok"], 30, "{r}");
+    }
+    let samples = res["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 3, "{r}");
+    for s in samples {
+        assert_eq!(s["quiet"]["stats_zero"], true, "{r}");
+        assert_eq!(s["quiet"]["stats"]["sessions"], 0, "{r}");
+    }
+}
