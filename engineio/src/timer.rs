@@ -32,6 +32,36 @@ impl Ord for Entry {
     }
 }
 
+/// Entries below which the heap is never compacted.
+const MIN_COMPACT: usize = 1024;
+
+/// The pending entries. An entry holds its session by a `Weak`, which keeps the session's
+/// allocation (not its contents) until the entry is due, a ping interval later: with thousands
+/// of sessions opening and closing a second, that is tens of megabytes held for nothing. So
+/// once the heap has doubled since it was last compacted, entries of sessions already freed are
+/// dropped (amortised: each entry is looked at a constant number of times).
+struct Entries {
+    heap: BinaryHeap<Entry>,
+    compact_at: usize,
+}
+
+impl Entries {
+    fn new() -> Self {
+        Entries {
+            heap: BinaryHeap::new(),
+            compact_at: MIN_COMPACT,
+        }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        self.heap.push(entry);
+        if self.heap.len() >= self.compact_at {
+            self.heap.retain(|e| e.session.strong_count() > 0);
+            self.compact_at = (self.heap.len() * 2).max(MIN_COMPACT);
+        }
+    }
+}
+
 /// Handle to the timer task. The task ends when the handle is dropped.
 pub(crate) struct Timer {
     tx: mpsc::UnboundedSender<Entry>,
@@ -50,28 +80,53 @@ impl Timer {
 }
 
 async fn run(mut rx: mpsc::UnboundedReceiver<Entry>) {
-    let mut heap: BinaryHeap<Entry> = BinaryHeap::new();
+    let mut entries = Entries::new();
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
     loop {
-        if let Some(next) = heap.peek() {
+        if let Some(next) = entries.heap.peek() {
             sleep.as_mut().reset(next.at);
         }
         tokio::select! {
             entry = rx.recv() => match entry {
-                Some(entry) => heap.push(entry),
+                Some(entry) => entries.push(entry),
                 None => return,
             },
-            () = &mut sleep, if !heap.is_empty() => {
+            () = &mut sleep, if !entries.heap.is_empty() => {
                 let now = Instant::now();
-                while heap.peek().is_some_and(|e| e.at <= now) {
-                    let Some(entry) = heap.pop() else { break };
+                while entries.heap.peek().is_some_and(|e| e.at <= now) {
+                    let Some(entry) = entries.heap.pop() else { break };
                     let Some(session) = entry.session.upgrade() else { continue };
                     if let Some(at) = session.on_timer(entry.at, now) {
-                        heap.push(Entry { at, session: entry.session });
+                        entries.push(Entry { at, session: entry.session });
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Weak;
+    use std::time::Duration;
+
+    #[test]
+    fn entries_of_freed_sessions_do_not_pile_up() {
+        let mut entries = Entries::new();
+        let far = Instant::now() + Duration::from_secs(25);
+        // Sessions opened and closed long before their entries are due.
+        for _ in 0..100_000 {
+            entries.push(Entry {
+                at: far,
+                session: Weak::new(),
+            });
+        }
+        assert!(
+            entries.heap.len() < MIN_COMPACT,
+            "{} kept",
+            entries.heap.len()
+        );
     }
 }
