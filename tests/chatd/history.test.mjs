@@ -127,7 +127,7 @@ describe('chatd history-like replies are capped in count and bytes', () => {
     await writer.ok('room:create', { room: 'big' });
     await writer.ok('room:join', { room: 'big' });
     const N = 1500; // 1500 messages of 4000 bytes: 6 MB
-    const text = (i) => `${String(i).padStart(6, '0')} ${'é'.repeat(1996)} \u0001"`;
+    const text = (i) => `${String(i).padStart(6, '0')} ${'é'.repeat(1996)} \t"`;
     const sent = stored(await sendMany(writer, 'big', N, { text, ms: 90000 }));
     assert.ok(sent.every((m) => Buffer.byteLength(m.text) <= 4096));
 
