@@ -13,8 +13,9 @@ use tokio::net::TcpStream;
 
 fn config() -> Config {
     Config::builder()
-        .http_header_timeout(Duration::from_millis(300))
-        .http_keep_alive_timeout(Duration::from_millis(300))
+        // Long enough for a loaded machine to send a whole request in time, short for a test.
+        .http_header_timeout(Duration::from_millis(1000))
+        .http_keep_alive_timeout(Duration::from_millis(1000))
         .max_unfinished_connections(3)
         .build()
 }

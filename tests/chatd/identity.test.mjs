@@ -126,7 +126,8 @@ describe('chatd connections per address', () => {
       try {
         third = await chat(t, srv, 'ip3');
       } catch (err) {
-        assertCapped(err, TRANSPORTS.default, 'after a refused name');
+        // chat() reports the connect_error in its message.
+        assert.match(err.message, /xhr poll error|websocket error/, 'after a refused name');
         assert.ok(performance.now() < deadline, 'the place of the refused connection was never released');
       }
     }
@@ -147,7 +148,7 @@ describe('chatd connections per address', () => {
       try {
         joined = await chat(t, srv, 'ip4');
       } catch (err) {
-        assertCapped(err, TRANSPORTS.default, 'retry');
+        assert.match(err.message, /xhr poll error|websocket error/, 'retry');
         assert.ok(performance.now() < again, 'the place of the closed connection was never released');
       }
     }
