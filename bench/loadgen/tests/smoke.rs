@@ -3,29 +3,11 @@
 
 use std::time::Duration;
 
-use loadgen::client::Target;
-use loadgen::scenarios::{self, Common};
+use loadgen::scenarios;
 use loadgen::shards::Shard;
 
-async fn start(recovery: bool) -> Common {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(bench_ours::serve(
-        listener,
-        recovery,
-        std::future::pending::<()>(),
-    ));
-    let mut target = Target::new(addr);
-    target.src_ips = 4;
-    Common {
-        target,
-        // in-process: CPU and RSS would be the test's own, so they are not measured
-        server_pid: None,
-        label: "ours".into(),
-        timeout: Duration::from_secs(10),
-        concurrency: 32,
-    }
-}
+mod common;
+use common::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_fanout_churn_deliver_everything() {
@@ -57,7 +39,9 @@ async fn idle_fanout_churn_deliver_everything() {
         Duration::from_secs(4),
         Duration::from_millis(50),
         (0.8, 2.0),
-        Duration::from_millis(2500),
+        // A client dropped near the end reconnects and recovers within the drain, on a
+        // loaded machine too.
+        Duration::from_millis(5000),
     )
     .await
     .unwrap();
@@ -100,33 +84,4 @@ async fn sharded_idle_holds_every_shard_at_once() {
     assert_eq!(per_shard.len(), 2, "{r}");
     assert_eq!(per_shard[0]["connected"], 26, "{r}");
     assert_eq!(per_shard[1]["connected"], 25, "{r}");
-}
-
-/// Open/close cycles over the three transports; at every sample the server holds no session,
-/// socket or room (its `/bench/stats`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cycles_leave_nothing_open() {
-    loadgen::sys::raise_nofile();
-    let c = start(false).await;
-    let o = loadgen::cycles::CyclesOpts {
-        total: 90,
-        first: 30,
-        samples: 2,
-        stats_path: Some("/bench/stats".into()),
-        settle: Duration::ZERO,
-        only: None,
-    };
-    let r = loadgen::cycles::cycles(&c, &o).await.unwrap();
-    let res = &r["results"];
-    assert_eq!(res["ok"], 90, "{r}");
-    assert_eq!(res["failed"], 0, "{r}");
-    for t in loadgen::cycles::TRANSPORTS {
-        assert_eq!(res["by_transport"][t]["ok"], 30, "{r}");
-    }
-    let samples = res["samples"].as_array().unwrap();
-    assert_eq!(samples.len(), 3, "{r}");
-    for s in samples {
-        assert_eq!(s["quiet"]["stats_zero"], true, "{r}");
-        assert_eq!(s["quiet"]["stats"]["sessions"], 0, "{r}");
-    }
 }
