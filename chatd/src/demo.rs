@@ -81,13 +81,12 @@ impl DemoSocket {
 /// Cost of a typing event, as on `/chat`.
 const TYPING_COST: f64 = 0.2;
 
-/// Relays a typing state to the other demo clients.
+/// Relays a typing state to the other demo clients. Not volatile: a polling client between
+/// two requests would miss it, and a lost `stop typing` leaves the indicator on; the gate
+/// already bounds how many go out.
 fn relay_typing(socket: &Socket, name: &str, typing: bool) {
     let out = if typing { "typing" } else { "stop typing" };
-    let _ = socket
-        .to(DEMO_GROUP)
-        .volatile()
-        .emit(out, json!({"username": name}));
+    let _ = socket.to(DEMO_GROUP).emit(out, json!({"username": name}));
 }
 
 /// Relays the typing state once its interval ends, if it still differs from the one shown.
