@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use http::request::Parts;
 
+use crate::sid::{Sid, SidPrefix};
+
 /// A transport a client can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TransportKind {
@@ -180,6 +182,10 @@ pub struct Config {
     /// Most sessions open at once from one client address; more handshakes get 403. `None`
     /// (the default) sets no limit.
     pub max_sessions_per_ip: Option<usize>,
+    /// The prefix of every new session id (`a` gives `a-…`), so that a load balancer in front
+    /// of several servers can send a session's requests to the server that owns it; `None`
+    /// (the default) makes ids wholly random.
+    pub sid_prefix: Option<SidPrefix>,
 }
 
 impl Default for Config {
@@ -207,6 +213,7 @@ impl Default for Config {
             max_unfinished_connections: 1024,
             trusted_proxies: Vec::new(),
             max_sessions_per_ip: None,
+            sid_prefix: None,
         }
     }
 }
@@ -240,6 +247,7 @@ impl std::fmt::Debug for Config {
             )
             .field("trusted_proxies", &self.trusted_proxies)
             .field("max_sessions_per_ip", &self.max_sessions_per_ip)
+            .field("sid_prefix", &self.sid_prefix)
             .finish()
     }
 }
@@ -252,6 +260,14 @@ impl Config {
 
     pub(crate) fn allows(&self, t: TransportKind) -> bool {
         self.transports.contains(&t)
+    }
+
+    /// A fresh id for a new session, with the configured prefix.
+    pub(crate) fn new_sid(&self) -> Sid {
+        match &self.sid_prefix {
+            Some(prefix) => Sid::random_with_prefix(prefix),
+            None => Sid::random(),
+        }
     }
 
     /// Whether a polling handshake advertises the WebSocket upgrade.
@@ -385,6 +401,12 @@ impl ConfigBuilder {
     /// Most sessions open at once from one client address.
     pub fn max_sessions_per_ip(mut self, max: Option<usize>) -> Self {
         self.0.max_sessions_per_ip = max;
+        self
+    }
+
+    /// Prefix of new session ids (see [`Config::sid_prefix`]); `None` for random ids.
+    pub fn sid_prefix(mut self, prefix: Option<SidPrefix>) -> Self {
+        self.0.sid_prefix = prefix;
         self
     }
 

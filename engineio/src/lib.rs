@@ -83,7 +83,7 @@ pub use packet::{DecodeError, Message, Packet, Text};
 pub use reason::CloseReason;
 pub use serve::{serve, shutdown_signal};
 pub use server::{not_found, EngineIo, EngineService, NotFound, PeerAddr};
-pub use sid::Sid;
+pub use sid::{InvalidSidPrefix, Sid, SidPrefix};
 
 /// Every `name=value` pair of a raw query string, percent-decoded (`+` as space), in order.
 ///

@@ -303,7 +303,7 @@ impl<H: Handler> EngineIo<H> {
         ip_slot: Option<IpSlot>,
     ) -> Response<Full<Bytes>> {
         let session = self.open(
-            Sid::random(),
+            self.shared.config.new_sid(),
             handshake,
             TransportKind::Polling,
             protocol,

@@ -30,7 +30,6 @@ use crate::response;
 use crate::server::EngineIo;
 use crate::session::Session;
 use crate::shared::IpSlot;
-use crate::sid::Sid;
 use crate::socket::{Handler, Handshake};
 use crate::state::ProbeRefusal;
 use crate::ws_frame;
@@ -136,7 +135,7 @@ pub(crate) fn handshake<H: Handler>(
         Ok(ok) => ok,
         Err(err) => return refuse_if(true, err),
     };
-    let sid = Sid::random();
+    let sid = engine.shared.config.new_sid();
     response::cookie(&engine.shared.config, sid.as_str(), res.headers_mut());
     let engine = engine.clone();
     let guard = engine.shared.ws_tasks.enter();

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use engineio::{Config, TransportKind};
+use engineio::{Config, SidPrefix, TransportKind};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,6 +64,39 @@ async fn sids_are_distinct() {
     assert_ne!(a.sid, b.sid);
     assert_eq!(server.engine.session_count(), 2);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sids_carry_the_configured_prefix_on_both_transports() {
+    let prefix: SidPrefix = "node7".parse().expect("valid prefix");
+    let config = Config::builder().sid_prefix(Some(prefix.clone())).build();
+    let mut server = TestServer::start(config).await;
+    let (polling, _) = server.open_polling().await;
+    let (mut ws, direct, _) = server.open_websocket().await;
+    for open in [&polling, &direct] {
+        assert_eq!(open.sid.len(), 20, "{}", open.sid);
+        assert!(open.sid.starts_with("node7-"), "{}", open.sid);
+        assert!(prefix.owns(&open.sid()));
+    }
+    assert_ne!(polling.sid, direct.sid);
+    // The prefixed ids are ordinary ids: the session answers on them.
+    let client = server.client();
+    client.send(&polling.sid, b"4hello").await.assert_ok();
+    assert_eq!(server.expect_text(polling.sid()).await, "hello");
+    ws_send(&mut ws, "4hi").await;
+    assert_eq!(server.expect_text(direct.sid()).await, "hi");
+    server.stop().await;
+}
+
+#[test]
+fn bad_sid_prefixes_are_refused_with_a_reason() {
+    for bad in ["", "Node", "a-b", "toolong12"] {
+        let err = bad.parse::<SidPrefix>().expect_err(bad);
+        assert_eq!(
+            err.to_string(),
+            format!("session id prefix {bad:?} is not 1 to 8 characters a-z, 0-9")
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
