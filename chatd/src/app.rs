@@ -102,6 +102,7 @@ impl App {
                     .ping_timeout(Duration::from_millis(settings.ping_timeout_ms))
                     .trusted_proxies(trusted)
                     .max_sessions_per_ip(Some(settings.max_connections_per_ip))
+                    .sid_prefix(settings.node_id.sid_prefix())
                     .http_header_timeout(Duration::from_millis(settings.http_header_timeout_ms))
                     .http_keep_alive_timeout(Duration::from_millis(
                         settings.http_keep_alive_timeout_ms,

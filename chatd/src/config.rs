@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
@@ -26,6 +27,47 @@ pub enum StoreKind {
     Sqlite,
     /// In memory (lost on exit; for tests and demos).
     Memory,
+}
+
+/// This node's name in a cluster behind a load balancer: every Engine.IO session id it makes
+/// starts with it and `-` (`a-…`), so the balancer sends a session's requests to this node.
+/// 1 to 8 characters `a-z`, `0-9`; none by default (ids wholly random).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct NodeId(Option<engineio::SidPrefix>);
+
+impl NodeId {
+    /// The session id prefix, if a node id was given.
+    pub fn sid_prefix(&self) -> Option<engineio::SidPrefix> {
+        self.0.clone()
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        engineio::SidPrefix::new(s)
+            .map(|p| NodeId(Some(p)))
+            .map_err(|_| format!("node id {s:?} must be 1 to 8 characters a-z, 0-9"))
+    }
+}
+
+impl TryFrom<String> for NodeId {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(p) => write!(f, "{p}"),
+            None => f.write_str("none"),
+        }
+    }
 }
 
 macro_rules! settings {
@@ -130,6 +172,9 @@ settings! {
     ping_timeout_ms: u64 = 20_000, env = "CHATD_PING_TIMEOUT_MS";
     /// Milliseconds a dropped connection can be recovered with everything it missed.
     recovery_window_ms: u64 = 120_000, env = "CHATD_RECOVERY_WINDOW_MS";
+    /// This node's name behind a load balancer (1-8 characters a-z, 0-9): the prefix of its
+    /// session ids (`a-…`), which the balancer routes on. None by default.
+    node_id: NodeId = NodeId::default(), env = "CHATD_NODE_ID";
 }
 
 impl Settings {
@@ -226,5 +271,30 @@ mod tests {
         assert_eq!(nets[1].to_string(), "192.0.2.7/32");
         s.trusted_proxies = "10.0.0.0/33".into();
         assert!(s.trusted_proxies().is_err());
+    }
+
+    #[test]
+    fn node_ids_are_checked_and_become_the_sid_prefix() {
+        assert_eq!(Settings::defaults().node_id.sid_prefix(), None);
+        let cli = Cli::parse_from(["chatd", "--node-id", "b2"]);
+        let s = Settings::merge(cli, FileConfig::default());
+        assert_eq!(
+            s.node_id.sid_prefix().map(|p| p.to_string()),
+            Some("b2".into())
+        );
+        let file: FileConfig = toml::from_str("node-id = \"c\"").unwrap();
+        let s = Settings::merge(Cli::default(), file);
+        assert_eq!(s.node_id.to_string(), "c");
+        for bad in ["", "B", "a-1", "node12345"] {
+            let err = Cli::try_parse_from(["chatd", "--node-id", bad]).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!(
+                    "node id {bad:?} must be 1 to 8 characters a-z, 0-9"
+                )),
+                "{err}"
+            );
+            let err = toml::from_str::<FileConfig>(&format!("node-id = {bad:?}")).unwrap_err();
+            assert!(err.to_string().contains("must be 1 to 8"), "{err}");
+        }
     }
 }
