@@ -200,10 +200,16 @@ export function deployConfig(upstreamPort, listenPort) {
   return text;
 }
 
-/** A private nginx (own prefix, pid, logs and temp paths) in front of chatd. */
+/**
+ * A private nginx (own prefix, pid, logs and temp paths) in front of chatd: docs/deploy/nginx.conf
+ * for `upstreamPort`, or what `render(listenPort)` returns (another deploy file, rendered).
+ * `logFormat` replaces the access log's format (e.g. to record `$upstream_addr`).
+ */
 export class Nginx {
-  constructor(upstreamPort) {
+  constructor(upstreamPort, { render, logFormat } = {}) {
     this.upstreamPort = upstreamPort;
+    this.render = render ?? ((listenPort) => deployConfig(this.upstreamPort, listenPort));
+    this.logFormat = logFormat;
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'chatd-nginx-'));
     chmodSync(this.dir, 0o755); // nginx's workers drop root privileges (to nobody) and use it
     liveDirs.add(this.dir);
@@ -215,10 +221,13 @@ export class Nginx {
   errorLog() {
     try { return readFileSync(path.join(this.dir, 'error.log'), 'utf8').slice(-MAX_LOG); } catch { return ''; }
   }
+  accessLog() {
+    try { return readFileSync(path.join(this.dir, 'access.log'), 'utf8'); } catch { return ''; }
+  }
 
   writeConfig() {
     const d = this.dir;
-    writeFileSync(path.join(d, 'chatd.conf'), deployConfig(this.upstreamPort, this.port));
+    writeFileSync(path.join(d, 'chatd.conf'), this.render(this.port));
     for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(d, sub), { recursive: true });
     const main = path.join(d, 'nginx.conf');
     writeFileSync(main, [
@@ -228,7 +237,7 @@ export class Nginx {
       `error_log ${d}/error.log warn;`,
       'events { worker_connections 512; }',
       'http {',
-      `    access_log ${d}/access.log;`,
+      ...(this.logFormat ? [`    log_format test '${this.logFormat}';`, `    access_log ${d}/access.log test;`] : [`    access_log ${d}/access.log;`]),
       `    client_body_temp_path ${d}/client_body;`,
       `    proxy_temp_path ${d}/proxy;`,
       `    fastcgi_temp_path ${d}/fastcgi;`,
