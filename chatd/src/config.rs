@@ -130,6 +130,14 @@ settings! {
     ping_timeout_ms: u64 = 20_000, env = "CHATD_PING_TIMEOUT_MS";
     /// Milliseconds a dropped connection can be recovered with everything it missed.
     recovery_window_ms: u64 = 120_000, env = "CHATD_RECOVERY_WINDOW_MS";
+    /// Cluster mode: the Redis every node of the cluster shares (`redis://host:6379/`).
+    redis: String = String::new(), env = "CHATD_REDIS";
+    /// This node's id in a cluster (1-8 of a-z, 0-9): unique per node, stable across restarts.
+    node_id: String = String::new(), env = "CHATD_NODE_ID";
+    /// Prefix of the cluster's Redis keys and channels (several clusters on one Redis).
+    cluster_prefix: String = "chatd".into(), env = "CHATD_CLUSTER_PREFIX";
+    /// Milliseconds after which a silent node counts as gone (its users leave).
+    node_timeout_ms: u64 = 5000, env = "CHATD_NODE_TIMEOUT_MS";
 }
 
 impl Settings {
