@@ -7,6 +7,9 @@ use engineio::TransportKind;
 use socketio::{Config, Recovery, SocketIo};
 use tokio::net::TcpListener;
 
+use crate::cluster::names::Names;
+use crate::cluster::recovery::ClusterRecovery;
+use crate::cluster::{Cluster, ClusterSettings};
 use crate::config::{Settings, StoreKind};
 use crate::deliver::{SocketFanout, LOBBY};
 use crate::demo::DemoState;
@@ -40,6 +43,42 @@ pub struct App {
     pub demo: DemoState,
     /// The Socket.IO server.
     pub io: SocketIo,
+    /// The other nodes, in cluster mode.
+    pub cluster: Option<Arc<Cluster>>,
+}
+
+/// How long a name lease lasts without renewal (renewed every third of it).
+const NAME_LEASE: Duration = Duration::from_secs(3);
+
+/// Connects to the cluster when `--redis` is given.
+async fn join_cluster(
+    settings: &Settings,
+) -> Result<Option<(Arc<Cluster>, crate::cluster::Incoming)>, String> {
+    if settings.redis.is_empty() {
+        return Ok(None);
+    }
+    // --node-id was checked when the settings were read.
+    let node = if let Some(id) = settings.node_id.sid_prefix() {
+        id.to_string()
+    } else {
+        let id: String = (0..6)
+            .map(|_| {
+                let n = rand::random_range(0..36u8);
+                char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 })
+            })
+            .collect();
+        tracing::warn!(node = %id, "no --node-id: using a random one (nginx cannot route polling clients by node)");
+        id
+    };
+    let (cluster, incoming) = Cluster::connect(ClusterSettings {
+        redis_url: settings.redis.clone(),
+        node,
+        prefix: settings.cluster_prefix.clone(),
+        beat: Duration::from_millis((settings.node_timeout_ms / 5).max(100)),
+        node_timeout: Duration::from_millis(settings.node_timeout_ms),
+    })
+    .await?;
+    Ok(Some((cluster, incoming)))
 }
 
 /// Where messages and connection-recovery state are kept.
@@ -85,6 +124,7 @@ impl App {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("--allowed-origins: {e}"))?;
         let store = stores.messages;
+        let cluster = join_cluster(&settings).await?;
         store
             .create_room(RoomInfo {
                 name: LOBBY.into(),
@@ -127,7 +167,17 @@ impl App {
             })
             .build();
         let mut io = SocketIo::builder(config);
-        if let Some(recovery) = stores.recovery {
+        if let Some((cluster, _)) = &cluster {
+            let recovery = ClusterRecovery::open(
+                cluster.commands(),
+                &settings.cluster_prefix,
+                cluster.node(),
+                Duration::from_millis(settings.recovery_window_ms),
+                store.clone(),
+            )
+            .await;
+            io = io.recovery_store(recovery);
+        } else if let Some(recovery) = stores.recovery {
             io = io.recovery_store(recovery);
         }
         let io = io.build();
@@ -146,8 +196,28 @@ impl App {
             idle_timeout: Duration::from_millis(settings.room_idle_ms),
             ..RoomSettings::default()
         };
-        let registry = Registry::start(store.clone(), fanout, metrics.clone(), room_settings);
-        let identities = Identities::start(settings.presence_grace());
+        let registry = Registry::start(
+            store.clone(),
+            fanout,
+            metrics.clone(),
+            room_settings,
+            cluster.as_ref().map(|(c, _)| c.clone()),
+        );
+        let identities = match &cluster {
+            Some((c, _)) => Identities::start_cluster(
+                settings.presence_grace(),
+                Arc::new(Names::new(
+                    c.commands(),
+                    &settings.cluster_prefix,
+                    NAME_LEASE,
+                )),
+            ),
+            None => Identities::start(settings.presence_grace()),
+        };
+        let (cluster, incoming) = match cluster {
+            Some((c, i)) => (Some(c), Some(i)),
+            None => (None, None),
+        };
         let app = Arc::new(App {
             settings,
             store,
@@ -156,7 +226,11 @@ impl App {
             metrics,
             demo: DemoState::default(),
             io: io.clone(),
+            cluster: cluster.clone(),
         });
+        if let (Some(cluster), Some(incoming)) = (cluster, incoming) {
+            cluster.run(app.registry.clone(), incoming);
+        }
         chat::install(app.clone(), &io.of("/chat"));
         demo::install(app.clone(), &io.of("/"));
         Ok(app)
@@ -168,6 +242,7 @@ impl App {
             rooms: self.registry.running().await.map_or(0, |r| r.len()),
             slow_consumers: self.io.engine().slow_consumers_dropped(),
             refused_handshakes: self.io.engine().sessions_refused_per_ip(),
+            cluster: self.cluster.as_ref().map(|c| c.stats()),
             ..Default::default()
         };
         for socket in self.io.engine().sockets() {

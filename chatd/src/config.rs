@@ -172,9 +172,16 @@ settings! {
     ping_timeout_ms: u64 = 20_000, env = "CHATD_PING_TIMEOUT_MS";
     /// Milliseconds a dropped connection can be recovered with everything it missed.
     recovery_window_ms: u64 = 120_000, env = "CHATD_RECOVERY_WINDOW_MS";
-    /// This node's name behind a load balancer (1-8 characters a-z, 0-9): the prefix of its
-    /// session ids (`a-…`), which the balancer routes on. None by default.
+    /// Cluster mode: the Redis every node of the cluster shares (`redis://host:6379/`).
+    redis: String = String::new(), env = "CHATD_REDIS";
+    /// This node's id (1-8 of a-z, 0-9): unique per node, stable across restarts. It starts
+    /// every session id (`a-…`), which nginx routes on. None by default (random session ids;
+    /// in cluster mode a random node id).
     node_id: NodeId = NodeId::default(), env = "CHATD_NODE_ID";
+    /// Prefix of the cluster's Redis keys and channels (several clusters on one Redis).
+    cluster_prefix: String = "chatd".into(), env = "CHATD_CLUSTER_PREFIX";
+    /// Milliseconds after which a silent node counts as gone (its users leave).
+    node_timeout_ms: u64 = 5000, env = "CHATD_NODE_TIMEOUT_MS";
 }
 
 impl Settings {

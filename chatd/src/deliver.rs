@@ -184,6 +184,10 @@ impl Fanout for SocketFanout {
         );
     }
 
+    fn has_recipients(&self, room: &RoomInfo) -> bool {
+        self.count(&self.chat, self.targets(room), None) > 0
+    }
+
     fn topic(&self, room: &RoomInfo, by: &str) {
         let _ = self.chat.to(self.targets(room)).emit(
             "topic",

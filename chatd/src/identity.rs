@@ -8,14 +8,19 @@
 //! Requests queue in a bounded mailbox ([`MAILBOX`]): a claim or a question that finds it full
 //! is answered `overloaded` at once. A release waits for room instead (it must not be lost);
 //! there is at most one per connection, and the actor never waits on anything.
+//!
+//! In cluster mode a name this node does not hold yet is leased in Redis first ([`Names`]);
+//! the actor renews the leases of every name it holds.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use engineio::Sid;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::cluster::names::{Lease, Names};
 use crate::protocol::{ChatError, Code};
 
 /// An identity granted to a connection.
@@ -27,10 +32,25 @@ pub struct Claimed {
     pub token: String,
 }
 
+/// The actor's answer to a claim.
+enum Local {
+    /// Decided here.
+    Done(Result<Claimed, ChatError>),
+    /// Nobody holds it on this node: lease it in Redis with this token, then adopt it.
+    Lease(String),
+}
+
 enum Command {
     Claim {
         name: String,
         token: Option<String>,
+        socket: Sid,
+        reply: oneshot::Sender<Local>,
+    },
+    /// A name leased in Redis, held from now on by this node too.
+    Adopt {
+        name: String,
+        token: String,
         socket: Sid,
         reply: oneshot::Sender<Result<Claimed, ChatError>>,
     },
@@ -48,7 +68,7 @@ enum Command {
 }
 
 /// The key a name is held under: the TR39 skeleton of the lowercased name.
-fn primary_key(name: &str) -> String {
+pub(crate) fn primary_key(name: &str) -> String {
     let lower = name.to_lowercase();
     unicode_security::skeleton(&lower)
         .collect::<String>()
@@ -56,7 +76,7 @@ fn primary_key(name: &str) -> String {
 }
 
 /// A second key: the skeleton before lowercasing, where capital `I` still looks like `l`.
-fn alias_key(name: &str) -> String {
+pub(crate) fn alias_key(name: &str) -> String {
     unicode_security::skeleton(name)
         .collect::<String>()
         .to_lowercase()
@@ -113,6 +133,17 @@ pub const MAILBOX: usize = 8192;
 #[derive(Clone)]
 pub struct Identities {
     tx: mpsc::Sender<Command>,
+    names: Option<Arc<Names>>,
+}
+
+/// The Redis keys of a name: its primary key and, when it differs, its look-alike key.
+fn lease_keys(names: &Names, name: &str) -> Vec<String> {
+    let (primary, alias) = (primary_key(name), alias_key(name));
+    let mut keys = vec![names.key(&primary)];
+    if alias != primary {
+        keys.push(names.key(&alias));
+    }
+    keys
 }
 
 fn closed() -> ChatError {
@@ -122,18 +153,42 @@ fn closed() -> ChatError {
 impl Identities {
     /// Starts the actor.
     pub fn start(grace: Duration) -> Identities {
-        Self::start_with(grace, MAILBOX)
+        Self::start_with(grace, MAILBOX, None)
+    }
+
+    /// Starts the actor for a cluster: names are leased in Redis.
+    pub fn start_cluster(grace: Duration, names: Arc<Names>) -> Identities {
+        Self::start_with(grace, MAILBOX, Some(names))
     }
 
     /// Starts the actor with a mailbox of `mailbox` requests.
-    pub(crate) fn start_with(grace: Duration, mailbox: usize) -> Identities {
+    pub(crate) fn start_with(
+        grace: Duration,
+        mailbox: usize,
+        names: Option<Arc<Names>>,
+    ) -> Identities {
         let (tx, mut rx) = mpsc::channel::<Command>(mailbox.max(1));
+        let renewer = names.clone().map(start_renewer);
+        // Leases are renewed three times per lease period.
+        let renew_every = names
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |n| n.lease() / 3);
+        let leasing = names.is_some();
         tokio::spawn(async move {
             let mut held = Held::default();
+            let mut renew = tokio::time::interval(renew_every);
+            renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let next = held.holders.values().filter_map(|h| h.release_at).min();
                 let command = tokio::select! {
                     command = rx.recv() => command,
+                    _ = renew.tick(), if renewer.is_some() => {
+                        if let Some(renewer) = &renewer {
+                            // A renewal still running gets this one's work next time.
+                            let _ = renewer.try_send(held.leases());
+                        }
+                        continue;
+                    }
                     () = async {
                         match next {
                             Some(at) => tokio::time::sleep_until(at).await,
@@ -145,10 +200,10 @@ impl Identities {
                     }
                 };
                 let Some(command) = command else { return };
-                handle(&mut held, command, grace);
+                handle(&mut held, command, grace, leasing);
             }
         });
-        Identities { tx }
+        Identities { tx, names }
     }
 
     fn send(&self, command: Command) -> Result<(), ChatError> {
@@ -168,6 +223,30 @@ impl Identities {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Claim {
             name: name.to_owned(),
+            token,
+            socket,
+            reply,
+        })?;
+        let token = match rx.await.map_err(|_| closed())? {
+            Local::Done(result) => return result,
+            Local::Lease(token) => token,
+        };
+        let Some(names) = &self.names else {
+            return Err(closed());
+        };
+        let leased = names
+            .claim(&lease_keys(names, name), name, &token)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "name lease failed");
+                ChatError::new(Code::Unavailable, "names are unavailable, try again")
+            })?;
+        let Some((name, token)) = leased else {
+            return Err(taken());
+        };
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Adopt {
+            name,
             token,
             socket,
             reply,
@@ -194,7 +273,19 @@ impl Identities {
             name: name.to_owned(),
             reply,
         })?;
-        Ok(rx.await.unwrap_or(false))
+        if rx.await.unwrap_or(false) {
+            return Ok(true);
+        }
+        match &self.names {
+            None => Ok(false),
+            Some(names) => names
+                .online(&names.key(&primary_key(name)), name)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "name lookup failed");
+                    ChatError::new(Code::Unavailable, "names are unavailable, try again")
+                }),
+        }
     }
 
     /// Number of names held.
@@ -205,7 +296,67 @@ impl Identities {
     }
 }
 
-fn handle(held: &mut Held, command: Command, grace: Duration) {
+fn taken() -> ChatError {
+    ChatError::new(
+        Code::NameTaken,
+        "this name, or one that looks the same, is in use",
+    )
+}
+
+/// Renews leases in a task of its own, one batch at a time.
+fn start_renewer(names: Arc<Names>) -> mpsc::Sender<Vec<Lease>> {
+    let (tx, mut rx) = mpsc::channel::<Vec<Lease>>(1);
+    tokio::spawn(async move {
+        while let Some(leases) = rx.recv().await {
+            if let Err(e) = names.renew(&leases).await {
+                tracing::warn!(error = %e, "name leases not renewed");
+            }
+        }
+    });
+    tx
+}
+
+impl Held {
+    fn leases(&self) -> Vec<Lease> {
+        self.holders
+            .values()
+            .map(|h| {
+                let (primary, alias) = (primary_key(&h.name), alias_key(&h.name));
+                let mut keys = vec![primary.clone()];
+                if alias != primary {
+                    keys.push(alias);
+                }
+                Lease {
+                    keys,
+                    token: h.token.clone(),
+                    name: h.name.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Adds a connection to a holder with this token; `None` when nobody holds the name here.
+    fn share(
+        &mut self,
+        name: &str,
+        token: Option<&str>,
+        socket: Sid,
+    ) -> Option<Result<Claimed, ChatError>> {
+        let key = self.find(name)?;
+        let h = self.holders.get_mut(&key)?;
+        if token != Some(h.token.as_str()) {
+            return Some(Err(taken()));
+        }
+        h.sockets.insert(socket);
+        h.release_at = None;
+        Some(Ok(Claimed {
+            name: h.name.clone(),
+            token: h.token.clone(),
+        }))
+    }
+}
+
+fn handle(held: &mut Held, command: Command, grace: Duration, leasing: bool) {
     match command {
         Command::Claim {
             name,
@@ -213,33 +364,43 @@ fn handle(held: &mut Held, command: Command, grace: Duration) {
             socket,
             reply,
         } => {
-            let found = held.find(&name);
-            let result = match found.and_then(|k| held.holders.get_mut(&k)) {
-                Some(h) if token.as_deref() == Some(h.token.as_str()) => {
-                    h.sockets.insert(socket);
-                    h.release_at = None;
-                    Ok(Claimed {
-                        name: h.name.clone(),
-                        token: h.token.clone(),
-                    })
-                }
-                Some(_) => Err(ChatError::new(
-                    Code::NameTaken,
-                    "this name, or one that looks the same, is in use",
-                )),
+            let answer = match held.share(&name, token.as_deref(), socket) {
+                Some(result) => Local::Done(result),
                 None => {
                     let token = token
                         .filter(|t| (16..=64).contains(&t.len()))
                         .unwrap_or_else(|| Sid::random().to_string());
-                    held.insert(Holder {
-                        name: name.clone(),
-                        token: token.clone(),
-                        sockets: HashSet::from([socket]),
-                        release_at: None,
-                    });
-                    Ok(Claimed { name, token })
+                    if leasing {
+                        Local::Lease(token)
+                    } else {
+                        held.insert(Holder {
+                            name: name.clone(),
+                            token: token.clone(),
+                            sockets: HashSet::from([socket]),
+                            release_at: None,
+                        });
+                        Local::Done(Ok(Claimed { name, token }))
+                    }
                 }
             };
+            let _ = reply.send(answer);
+        }
+        Command::Adopt {
+            name,
+            token,
+            socket,
+            reply,
+        } => {
+            // Another connection may have taken it here while the lease was asked for.
+            let result = held.share(&name, Some(&token), socket).unwrap_or_else(|| {
+                held.insert(Holder {
+                    name: name.clone(),
+                    token: token.clone(),
+                    sockets: HashSet::from([socket]),
+                    release_at: None,
+                });
+                Ok(Claimed { name, token })
+            });
             let _ = reply.send(result);
         }
         Command::Release { name, socket } => {
@@ -272,7 +433,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_mailbox_answers_overloaded() {
         // On this single-threaded runtime the actor does not run until the test awaits.
-        let ids = Identities::start_with(Duration::from_secs(5), 2);
+        let ids = Identities::start_with(Duration::from_secs(5), 2, None);
         for name in ["aa", "bb"] {
             assert!(ids
                 .claim(name, None, Sid::random())

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod deliver;
 pub mod demo;
@@ -21,6 +22,8 @@ pub mod paging;
 pub mod protocol;
 pub mod registry;
 pub mod room;
+#[cfg(test)]
+mod room_cluster_tests;
 #[cfg(test)]
 mod room_tests;
 pub mod store;

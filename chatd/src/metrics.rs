@@ -33,6 +33,8 @@ pub struct Gauges {
     pub slow_consumers: u64,
     /// Handshakes refused by the per-address cap.
     pub refused_handshakes: u64,
+    /// Cluster figures, in cluster mode.
+    pub cluster: Option<crate::cluster::ClusterFigures>,
 }
 
 impl Metrics {
@@ -158,6 +160,47 @@ impl Metrics {
             "Time from submitting a message to its durable commit.",
             &hist,
         );
+        if let Some(c) = &g.cluster {
+            metric(
+                "chatd_cluster_nodes",
+                "gauge",
+                "Cluster nodes alive, this one included.",
+                &one(c.nodes),
+            );
+            metric(
+                "chatd_cluster_redis_up",
+                "gauge",
+                "Whether Redis answers.",
+                &one(u64::from(c.connected)),
+            );
+            metric(
+                "chatd_cluster_redis_reconnects_total",
+                "counter",
+                "Times Redis came back after an outage.",
+                &one(c.reconnects),
+            );
+            metric(
+                "chatd_cluster_published_total",
+                "counter",
+                "Events published to the other nodes.",
+                &one(c.published),
+            );
+            metric(
+                "chatd_cluster_publish_errors_total",
+                "counter",
+                "Events lost on the way to Redis (the nodes then resync from the store).",
+                &one(c.publish_errors),
+            );
+            metric(
+                "chatd_cluster_publish_seconds",
+                "summary",
+                "Round trips of publish batches to Redis.",
+                &[
+                    ("_sum".into(), format!("{}", c.publish_micros as f64 / 1e6)),
+                    ("_count".into(), c.publish_batches.to_string()),
+                ],
+            );
+        }
         out
     }
 }
@@ -177,6 +220,7 @@ mod tests {
             rooms: 3,
             slow_consumers: 0,
             refused_handshakes: 0,
+            cluster: None,
         });
         assert!(text.contains("chatd_connections{transport=\"websocket\"} 2"));
         assert!(text.contains("chatd_messages_in_total 1"));

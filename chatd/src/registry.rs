@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cluster::{Cluster, RoomEvent};
 use crate::metrics::Metrics;
 use crate::protocol::{ChatError, Code};
-use crate::room::{self, Fanout, RoomDeps, RoomHandle, RoomSettings};
-use crate::store::{now_ms, RoomInfo, Store, StoreError, StoredMessage};
+use crate::room::{self, Fanout, Remote, RoomDeps, RoomHandle, RoomSettings};
+use crate::store::{now_ms, RoomInfo, RoomKind, Store, StoreError, StoredMessage};
 
 type Reply = oneshot::Sender<Result<RoomHandle, ChatError>>;
 
@@ -29,6 +30,22 @@ enum Command {
     Running {
         reply: oneshot::Sender<Vec<RoomHandle>>,
     },
+    /// An event of another node for one room.
+    ClusterEvent {
+        room: String,
+        node: String,
+        event: RoomEvent,
+    },
+    /// For every running room.
+    ClusterAll(AllRooms),
+}
+
+/// What the cluster tells every running room.
+#[derive(Clone, Debug)]
+enum AllRooms {
+    NodeGone(String),
+    State,
+    Resync,
 }
 
 /// What the registry's own tasks report.
@@ -54,6 +71,11 @@ struct Waiting {
     replies: Vec<Reply>,
     /// The request that creates the room if it does not exist.
     create: Option<RoomInfo>,
+    /// Events of other nodes that came while the room loaded, for it once started.
+    remote: Vec<(String, RoomEvent)>,
+    /// Loaded because another node's message must reach a connection here: that message and
+    /// what follows it are delivered, whatever the store already holds.
+    delivered_before: Option<u64>,
 }
 
 struct Actor {
@@ -82,11 +104,20 @@ impl Registry {
         fanout: Arc<dyn Fanout>,
         metrics: Arc<Metrics>,
         settings: RoomSettings,
+        cluster: Option<Arc<Cluster>>,
     ) -> Registry {
-        Self::start_with(store, fanout, metrics, settings, MAILBOX)
+        let deps = RoomDeps {
+            settings,
+            store,
+            fanout,
+            metrics,
+            cluster,
+        };
+        Self::start_deps(deps, MAILBOX)
     }
 
     /// Starts the registry with a mailbox of `mailbox` requests.
+    #[cfg(test)]
     pub(crate) fn start_with(
         store: Arc<dyn Store>,
         fanout: Arc<dyn Fanout>,
@@ -94,18 +125,24 @@ impl Registry {
         settings: RoomSettings,
         mailbox: usize,
     ) -> Registry {
+        let deps = RoomDeps {
+            settings,
+            store,
+            fanout,
+            metrics,
+            cluster: None,
+        };
+        Self::start_deps(deps, mailbox)
+    }
+
+    fn start_deps(deps: RoomDeps, mailbox: usize) -> Registry {
         let (tx, mut rx) = mpsc::channel(mailbox.max(1));
         let (notices, mut notices_rx) = mpsc::unbounded_channel();
         let mut actor = Actor {
             rooms: HashMap::new(),
             loading: HashMap::new(),
             next_instance: 0,
-            deps: RoomDeps {
-                settings,
-                store,
-                fanout,
-                metrics,
-            },
+            deps,
             me: notices,
         };
         tokio::spawn(async move {
@@ -184,6 +221,33 @@ impl Registry {
         self.get_inner(name, Some(info)).await
     }
 
+    /// An event another node published for a room. Waits for room in the mailbox: the
+    /// cluster's reader is slowed down rather than events lost.
+    pub async fn cluster_event(&self, room: String, node: String, event: RoomEvent) {
+        let _ = self
+            .tx
+            .send(Command::ClusterEvent { room, node, event })
+            .await;
+    }
+
+    /// A node is gone: its members leave every room.
+    pub async fn cluster_node_gone(&self, node: String) {
+        let _ = self
+            .tx
+            .send(Command::ClusterAll(AllRooms::NodeGone(node)))
+            .await;
+    }
+
+    /// Every running room publishes its local members again.
+    pub async fn cluster_state(&self) {
+        let _ = self.tx.send(Command::ClusterAll(AllRooms::State)).await;
+    }
+
+    /// Every running room reads what it may have missed from the store.
+    pub async fn cluster_resync(&self) {
+        let _ = self.tx.send(Command::ClusterAll(AllRooms::Resync)).await;
+    }
+
     /// Handles of every running room; `overloaded` when the mailbox is full.
     pub async fn running(&self) -> Result<Vec<RoomHandle>, ChatError> {
         let (reply, rx) = oneshot::channel();
@@ -216,6 +280,8 @@ impl Actor {
                     Waiting {
                         replies: vec![reply],
                         create: create.clone(),
+                        remote: Vec::new(),
+                        delivered_before: None,
                     },
                 );
                 self.load(name, create);
@@ -223,7 +289,58 @@ impl Actor {
             Command::Running { reply } => {
                 let _ = reply.send(self.rooms.values().cloned().collect());
             }
+            Command::ClusterEvent { room, node, event } => self.cluster_event(room, node, event),
+            Command::ClusterAll(all) => {
+                for handle in self.rooms.values() {
+                    handle.remote(match &all {
+                        AllRooms::NodeGone(node) => Remote::NodeGone(node.clone()),
+                        AllRooms::State => Remote::PublishState,
+                        AllRooms::Resync => Remote::Resync,
+                    });
+                }
+            }
         }
+    }
+
+    /// Routes another node's event: to the running room, to the room being loaded, or
+    /// nowhere when no connection here is concerned. A direct message for a user connected
+    /// here starts its conversation's room.
+    fn cluster_event(&mut self, room: String, node: String, event: RoomEvent) {
+        if let Some(handle) = self.rooms.get(&room) {
+            handle.remote(Remote::Event { node, event });
+            return;
+        }
+        if let Some(waiting) = self.loading.get_mut(&room) {
+            waiting.remote.push((node, event));
+            return;
+        }
+        let RoomEvent::Message {
+            kind: RoomKind::Direct,
+            message,
+        } = &event
+        else {
+            return;
+        };
+        let stub = RoomInfo {
+            name: room.clone(),
+            topic: String::new(),
+            kind: RoomKind::Direct,
+            created_at: message.ts,
+        };
+        if !self.deps.fanout.has_recipients(&stub) {
+            return;
+        }
+        let seq = message.seq;
+        self.loading.insert(
+            room.clone(),
+            Waiting {
+                replies: Vec::new(),
+                create: None,
+                remote: vec![(node, event)],
+                delivered_before: Some(seq),
+            },
+        );
+        self.load(room, None);
     }
 
     fn notice(&mut self, notice: Notice) {
@@ -237,10 +354,17 @@ impl Actor {
                     return;
                 };
                 match result {
-                    Ok(Some((info, recent, last_seq))) => {
+                    Ok(Some((info, mut recent, mut last_seq))) => {
+                        if let Some(seq) = waiting.delivered_before {
+                            last_seq = last_seq.min(seq.saturating_sub(1));
+                            recent.retain(|m| m.seq <= last_seq);
+                        }
                         let handle = self.start(info, recent, last_seq);
                         for reply in waiting.replies {
                             let _ = reply.send(Ok(handle.clone()));
+                        }
+                        for (node, event) in waiting.remote {
+                            handle.remote(Remote::Event { node, event });
                         }
                     }
                     Ok(None) if !created && waiting.create.is_some() => {

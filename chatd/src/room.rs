@@ -4,7 +4,7 @@
 //! channels. Appends are handed to the store without waiting; the store answers into the same
 //! mailbox, in commit order, and only then is the message broadcast and acknowledged.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use engineio::Sid;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::cluster::{Cluster, RoomEvent};
 use crate::limits::TypingGate;
 use crate::metrics::Metrics;
 use crate::paging::{self, PAGE, PAGE_BYTES};
@@ -55,6 +56,12 @@ pub trait Fanout: Send + Sync + 'static {
     fn typing(&self, room: &RoomInfo, user: &str, typing: bool, except: Option<Sid>);
     /// The topic changed.
     fn topic(&self, room: &RoomInfo, by: &str);
+    /// Whether a connection here would receive the room's messages (for a direct conversation:
+    /// a connection of either user).
+    fn has_recipients(&self, room: &RoomInfo) -> bool {
+        let _ = room;
+        false
+    }
 }
 
 /// Which protocol a joined socket speaks.
@@ -105,6 +112,31 @@ pub const JOIN_LATEST: u64 = 50;
 
 /// Messages read from the store per page of a tutorial catch-up.
 const CATCH_UP_PAGE: usize = 500;
+
+/// How long a room waits for a missing message (published by another node, or committed by
+/// an earlier instance of the room) before reading it from the store.
+const GAP_WAIT: Duration = Duration::from_millis(50);
+
+/// Messages read from the store per gap or resync read.
+const FILL_PAGE: usize = 500;
+
+/// What the cluster tells a room.
+#[derive(Debug)]
+pub enum Remote {
+    /// An event published by another node.
+    Event {
+        /// The node.
+        node: String,
+        /// What happened.
+        event: RoomEvent,
+    },
+    /// A node is gone: its members leave.
+    NodeGone(String),
+    /// Publish this node's members of the room again.
+    PublishState,
+    /// Events may have been lost: read the store and ask who is there.
+    Resync,
+}
 
 /// What a joining socket receives.
 #[derive(Clone, Debug, PartialEq)]
@@ -204,6 +236,11 @@ enum Command {
     },
     Members {
         reply: oneshot::Sender<Vec<String>>,
+    },
+    Remote(Remote),
+    /// A gap or resync read is back.
+    Filled {
+        result: Result<Vec<StoredMessage>, StoreError>,
     },
 }
 
@@ -335,6 +372,17 @@ impl RoomHandle {
     pub async fn members(&self) -> Result<Vec<String>, RoomGone> {
         self.ask(|reply| Command::Members { reply }).await
     }
+
+    /// Hands the room something from the cluster without waiting. When its mailbox is full
+    /// the event is dropped and the room resyncs once there is room again.
+    pub fn remote(&self, remote: Remote) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Command::Remote(remote)) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(Command::Remote(Remote::Resync)).await;
+            });
+        }
+    }
 }
 
 struct Member {
@@ -355,6 +403,12 @@ struct Typist {
     gate: TypingGate,
 }
 
+/// A user present through other nodes.
+struct RemoteMember {
+    name: String,
+    nodes: HashSet<String>,
+}
+
 struct Room {
     info: RoomInfo,
     settings: RoomSettings,
@@ -366,7 +420,17 @@ struct Room {
     attached: HashSet<Sid>,
     typing: HashMap<String, Typist>,
     recent: VecDeque<StoredMessage>,
+    /// The last message delivered here; every one up to it was, in order.
     last_seq: u64,
+    /// Messages that came before their predecessor, by sequence number.
+    early: BTreeMap<u64, (StoredMessage, Option<Sid>)>,
+    /// When to read a gap from the store.
+    gap_at: Option<Instant>,
+    /// A gap or resync read is running.
+    filling: bool,
+    /// Members present on other nodes, by lowercased name.
+    remote: HashMap<String, RemoteMember>,
+    cluster: Option<Arc<Cluster>>,
     idle_since: Option<Instant>,
     /// Appends waiting for their commit, answered into the mailbox in submission (= commit)
     /// order by one task, so messages are broadcast and kept in `recent` in `seq` order.
@@ -409,6 +473,8 @@ pub struct RoomDeps {
     pub fanout: Arc<dyn Fanout>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The other nodes, in cluster mode.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Starts a room actor; `stopped` is called when it stops by itself.
@@ -435,11 +501,21 @@ pub(crate) fn spawn(
         typing: HashMap::new(),
         recent: recent.into_iter().collect(),
         last_seq,
+        early: BTreeMap::new(),
+        gap_at: None,
+        filling: false,
+        remote: HashMap::new(),
+        cluster: deps.cluster,
         idle_since: Some(Instant::now()),
         settings: deps.settings,
         commits,
         me: tx.downgrade(),
     };
+    if room.info.kind == RoomKind::Room {
+        if let Some(cluster) = &room.cluster {
+            cluster.publish_room(&room.info.name, RoomEvent::Who);
+        }
+    }
     tokio::spawn(async move {
         // Reported on every exit, a panic included, so the registry starts the room afresh.
         let _stopped = OnStop(Some(stopped));
@@ -489,7 +565,7 @@ impl Room {
                 .min()
         });
         let idle = self.idle_since.map(|t| t + self.settings.idle_timeout);
-        leaves.chain(typing).chain(idle).min()
+        leaves.chain(typing).chain(idle).chain(self.gap_at).min()
     }
 
     /// Expires presence and typing; true when the room should stop.
@@ -502,10 +578,15 @@ impl Room {
             .collect();
         for key in gone {
             if let Some(member) = self.members.remove(&key) {
-                self.fanout.presence(&self.info, &member.name, false);
+                self.local_member_gone(&key, &member.name);
             }
         }
+        if self.gap_at.is_some_and(|t| t <= now) {
+            self.gap_at = None;
+            self.fill();
+        }
         let interval = self.settings.typing_interval;
+        let mut relays = Vec::new();
         for t in self.typing.values_mut() {
             let relay = if t.gate.wanted() && t.expires <= now {
                 t.socket = None;
@@ -514,8 +595,11 @@ impl Room {
                 t.gate.poll(now, interval)
             };
             if let Some(typing) = relay {
-                self.fanout.typing(&self.info, &t.name, typing, t.socket);
+                relays.push((t.name.clone(), typing, t.socket));
             }
+        }
+        for (name, typing, socket) in relays {
+            self.relay_typing(&name, typing, socket);
         }
         self.typing.retain(|_, t| !t.gate.idle(now, interval));
         self.update_idle(now);
@@ -611,6 +695,10 @@ impl Room {
             } => {
                 let result = match result {
                     Ok(()) => {
+                        self.publish(RoomEvent::Topic {
+                            topic: topic.clone(),
+                            by: by.clone(),
+                        });
                         self.info.topic = topic;
                         self.fanout.topic(&self.info, &by);
                         Ok(())
@@ -622,21 +710,214 @@ impl Room {
             Command::Summary { reply } => {
                 let _ = reply.send(Summary {
                     info: self.info.clone(),
-                    members: self.members.len(),
+                    members: self.member_count(),
                     last_seq: self.last_seq,
                 });
             }
             Command::Members { reply } => {
                 let _ = reply.send(self.member_names());
             }
+            Command::Remote(remote) => self.on_remote(remote, now),
+            Command::Filled { result } => self.filled(result, now),
         }
         self.update_idle(now);
     }
 
+    /// Users present here or on another node, sorted.
     fn member_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.members.values().map(|m| m.name.clone()).collect();
+        names.extend(
+            self.remote
+                .iter()
+                .filter(|(k, _)| !self.members.contains_key(*k))
+                .map(|(_, m)| m.name.clone()),
+        );
         names.sort_by_key(|n| n.to_lowercase());
         names
+    }
+
+    fn member_count(&self) -> usize {
+        self.members.len()
+            + self
+                .remote
+                .keys()
+                .filter(|k| !self.members.contains_key(*k))
+                .count()
+    }
+
+    fn publish(&self, event: RoomEvent) {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish_room(&self.info.name, event);
+        }
+    }
+
+    /// A typing change of a user here: to the local connections and the other nodes.
+    fn relay_typing(&self, name: &str, typing: bool, except: Option<Sid>) {
+        self.fanout.typing(&self.info, name, typing, except);
+        self.publish(RoomEvent::Typing {
+            user: name.to_owned(),
+            typing,
+        });
+    }
+
+    /// The last local connection of a user is gone (grace over, or left): the other nodes
+    /// learn it; the user leaves unless present through another node.
+    fn local_member_gone(&mut self, key: &str, name: &str) {
+        self.publish(RoomEvent::Presence {
+            user: name.to_owned(),
+            online: false,
+        });
+        if self.remote.contains_key(key) {
+            return;
+        }
+        if let Some(t) = self.typing.remove(key) {
+            if t.gate.shown() {
+                self.relay_typing(&t.name, false, None);
+            }
+        }
+        self.fanout.presence(&self.info, name, false);
+    }
+
+    fn on_remote(&mut self, remote: Remote, now: Instant) {
+        match remote {
+            Remote::Event { node, event } => match event {
+                RoomEvent::Message { message, .. } => self.sequence(message, None, now),
+                RoomEvent::Presence { user, online } => {
+                    self.remote_presence(&node, &user, online);
+                }
+                RoomEvent::Typing { user, typing } => {
+                    self.fanout.typing(&self.info, &user, typing, None);
+                }
+                RoomEvent::Topic { topic, by } => {
+                    self.info.topic = topic;
+                    self.fanout.topic(&self.info, &by);
+                }
+                RoomEvent::Who => self.publish_state(),
+            },
+            Remote::NodeGone(node) => {
+                let names: Vec<String> = self
+                    .remote
+                    .values()
+                    .filter(|m| m.nodes.contains(&node))
+                    .map(|m| m.name.clone())
+                    .collect();
+                for name in names {
+                    self.remote_presence(&node, &name, false);
+                }
+            }
+            Remote::PublishState => self.publish_state(),
+            Remote::Resync => {
+                self.fill();
+                if self.info.kind == RoomKind::Room {
+                    self.publish(RoomEvent::Who);
+                }
+            }
+        }
+    }
+
+    /// Tells the other nodes every user present here.
+    fn publish_state(&self) {
+        for member in self.members.values() {
+            self.publish(RoomEvent::Presence {
+                user: member.name.clone(),
+                online: true,
+            });
+        }
+    }
+
+    fn remote_presence(&mut self, node: &str, user: &str, online: bool) {
+        let key = user.to_lowercase();
+        let was_present = self.members.contains_key(&key) || self.remote.contains_key(&key);
+        if online {
+            self.remote
+                .entry(key)
+                .or_insert_with(|| RemoteMember {
+                    name: user.to_owned(),
+                    nodes: HashSet::new(),
+                })
+                .nodes
+                .insert(node.to_owned());
+            if !was_present {
+                self.fanout.presence(&self.info, user, true);
+            }
+            return;
+        }
+        let Some(member) = self.remote.get_mut(&key) else {
+            return;
+        };
+        member.nodes.remove(node);
+        if !member.nodes.is_empty() {
+            return;
+        }
+        let name = member.name.clone();
+        self.remote.remove(&key);
+        if !self.members.contains_key(&key) {
+            self.fanout.presence(&self.info, &name, false);
+        }
+    }
+
+    /// Delivers a committed message once every earlier one was; a message that comes before
+    /// its predecessor waits for it, and a gap still open after [`GAP_WAIT`] is read from the
+    /// store.
+    fn sequence(&mut self, message: StoredMessage, from: Option<Sid>, now: Instant) {
+        if message.seq <= self.last_seq {
+            return;
+        }
+        self.early.entry(message.seq).or_insert((message, from));
+        while let Some((m, from)) = self.early.remove(&(self.last_seq + 1)) {
+            self.last_seq = m.seq;
+            self.fanout.message(&self.info, &m, from);
+            self.recent.push_back(m);
+            while self.recent.len() > self.settings.window {
+                self.recent.pop_front();
+            }
+        }
+        if self.early.is_empty() {
+            self.gap_at = None;
+        } else if self.gap_at.is_none() && !self.filling {
+            self.gap_at = Some(now + GAP_WAIT);
+        }
+    }
+
+    /// Reads the messages after `last_seq` from the store.
+    fn fill(&mut self) {
+        if self.filling {
+            return;
+        }
+        self.filling = true;
+        let (store, name, after, me) = (
+            self.store.clone(),
+            self.info.name.clone(),
+            self.last_seq,
+            self.me.clone(),
+        );
+        tokio::spawn(async move {
+            let result = store.messages_after(&name, after, FILL_PAGE).await;
+            if let Some(me) = me.upgrade() {
+                let _ = me.send(Command::Filled { result }).await;
+            }
+        });
+    }
+
+    fn filled(&mut self, result: Result<Vec<StoredMessage>, StoreError>, now: Instant) {
+        self.filling = false;
+        match result {
+            Ok(messages) => {
+                let full = messages.len() >= FILL_PAGE;
+                for m in messages {
+                    self.sequence(m, None, now);
+                }
+                if full {
+                    self.fill();
+                } else if !self.early.is_empty() {
+                    self.gap_at = Some(now + GAP_WAIT);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(room = %self.info.name, error = %e, "gap read failed; retrying");
+                self.gap_at = Some(now + GAP_WAIT * 20);
+            }
+        }
     }
 
     fn join(
@@ -650,6 +931,7 @@ impl Room {
         let key = user.to_lowercase();
         self.fanout.join_socket(&self.info, socket, Group::Chat);
         self.socket_user.insert(socket, key.clone());
+        let elsewhere = self.remote.contains_key(&key);
         let announce = match self.members.get_mut(&key) {
             Some(member) => {
                 member.sockets.insert(socket);
@@ -670,7 +952,13 @@ impl Room {
             }
         };
         if announce {
-            self.fanout.presence(&self.info, &user, true);
+            self.publish(RoomEvent::Presence {
+                user: user.clone(),
+                online: true,
+            });
+            if !elsewhere {
+                self.fanout.presence(&self.info, &user, true);
+            }
         }
         self.update_idle(now);
         // The latest messages are those after `last_seq - JOIN_LATEST`: one rule for both.
@@ -749,12 +1037,7 @@ impl Room {
                 None => {
                     let name = member.name.clone();
                     self.members.remove(&key);
-                    if let Some(t) = self.typing.remove(&key) {
-                        if t.gate.shown() {
-                            self.fanout.typing(&self.info, &t.name, false, None);
-                        }
-                    }
-                    self.fanout.presence(&self.info, &name, false);
+                    self.local_member_gone(&key, &name);
                 }
             }
         }
@@ -902,14 +1185,12 @@ impl Room {
         let result = match result {
             Ok(appended) => {
                 if !appended.duplicate {
-                    let m = &appended.message;
-                    self.last_seq = self.last_seq.max(m.seq);
-                    self.recent.push_back(m.clone());
-                    while self.recent.len() > self.settings.window {
-                        self.recent.pop_front();
-                    }
                     self.metrics.message_in();
-                    self.fanout.message(&self.info, m, from);
+                    self.publish(RoomEvent::Message {
+                        kind: self.info.kind,
+                        message: appended.message.clone(),
+                    });
+                    self.sequence(appended.message.clone(), from, Instant::now());
                 }
                 Ok(appended)
             }
@@ -940,7 +1221,8 @@ impl Room {
             None => None,
         };
         if let Some(state) = relay {
-            self.fanout.typing(&self.info, &t.name, state, Some(socket));
+            let name = t.name.clone();
+            self.relay_typing(&name, state, Some(socket));
         }
     }
 }

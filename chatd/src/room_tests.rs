@@ -12,7 +12,7 @@ use crate::room::{Fanout, Group, RoomHandle, RoomSettings};
 use crate::store::{now_ms, MemoryStore, RoomInfo, RoomKind, Store, StoredMessage};
 
 #[derive(Debug, PartialEq)]
-enum Out {
+pub(crate) enum Out {
     Join(Sid, Group),
     Leave(Sid, Group),
     CatchUp(Sid, Vec<u64>),
@@ -22,7 +22,7 @@ enum Out {
     Topic(String),
 }
 
-struct Recorder(mpsc::UnboundedSender<Out>);
+pub(crate) struct Recorder(pub(crate) mpsc::UnboundedSender<Out>);
 
 impl Fanout for Recorder {
     fn join_socket(&self, _: &RoomInfo, socket: Sid, group: Group) {
@@ -49,12 +49,15 @@ impl Fanout for Recorder {
     fn topic(&self, room: &RoomInfo, _: &str) {
         let _ = self.0.send(Out::Topic(room.topic.clone()));
     }
+    fn has_recipients(&self, _: &RoomInfo) -> bool {
+        true
+    }
 }
 
 const GRACE: Duration = Duration::from_secs(5);
 const TYPING: Duration = Duration::from_secs(4);
 
-fn settings() -> RoomSettings {
+pub(crate) fn settings() -> RoomSettings {
     RoomSettings {
         window: 5,
         presence_grace: GRACE,
@@ -66,13 +69,13 @@ fn settings() -> RoomSettings {
     }
 }
 
-struct Fixture {
-    registry: Registry,
-    store: Arc<MemoryStore>,
-    out: mpsc::UnboundedReceiver<Out>,
+pub(crate) struct Fixture {
+    pub(crate) registry: Registry,
+    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) out: mpsc::UnboundedReceiver<Out>,
 }
 
-async fn fixture(settings: RoomSettings) -> Fixture {
+pub(crate) async fn fixture(settings: RoomSettings) -> Fixture {
     let store = Arc::new(MemoryStore::new());
     store
         .create_room(RoomInfo {
@@ -89,6 +92,7 @@ async fn fixture(settings: RoomSettings) -> Fixture {
         Arc::new(Recorder(tx)),
         Arc::new(Metrics::default()),
         settings,
+        None,
     );
     Fixture {
         registry,
@@ -98,12 +102,12 @@ async fn fixture(settings: RoomSettings) -> Fixture {
 }
 
 impl Fixture {
-    async fn lobby(&self) -> RoomHandle {
+    pub(crate) async fn lobby(&self) -> RoomHandle {
         self.registry.get("lobby").await.unwrap()
     }
 
     /// Everything the fanout saw so far; `barrier` makes sure the actor handled earlier commands.
-    async fn drain(&mut self, barrier: &RoomHandle) -> Vec<Out> {
+    pub(crate) async fn drain(&mut self, barrier: &RoomHandle) -> Vec<Out> {
         barrier.summary().await.unwrap();
         let mut all = Vec::new();
         while let Ok(o) = self.out.try_recv() {
@@ -610,6 +614,7 @@ async fn a_create_racing_a_join_of_the_same_room_succeeds() {
         Arc::new(Recorder(tx)),
         Arc::new(Metrics::default()),
         settings(),
+        None,
     );
     // The joiner's load reads "no such room" and is held before it reports.
     let join = tokio::spawn({
@@ -738,6 +743,7 @@ async fn appends_beyond_the_pending_bound_are_answered_overloaded() {
             max_pending_writes: BOUND,
             ..settings()
         },
+        None,
     );
     let room = registry.get("lobby").await.unwrap();
     // Appends that never commit: BOUND wait in the queue, one more in the store at most. Each

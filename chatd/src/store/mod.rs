@@ -12,7 +12,7 @@ mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
 pub use recovery::DurableRecovery;
@@ -22,7 +22,7 @@ pub use sqlite::SqliteStore;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A stored message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
     /// Room name (`@alice:bob` for a direct conversation).
     pub room: String,
@@ -63,7 +63,7 @@ pub struct Appended {
 }
 
 /// What a room is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomKind {
     /// A public room.

@@ -1,0 +1,427 @@
+//! Socket.IO connection state recovery on any node of the cluster.
+//!
+//! Each node appends the packets it broadcasts to a Redis stream of its own
+//! (`{prefix}:recovery:{node}`, trimmed to the recovery window); offsets are `{node}:{ord}`.
+//! A disconnected session is a Redis key (`{prefix}:session:{pid}`) with the sequence number
+//! of the last message the node had sent it per chat room. A client that comes back on
+//! another node gets the packets its first node sent after its offset and then, from the
+//! store, the chat messages committed since that neither of them covers (the first node may
+//! be gone).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use engineio::Sid;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use socketio::adapter::BoxFuture;
+use socketio::recovery::{SavedSession, SessionStore, StoredPacket};
+use tokio::sync::mpsc;
+
+use crate::deliver::room_group;
+use crate::store::{now_ms, Store};
+
+/// Writes waiting for Redis at most; more are dropped (those packets cannot be replayed).
+const QUEUE: usize = 65_536;
+/// Stream entries read per call, and calls per restore at most.
+const PAGE: usize = 1000;
+const MAX_PAGES: usize = 100;
+/// Messages read from the store per room to fill a restore.
+const FILL: usize = 500;
+
+#[derive(Serialize, Deserialize)]
+struct Packet {
+    nsp: String,
+    data: Value,
+    #[serde(default)]
+    attachments: Vec<String>,
+    rooms: Vec<String>,
+    except: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Session {
+    sid: String,
+    pid: String,
+    nsp: String,
+    rooms: Vec<String>,
+    data: Value,
+    at: u64,
+    /// Per chat room: the last message sequence number the node had sent to this session.
+    seqs: HashMap<String, u64>,
+}
+
+enum Job {
+    Packet { ord: u64, body: String },
+    Session { key: String, body: String },
+}
+
+/// The cluster's recovery store.
+pub struct ClusterRecovery {
+    node: String,
+    prefix: String,
+    conn: ConnectionManager,
+    store: Arc<dyn Store>,
+    last: AtomicU64,
+    /// Per chat room, the last message sequence number broadcast by this node.
+    sent: Mutex<HashMap<String, u64>>,
+    jobs: mpsc::Sender<Job>,
+    dropped: AtomicU64,
+}
+
+fn stream_key(prefix: &str, node: &str) -> String {
+    format!("{prefix}:recovery:{node}")
+}
+
+fn session_key(prefix: &str, pid: &str) -> String {
+    format!("{prefix}:session:{pid}")
+}
+
+/// The chat room and message sequence number of a `message` packet.
+fn chat_message(data: &Value) -> Option<(&str, u64)> {
+    let args = data.as_array()?;
+    if args.first()?.as_str()? != "message" {
+        return None;
+    }
+    let m = args.get(1)?;
+    Some((m.get("room")?.as_str()?, m.get("seq")?.as_u64()?))
+}
+
+impl ClusterRecovery {
+    /// Recovery for `node`, keeping sessions and packets for `max_age`.
+    pub async fn open(
+        conn: ConnectionManager,
+        prefix: &str,
+        node: &str,
+        max_age: Duration,
+        store: Arc<dyn Store>,
+    ) -> Arc<Self> {
+        let mut c = conn.clone();
+        // Entries of an earlier run of this node: offsets keep increasing past them.
+        let last: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XREVRANGE")
+            .arg(stream_key(prefix, node))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut c)
+            .await
+            .unwrap_or_default();
+        let last = last
+            .first()
+            .and_then(|(id, _)| id.split('-').next()?.parse().ok())
+            .unwrap_or(0);
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let me = Arc::new(ClusterRecovery {
+            node: node.to_owned(),
+            prefix: prefix.to_owned(),
+            conn: conn.clone(),
+            store,
+            last: AtomicU64::new(last),
+            sent: Mutex::new(HashMap::new()),
+            jobs,
+            dropped: AtomicU64::new(0),
+        });
+        tokio::spawn(write_loop(rx, conn, stream_key(prefix, node), max_age));
+        me
+    }
+
+    fn next_ord(&self) -> u64 {
+        let now = (now_ms().max(0) as u64).saturating_mul(1024);
+        let mut prev = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(prev + 1);
+            match self
+                .last
+                .compare_exchange_weak(prev, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(seen) => prev = seen,
+            }
+        }
+    }
+
+    fn queue(&self, job: Job) {
+        if self.jobs.try_send(job).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Packets and sessions lost because the queue to Redis was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+async fn write_loop(
+    mut rx: mpsc::Receiver<Job>,
+    mut conn: ConnectionManager,
+    stream: String,
+    max_age: Duration,
+) {
+    let mut batch = Vec::with_capacity(128);
+    while rx.recv_many(&mut batch, 128).await > 0 {
+        let oldest = (now_ms().max(0) as u64)
+            .saturating_sub(max_age.as_millis() as u64)
+            .saturating_mul(1024);
+        let mut pipe = redis::pipe();
+        for job in batch.drain(..) {
+            match job {
+                Job::Packet { ord, body } => {
+                    pipe.cmd("XADD")
+                        .arg(&stream)
+                        .arg("MINID")
+                        .arg("~")
+                        .arg(format!("{oldest}-0"))
+                        .arg(format!("{ord}-0"))
+                        .arg("p")
+                        .arg(body)
+                        .ignore();
+                }
+                Job::Session { key, body } => {
+                    pipe.cmd("SET")
+                        .arg(key)
+                        .arg(body)
+                        .arg("PX")
+                        .arg(max_age.as_millis() as u64)
+                        .ignore();
+                }
+            }
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(error = %e, "recovery data not written: those sessions will not recover");
+        }
+    }
+}
+
+impl SessionStore for ClusterRecovery {
+    fn store_packet(&self, make: &mut dyn FnMut(&str) -> StoredPacket) -> String {
+        let ord = self.next_ord();
+        let offset = format!("{}:{ord}", self.node);
+        let packet = make(&offset);
+        if let Some((room, seq)) = chat_message(&packet.data) {
+            let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            let last = sent.entry(room.to_owned()).or_default();
+            *last = (*last).max(seq);
+        }
+        let body = Packet {
+            nsp: packet.nsp,
+            data: packet.data,
+            attachments: packet
+                .attachments
+                .iter()
+                .map(|a| STANDARD.encode(a))
+                .collect(),
+            rooms: packet.rooms,
+            except: packet.except,
+        };
+        if let Ok(body) = serde_json::to_string(&body) {
+            self.queue(Job::Packet { ord, body });
+        }
+        offset
+    }
+
+    fn save_session(&self, session: SavedSession) {
+        let seqs = {
+            let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            session
+                .rooms
+                .iter()
+                .filter_map(|r| r.strip_prefix("r:"))
+                .filter_map(|room| sent.get(room).map(|s| (room.to_owned(), *s)))
+                .collect()
+        };
+        let at = session
+            .disconnected_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let body = Session {
+            sid: session.sid.to_string(),
+            pid: session.pid.to_string(),
+            nsp: session.nsp,
+            rooms: session.rooms,
+            data: session.data,
+            at,
+            seqs,
+        };
+        if let Ok(body) = serde_json::to_string(&body) {
+            self.queue(Job::Session {
+                key: session_key(&self.prefix, session.pid.as_str()),
+                body,
+            });
+        }
+    }
+
+    fn restore_session(
+        &self,
+        pid: Sid,
+        offset: String,
+        nsp: &str,
+    ) -> BoxFuture<Option<(SavedSession, Vec<StoredPacket>)>> {
+        let (conn, store, prefix, nsp) = (
+            self.conn.clone(),
+            self.store.clone(),
+            self.prefix.clone(),
+            nsp.to_owned(),
+        );
+        // Filled-in messages carry this node's offset: a later recovery reads on from here.
+        let here = format!("{}:{}", self.node, self.last.load(Ordering::Relaxed));
+        Box::pin(async move {
+            let restored = tokio::time::timeout(
+                Duration::from_secs(5),
+                restore(conn, store, &prefix, pid, &offset, &nsp, &here),
+            )
+            .await;
+            match restored {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "session not recovered");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!("session not recovered: redis did not answer");
+                    None
+                }
+            }
+        })
+    }
+}
+
+type Entries = Vec<(String, HashMap<String, String>)>;
+
+async fn restore(
+    mut conn: ConnectionManager,
+    store: Arc<dyn Store>,
+    prefix: &str,
+    pid: Sid,
+    offset: &str,
+    nsp: &str,
+    here: &str,
+) -> Result<Option<(SavedSession, Vec<StoredPacket>)>, String> {
+    let key = session_key(prefix, pid.as_str());
+    let text: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(session) = text.and_then(|t| serde_json::from_str::<Session>(&t).ok()) else {
+        return Ok(None);
+    };
+    let Some((node, ord)) = offset
+        .split_once(':')
+        .and_then(|(n, o)| Some((n, o.parse::<u64>().ok()?)))
+    else {
+        return Ok(None);
+    };
+    let (Some(sid), Some(pid)) = (Sid::parse(&session.sid), Sid::parse(&session.pid)) else {
+        return Ok(None);
+    };
+    if session.nsp != nsp {
+        return Ok(None);
+    }
+    let saved = SavedSession {
+        sid,
+        pid,
+        nsp: session.nsp.clone(),
+        rooms: session.rooms.clone(),
+        data: session.data.clone(),
+        disconnected_at: UNIX_EPOCH + Duration::from_millis(session.at),
+    };
+    let mut missed = Vec::new();
+    let mut covered = session.seqs.clone();
+    let mut from = format!("({ord}-0");
+    for _ in 0..MAX_PAGES {
+        let entries: Entries = redis::cmd("XRANGE")
+            .arg(stream_key(prefix, node))
+            .arg(&from)
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let n = entries.len();
+        for (id, fields) in entries {
+            from = format!("({id}");
+            let Some(p) = fields
+                .get("p")
+                .and_then(|b| serde_json::from_str::<Packet>(b).ok())
+            else {
+                continue;
+            };
+            let packet = StoredPacket {
+                offset: String::new(),
+                nsp: p.nsp,
+                data: p.data,
+                attachments: p
+                    .attachments
+                    .iter()
+                    .filter_map(|a| STANDARD.decode(a).ok())
+                    .map(Bytes::from)
+                    .collect(),
+                rooms: p.rooms,
+                except: p.except,
+            };
+            if packet.nsp != nsp || !packet.reaches(&saved.rooms) {
+                continue;
+            }
+            if let Some((room, seq)) = chat_message(&packet.data) {
+                let c = covered.entry(room.to_owned()).or_default();
+                *c = (*c).max(seq);
+            }
+            missed.push(packet);
+        }
+        if n < PAGE {
+            break;
+        }
+    }
+    // What the first node did not send (it may be gone): from the store.
+    for room in saved.rooms.iter().filter_map(|r| r.strip_prefix("r:")) {
+        let Some(after) = covered.get(room).copied() else {
+            continue;
+        };
+        let messages = store
+            .messages_after(room, after, FILL)
+            .await
+            .map_err(|e| e.to_string())?;
+        for m in messages {
+            missed.push(StoredPacket {
+                offset: here.to_owned(),
+                nsp: nsp.to_owned(),
+                data: json!(["message", m, here]),
+                attachments: Vec::new(),
+                rooms: vec![room_group(room)],
+                except: Vec::new(),
+            });
+        }
+    }
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if deleted != 1 {
+        // Another node restored it meanwhile.
+        return Ok(None);
+    }
+    Ok(Some((saved, missed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_packets_name_their_room_and_seq() {
+        let data = json!(["message", {"room": "general", "seq": 4, "text": "hi"}, "a:1"]);
+        assert_eq!(chat_message(&data), Some(("general", 4)));
+        assert_eq!(chat_message(&json!(["presence", {"room": "x"}])), None);
+        assert_eq!(chat_message(&json!("nope")), None);
+    }
+}
