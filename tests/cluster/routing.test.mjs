@@ -41,7 +41,7 @@ async function gauges(cluster) {
 }
 
 test('polling sessions stay on the node of their sid prefix', T, async (t) => {
-  const cluster = await startCluster({ t, postgres: false, redis: false });
+  const cluster = await startCluster({ t, store: 'sqlite', redis: false });
   const n = 30;
   const clients = await Promise.all(Array.from({ length: n }, (_, i) => chat(t, cluster.proxy, `poller${i}`, { transport: TRANSPORTS.polling })));
   const byNode = {};
@@ -79,7 +79,7 @@ test('polling sessions stay on the node of their sid prefix', T, async (t) => {
 });
 
 test('WebSocket through nginx: the upgrade reaches the session\'s node; direct WebSockets spread', T, async (t) => {
-  const cluster = await startCluster({ t, postgres: false, redis: false });
+  const cluster = await startCluster({ t, store: 'sqlite', redis: false });
   // Polling first, then the upgrade request, which carries the sid.
   const upgraded = await Promise.all(Array.from({ length: 6 }, (_, i) => chat(t, cluster.proxy, `upg${i}`, { transport: TRANSPORTS.default })));
   for (const c of upgraded) assert.equal(c.socket.io.engine.transport.name, 'websocket');
@@ -109,7 +109,7 @@ test('WebSocket through nginx: the upgrade reaches the session\'s node; direct W
 });
 
 test('nginx passes the client\'s Host and scheme: the origin check of a node accepts its own page', T, async (t) => {
-  const cluster = await startCluster({ t, postgres: false, redis: false });
+  const cluster = await startCluster({ t, store: 'sqlite', redis: false });
   const handshake = (origin) => fetch(`${cluster.url}/socket.io/?EIO=4&transport=polling`, {
     headers: { Origin: origin }, signal: AbortSignal.timeout(WAIT_MS),
   });
@@ -130,7 +130,7 @@ test('nginx passes the client\'s Host and scheme: the origin check of a node acc
 });
 
 test('with a node killed, new clients connect through nginx to the others; its clients move', T, async (t) => {
-  const cluster = await startCluster({ t, postgres: false, redis: false });
+  const cluster = await startCluster({ t, store: 'sqlite', redis: false });
   // Clients on every node, reconnecting by themselves as a browser's would.
   const opts = (transport) => ({ transport, reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 });
   const before = await Promise.all(Array.from({ length: 9 }, (_, i) => chat(t, cluster.proxy, `early${i}`, opts(i % 2 ? TRANSPORTS.polling : TRANSPORTS.websocket))));

@@ -12,13 +12,17 @@
 //   await cluster.stop();        // everything stopped, every directory removed
 //
 // Options: `nodes` (ids, default a b c; nginx needs exactly those of the conf), `flags` (extra
-// chatd flags for every node), `postgres` / `redis` (default true: `--store postgres://…` and
-// `--redis redis://…`; false starts the nodes on their own SQLite and without Redis, for what
-// needs no shared state, such as routing), `nginx` (default true).
+// chatd flags for every node), `store`: 'postgres' (default: `--store postgres://…`),
+// 'sqlite-shared' (one SQLite data dir for all nodes, for a chatd without PostgreSQL) or
+// 'sqlite' (each node its own: no shared state, enough for routing); `redis` (default true:
+// `--redis redis://…`), `nginx` (default true).
 // Every node runs with --trust-proxy and --node-id <id>.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { startChatd } from './chatd.mjs';
+import { Chatd, CHATD_BIN, startChatd } from './chatd.mjs';
 import { startPostgres } from './postgres.mjs';
 import { startRedis } from './redis.mjs';
 import { REPO_ROOT } from './server.mjs';
@@ -64,8 +68,23 @@ function parseAccessLog(text) {
   return out;
 }
 
+/** Whether the chatd binary takes `--store postgres://…` (its --help says so). */
+export function chatdHasPostgres() {
+  const r = spawnSync(CHATD_BIN, ['--help'], { encoding: 'utf8' });
+  return r.status === 0 && /postgres:\/\//.test(r.stdout);
+}
+
+// Shared data directories, removed at exit if a test file crashed before stop().
+const liveDirs = new Set();
+process.on('exit', () => {
+  for (const d of liveDirs) {
+    try { rmSync(d, { recursive: true, force: true }); } catch { /* ignore */ }
+  }
+});
+
 export class Cluster {
   constructor() {
+    this.sharedDir = null;
     this.pg = null;
     this.redis = null;
     this.nodes = {};
@@ -132,23 +151,34 @@ export class Cluster {
     this.redis = null;
     if (this.pg) await attempt(() => this.pg.cleanup());
     this.pg = null;
+    if (this.sharedDir) {
+      await rm(this.sharedDir, { recursive: true, force: true });
+      liveDirs.delete(this.sharedDir);
+      this.sharedDir = null;
+    }
     if (errors.length) throw new AggregateError(errors, errors.map((e) => e.message).join('\n'));
   }
 }
 
 /** Starts the cluster (see the file's header); with `t`, stops it after the test. */
-export async function startCluster({ t, nodes = Object.keys(CONF_NODES), flags = {}, postgres = true, redis = true, nginx = true } = {}) {
+export async function startCluster({ t, nodes = Object.keys(CONF_NODES), flags = {}, store = 'postgres', redis = true, nginx = true } = {}) {
+  if (!['postgres', 'sqlite-shared', 'sqlite'].includes(store)) throw new Error(`unknown store ${store}`);
   const cluster = new Cluster();
   t?.after(() => cluster.stop());
   try {
-    if (postgres) cluster.pg = await startPostgres();
+    if (store === 'postgres') cluster.pg = await startPostgres();
+    if (store === 'sqlite-shared') {
+      cluster.sharedDir = mkdtempSync(path.join(os.tmpdir(), 'chatd-cluster-'));
+      liveDirs.add(cluster.sharedDir);
+    }
     if (redis) cluster.redis = await startRedis();
-    const started = await Promise.allSettled(nodes.map((id) => {
+    const started = await Promise.allSettled(nodes.map(async (id) => {
       const nodeFlags = { 'trust-proxy': true, 'node-id': id, ...flags };
       // The URLs are read at start: a restarted Redis or PostgreSQL keeps its port.
-      if (postgres) nodeFlags.store = cluster.pg.url;
+      if (cluster.pg) nodeFlags.store = cluster.pg.url;
       if (redis) nodeFlags.redis = cluster.redis.url;
-      return startChatd(nodeFlags);
+      if (!cluster.sharedDir) return startChatd(nodeFlags);
+      return new Chatd(cluster.sharedDir, nodeFlags).start();
     }));
     nodes.forEach((id, i) => { if (started[i].status === 'fulfilled') cluster.nodes[id] = started[i].value; });
     const failed = started.find((r) => r.status === 'rejected');
