@@ -70,6 +70,10 @@ if [ "$FOR_TESTS" -eq 1 ]; then
     if [ ! -x /usr/bin/redis-server ]; then
         apt_install redis-server
     fi
+    # tests/cluster/ (helpers/postgres.mjs): a throw-away PostgreSQL per test, via initdb.
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+        apt_install postgresql
+    fi
 fi
 # <<< EXTRA SYSTEM PACKAGES (reserved) <<<
 
