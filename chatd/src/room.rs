@@ -120,6 +120,10 @@ const GAP_WAIT: Duration = Duration::from_millis(50);
 /// Messages read from the store per gap or resync read.
 const FILL_PAGE: usize = 500;
 
+/// How long a room started in a cluster waits for the other nodes to say who is there before
+/// it answers joins (so the first member list is the cluster's, not only this node's).
+const SETTLE: Duration = Duration::from_millis(300);
+
 /// What the cluster tells a room.
 #[derive(Debug)]
 pub enum Remote {
@@ -430,6 +434,13 @@ struct Room {
     filling: bool,
     /// Members present on other nodes, by lowercased name.
     remote: HashMap<String, RemoteMember>,
+    /// Just started in a cluster: joins wait until every other node told its members, or
+    /// until this instant.
+    settle_at: Option<Instant>,
+    /// Nodes that have not told their members yet, while settling.
+    awaiting: usize,
+    /// Joins that came while settling.
+    deferred: Vec<Command>,
     cluster: Option<Arc<Cluster>>,
     idle_since: Option<Instant>,
     /// Appends waiting for their commit, answered into the mailbox in submission (= commit)
@@ -505,15 +516,24 @@ pub(crate) fn spawn(
         gap_at: None,
         filling: false,
         remote: HashMap::new(),
+        settle_at: None,
+        awaiting: 0,
+        deferred: Vec::new(),
         cluster: deps.cluster,
         idle_since: Some(Instant::now()),
         settings: deps.settings,
         commits,
         me: tx.downgrade(),
     };
+    let mut room = room;
     if room.info.kind == RoomKind::Room {
         if let Some(cluster) = &room.cluster {
             cluster.publish_room(&room.info.name, RoomEvent::Who);
+            let others = cluster.stats().nodes.saturating_sub(1) as usize;
+            if others > 0 {
+                room.awaiting = others;
+                room.settle_at = Some(Instant::now() + SETTLE);
+            }
         }
     }
     tokio::spawn(async move {
@@ -565,7 +585,12 @@ impl Room {
                 .min()
         });
         let idle = self.idle_since.map(|t| t + self.settings.idle_timeout);
-        leaves.chain(typing).chain(idle).chain(self.gap_at).min()
+        leaves
+            .chain(typing)
+            .chain(idle)
+            .chain(self.gap_at)
+            .chain(self.settle_at)
+            .min()
     }
 
     /// Expires presence and typing; true when the room should stop.
@@ -584,6 +609,9 @@ impl Room {
         if self.gap_at.is_some_and(|t| t <= now) {
             self.gap_at = None;
             self.fill();
+        }
+        if self.settle_at.is_some_and(|t| t <= now) {
+            self.settled();
         }
         let interval = self.settings.typing_interval;
         let mut relays = Vec::new();
@@ -617,6 +645,10 @@ impl Room {
 
     fn handle(&mut self, command: Command) {
         let now = Instant::now();
+        if self.settle_at.is_some() && matches!(command, Command::Join { .. }) {
+            self.deferred.push(command);
+            return;
+        }
         match command {
             Command::Join {
                 user,
@@ -793,6 +825,15 @@ impl Room {
                     self.fanout.topic(&self.info, &by);
                 }
                 RoomEvent::Who => self.publish_state(),
+                RoomEvent::Members { users } => {
+                    self.remote_members(&node, &users);
+                    if self.settle_at.is_some() {
+                        self.awaiting = self.awaiting.saturating_sub(1);
+                        if self.awaiting == 0 {
+                            self.settled();
+                        }
+                    }
+                }
             },
             Remote::NodeGone(node) => {
                 let names: Vec<String> = self
@@ -817,11 +858,34 @@ impl Room {
 
     /// Tells the other nodes every user present here.
     fn publish_state(&self) {
-        for member in self.members.values() {
-            self.publish(RoomEvent::Presence {
-                user: member.name.clone(),
-                online: true,
-            });
+        let mut users: Vec<String> = self.members.values().map(|m| m.name.clone()).collect();
+        users.sort();
+        self.publish(RoomEvent::Members { users });
+    }
+
+    /// A node's members of the room, in full: those not listed left it there.
+    fn remote_members(&mut self, node: &str, users: &[String]) {
+        let listed: HashSet<String> = users.iter().map(|u| u.to_lowercase()).collect();
+        let gone: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(k, m)| m.nodes.contains(node) && !listed.contains(*k))
+            .map(|(_, m)| m.name.clone())
+            .collect();
+        for name in gone {
+            self.remote_presence(node, &name, false);
+        }
+        for user in users {
+            self.remote_presence(node, user, true);
+        }
+    }
+
+    /// The other nodes told their members (or took too long): answer the joins that waited.
+    fn settled(&mut self) {
+        self.settle_at = None;
+        self.awaiting = 0;
+        for command in std::mem::take(&mut self.deferred) {
+            self.handle(command);
         }
     }
 
