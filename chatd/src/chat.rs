@@ -505,6 +505,11 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         "rooms:list",
         |app, _s, _socket, _: Option<Empty>| async move {
             let stored = app.store.rooms().await.map_err(store_error)?;
+            // Rooms not running here count the users the other nodes have in them.
+            let elsewhere = match &app.cluster {
+                Some(c) => c.remote_member_counts().await,
+                None => Default::default(),
+            };
             let mut counts = std::collections::HashMap::new();
             for handle in app.registry.running().await? {
                 if let Ok(summary) = handle.summary().await {
@@ -517,8 +522,12 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
             let rooms: Vec<Value> = stored
                 .iter()
                 .map(|r| {
-                    let (members, topic) =
-                        counts.get(&r.name).cloned().unwrap_or((0, r.topic.clone()));
+                    let (members, topic) = counts.get(&r.name).cloned().unwrap_or_else(|| {
+                        (
+                            elsewhere.get(&r.name).copied().unwrap_or(0),
+                            r.topic.clone(),
+                        )
+                    });
                     json!({"name": r.name, "topic": topic, "members": members})
                 })
                 .collect();
