@@ -45,6 +45,8 @@ pub struct App {
     pub io: SocketIo,
     /// The other nodes, in cluster mode.
     pub cluster: Option<Arc<Cluster>>,
+    /// Connection state recovery across the cluster, in cluster mode.
+    pub cluster_recovery: Option<Arc<ClusterRecovery>>,
 }
 
 /// How long a name lease lasts without renewal (renewed every third of it).
@@ -178,15 +180,16 @@ impl App {
             })
             .build();
         let mut io = SocketIo::builder(config);
+        let mut cluster_recovery = None;
         if let Some((cluster, _)) = &cluster {
             let recovery = ClusterRecovery::open(
                 cluster.commands(),
                 &settings.cluster_prefix,
                 cluster.node(),
                 Duration::from_millis(settings.recovery_window_ms),
-                store.clone(),
             )
             .await;
+            cluster_recovery = Some(recovery.clone());
             io = io.recovery_store(recovery);
         } else if let Some(recovery) = stores.recovery {
             io = io.recovery_store(recovery);
@@ -238,6 +241,7 @@ impl App {
             demo: DemoState::default(),
             io: io.clone(),
             cluster: cluster.clone(),
+            cluster_recovery,
         });
         if let (Some(cluster), Some(incoming)) = (cluster, incoming) {
             cluster.run(app.registry.clone(), incoming);

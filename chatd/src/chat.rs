@@ -221,6 +221,17 @@ async fn connected(app: Arc<App>, socket: Socket) {
 /// dropped: join them again, so that presence (within the grace period: no leave, no join) and
 /// membership match. The missed messages came with the recovery.
 async fn rejoin_recovered(app: &App, socket: &Socket, session: &Session) {
+    let mut data = socket.data();
+    let rejoin = data
+        .as_object_mut()
+        .and_then(|d| d.remove(crate::cluster::recovery::REJOIN));
+    if let Some(Value::Object(rooms)) = rejoin {
+        socket.set_data(data);
+        for (room, since) in rooms {
+            rejoin_room(app, socket, session, room, since.as_u64()).await;
+        }
+        return;
+    }
     let rooms: Vec<String> = socket
         .rooms()
         .iter()
@@ -241,6 +252,39 @@ async fn rejoin_recovered(app: &App, socket: &Socket, session: &Session) {
             }
             Err(_) => socket.leave(&room_group(&room)),
         }
+    }
+}
+
+/// Puts a connection recovered through the cluster back in a room: every message after
+/// `since`, then the live ones (the room decides when it goes live); with `since` unknown,
+/// from now on.
+async fn rejoin_room(
+    app: &App,
+    socket: &Socket,
+    session: &Session,
+    room: String,
+    since: Option<u64>,
+) {
+    let user = session.user.name.clone();
+    let sid = socket.id();
+    let rejoined = match since {
+        Some(since) => {
+            with_room(app, &room, |h| {
+                let user = user.clone();
+                async move { h.rejoin(&user, sid, since).await }
+            })
+            .await
+        }
+        None => {
+            with_room(app, &room, |h| {
+                let user = user.clone();
+                async move { h.join(&user, sid, Some(u64::MAX)).await.map(drop) }
+            })
+            .await
+        }
+    };
+    if rejoined.is_ok() {
+        session.rooms().insert(room);
     }
 }
 
@@ -576,6 +620,9 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
             // In the room even when its older messages could not be read (`unavailable`).
             session.rooms().insert(name.clone());
             let joined = joined?;
+            if let Some(recovery) = &app.cluster_recovery {
+                recovery.joined(&name, joined.last_seq);
+            }
             Ok(ok(json!({
                 "room": room_json(&joined.info),
                 "members": joined.members,

@@ -199,11 +199,19 @@ enum Command {
         since: u64,
         reply: oneshot::Sender<()>,
     },
-    /// A page of a tutorial catch-up was sent, up to `upto`.
+    /// A recovered chat connection back in the room: every message after `since`, then live.
+    Rejoin {
+        user: String,
+        socket: Sid,
+        since: u64,
+        reply: oneshot::Sender<()>,
+    },
+    /// A page of a catch-up was sent, up to `upto`.
     CaughtUp {
         socket: Sid,
         upto: u64,
         progressed: bool,
+        group: Group,
         reply: oneshot::Sender<()>,
     },
     Post {
@@ -317,6 +325,20 @@ impl RoomHandle {
     /// order, then live messages follow. Resolves once the catch-up is queued.
     pub async fn attach(&self, socket: Sid, since: u64) -> Result<(), RoomGone> {
         self.ask(|reply| Command::Attach {
+            socket,
+            since,
+            reply,
+        })
+        .await
+    }
+
+    /// Puts a recovered chat connection back in the room: membership as with
+    /// [`RoomHandle::join`], and every message after `since` sent to it in order before the
+    /// live ones. Resolves once the catch-up is queued.
+    pub async fn rejoin(&self, user: &str, socket: Sid, since: u64) -> Result<(), RoomGone> {
+        let user = user.to_owned();
+        self.ask(|reply| Command::Rejoin {
+            user,
             socket,
             since,
             reply,
@@ -441,6 +463,9 @@ struct Room {
     awaiting: usize,
     /// Joins that came while settling.
     deferred: Vec<Command>,
+    /// Recovered connections that got messages this node has not delivered yet: each goes
+    /// live once the room reaches its sequence number.
+    live_at: Vec<(Sid, u64)>,
     cluster: Option<Arc<Cluster>>,
     idle_since: Option<Instant>,
     /// Appends waiting for their commit, answered into the mailbox in submission (= commit)
@@ -519,6 +544,7 @@ pub(crate) fn spawn(
         settle_at: None,
         awaiting: 0,
         deferred: Vec::new(),
+        live_at: Vec::new(),
         cluster: deps.cluster,
         idle_since: Some(Instant::now()),
         settings: deps.settings,
@@ -664,6 +690,7 @@ impl Room {
                 let _ = reply.send(self.leave(&user, socket, None));
             }
             Command::SocketGone { socket } => {
+                self.live_at.retain(|(s, _)| *s != socket);
                 if self.attached.remove(&socket) {
                     self.fanout
                         .leave_socket(&self.info, socket, Group::Tutorial);
@@ -676,13 +703,23 @@ impl Room {
                 socket,
                 since,
                 reply,
-            } => self.attach(socket, since, reply),
+            } => self.attach(socket, since, Group::Tutorial, reply),
+            Command::Rejoin {
+                user,
+                socket,
+                since,
+                reply,
+            } => {
+                self.add_member(&user, socket, now);
+                self.attach(socket, since, Group::Chat, reply);
+            }
             Command::CaughtUp {
                 socket,
                 upto,
                 progressed,
+                group,
                 reply,
-            } => self.caught_up(socket, upto, progressed, reply),
+            } => self.caught_up(socket, upto, progressed, group, reply),
             Command::Post {
                 user,
                 client_id,
@@ -935,6 +972,16 @@ impl Room {
             while self.recent.len() > self.settings.window {
                 self.recent.pop_front();
             }
+            if !self.live_at.is_empty() {
+                let seq = self.last_seq;
+                let (ready, waiting) = std::mem::take(&mut self.live_at)
+                    .into_iter()
+                    .partition(|(_, since)| *since <= seq);
+                self.live_at = waiting;
+                for (socket, _) in ready {
+                    self.go_live(socket, Group::Chat);
+                }
+            }
         }
         if self.early.is_empty() {
             self.gap_at = None;
@@ -992,10 +1039,43 @@ impl Room {
         now: Instant,
         reply: oneshot::Sender<JoinReply>,
     ) {
-        let key = user.to_lowercase();
         self.fanout.join_socket(&self.info, socket, Group::Chat);
+        self.add_member(&user, socket, now);
+        // The latest messages are those after `last_seq - JOIN_LATEST`: one rule for both.
+        let after = since.unwrap_or_else(|| self.last_seq.saturating_sub(JOIN_LATEST));
+
+        let messages: Vec<_> = self
+            .recent
+            .iter()
+            .filter(|m| m.seq > after)
+            .cloned()
+            .collect();
+        let joined = Joined {
+            info: self.info.clone(),
+            members: self.member_names(),
+            cursor: None,
+            messages,
+            last_seq: self.last_seq,
+            more: false,
+        };
+        let forward = since.is_some();
+        // `recent` holds the newest messages without a hole; what it does not reach back to
+        // is read from the store (durable already: it was committed before `recent`'s oldest).
+        let oldest = self.recent.front().map_or(self.last_seq + 1, |m| m.seq);
+        if after.saturating_add(1) < oldest {
+            self.read_older(after, oldest, joined, forward, reply);
+        } else {
+            let _ = reply.send(Ok(page(joined, forward)));
+        }
+    }
+
+    /// Makes a connection of `user` a member: a user new to the room is announced (unless
+    /// present through another node); one back within the grace period is not.
+    fn add_member(&mut self, user: &str, socket: Sid, now: Instant) {
+        let key = user.to_lowercase();
         self.socket_user.insert(socket, key.clone());
         let elsewhere = self.remote.contains_key(&key);
+        let user = user.to_owned();
         let announce = match self.members.get_mut(&key) {
             Some(member) => {
                 member.sockets.insert(socket);
@@ -1025,31 +1105,6 @@ impl Room {
             }
         }
         self.update_idle(now);
-        // The latest messages are those after `last_seq - JOIN_LATEST`: one rule for both.
-        let after = since.unwrap_or_else(|| self.last_seq.saturating_sub(JOIN_LATEST));
-        let messages: Vec<_> = self
-            .recent
-            .iter()
-            .filter(|m| m.seq > after)
-            .cloned()
-            .collect();
-        let joined = Joined {
-            info: self.info.clone(),
-            members: self.member_names(),
-            cursor: None,
-            messages,
-            last_seq: self.last_seq,
-            more: false,
-        };
-        let forward = since.is_some();
-        // `recent` holds the newest messages without a hole; what it does not reach back to
-        // is read from the store (durable already: it was committed before `recent`'s oldest).
-        let oldest = self.recent.front().map_or(self.last_seq + 1, |m| m.seq);
-        if after.saturating_add(1) < oldest {
-            self.read_older(after, oldest, joined, forward, reply);
-        } else {
-            let _ = reply.send(Ok(page(joined, forward)));
-        }
     }
 
     /// Answers a join whose messages reach back beyond `recent`: reads those with
@@ -1108,7 +1163,17 @@ impl Room {
         true
     }
 
-    fn attach(&mut self, socket: Sid, since: u64, reply: oneshot::Sender<()>) {
+    /// Sends a socket the messages after `since`, then adds it to the live group of `group`.
+    fn attach(&mut self, socket: Sid, since: u64, group: Group, reply: oneshot::Sender<()>) {
+        if group == Group::Chat && since > self.last_seq {
+            // Committed but not delivered here yet: on its way, or read after the gap wait.
+            self.live_at.push((socket, since));
+            if self.gap_at.is_none() && !self.filling {
+                self.gap_at = Some(Instant::now() + GAP_WAIT);
+            }
+            let _ = reply.send(());
+            return;
+        }
         let in_window = self
             .recent
             .front()
@@ -1121,20 +1186,25 @@ impl Room {
                 .filter(|m| m.seq > since)
                 .cloned()
                 .collect();
-            self.fanout
-                .catch_up(&self.info, socket, Group::Tutorial, &missed);
-            self.fanout.join_socket(&self.info, socket, Group::Tutorial);
-            self.attached.insert(socket);
+            self.fanout.catch_up(&self.info, socket, group, &missed);
+            self.go_live(socket, group);
             let _ = reply.send(());
             return;
         }
-        self.read_catch_up(socket, since, reply);
+        self.read_catch_up(socket, since, group, reply);
+    }
+
+    fn go_live(&mut self, socket: Sid, group: Group) {
+        self.fanout.join_socket(&self.info, socket, group);
+        if group == Group::Tutorial {
+            self.attached.insert(socket);
+        }
     }
 
     /// Sends one page of the messages after `since` from the store, at the socket's pace and
     /// only those the room has delivered (up to `last_seq` now), then continues in `CaughtUp`,
     /// in mailbox order. The socket joins the live group only once it is within the window.
-    fn read_catch_up(&self, socket: Sid, since: u64, reply: oneshot::Sender<()>) {
+    fn read_catch_up(&self, socket: Sid, since: u64, group: Group, reply: oneshot::Sender<()>) {
         let store = self.store.clone();
         let fanout = self.fanout.clone();
         let info = self.info.clone();
@@ -1153,10 +1223,7 @@ impl Room {
                 .filter(|m| m.seq > since && m.seq <= limit)
                 .collect();
             let upto = page.last().map_or(since, |m| m.seq);
-            if !fanout
-                .paced_catch_up(&info, socket, Group::Tutorial, page)
-                .await
-            {
+            if !fanout.paced_catch_up(&info, socket, group, page).await {
                 // Gone meanwhile: nothing to join.
                 let _ = reply.send(());
                 return;
@@ -1167,6 +1234,7 @@ impl Room {
                         socket,
                         upto,
                         progressed: upto > since,
+                        group,
                         reply,
                     })
                     .await;
@@ -1211,17 +1279,24 @@ impl Room {
     /// been handled yet: those go out live once it is (the socket is in the group by then), so
     /// only what the room has handled is sent here. If more was handled meanwhile than
     /// `recent` holds, read again from there (only after progress: a failed read ends here).
-    fn caught_up(&mut self, socket: Sid, upto: u64, progressed: bool, reply: oneshot::Sender<()>) {
+    fn caught_up(
+        &mut self,
+        socket: Sid,
+        upto: u64,
+        progressed: bool,
+        group: Group,
+        reply: oneshot::Sender<()>,
+    ) {
         let in_window = self
             .recent
             .front()
             .is_some_and(|m| m.seq <= upto.saturating_add(1))
             || self.last_seq <= upto;
         if !in_window && progressed {
-            self.read_catch_up(socket, upto, reply);
+            self.read_catch_up(socket, upto, group, reply);
             return;
         }
-        if !self.fanout.is_connected(socket, Group::Tutorial) {
+        if !self.fanout.is_connected(socket, group) {
             let _ = reply.send(());
             return;
         }
@@ -1231,10 +1306,8 @@ impl Room {
             .filter(|m| m.seq > upto)
             .cloned()
             .collect();
-        self.fanout
-            .catch_up(&self.info, socket, Group::Tutorial, &rest);
-        self.fanout.join_socket(&self.info, socket, Group::Tutorial);
-        self.attached.insert(socket);
+        self.fanout.catch_up(&self.info, socket, group, &rest);
+        self.go_live(socket, group);
         let _ = reply.send(());
     }
 
