@@ -131,6 +131,9 @@ pub trait Store: Send + Sync + 'static {
     fn create_room(&self, info: RoomInfo) -> BoxFuture<Result<bool, StoreError>>;
     /// Changes a room's topic.
     fn set_topic(&self, room: &str, topic: &str) -> BoxFuture<Result<(), StoreError>>;
+    /// Whether the store can serve now (for `/healthz`): a local store while it is open, a
+    /// database server when it answers within a short timeout.
+    fn health(&self) -> BoxFuture<Result<(), StoreError>>;
     /// Resolves when everything submitted before is durable; the store then refuses new work.
     fn close(&self) -> BoxFuture<()>;
 }
