@@ -1,11 +1,14 @@
 //! Durable storage of rooms and messages.
 //!
 //! The [`Store`] trait is what the room actors and handlers use; [`SqliteStore`] is the default
-//! (one writer thread, batched transactions, replies only after commit) and [`MemoryStore`] the
-//! in-process one for tests. A cluster store (Redis, a shared database) implements the same
-//! trait.
+//! (one writer thread, batched transactions, replies only after commit), [`PostgresStore`] the
+//! one for several nodes on one database, and [`MemoryStore`] the in-process one for tests. A
+//! cluster store (Redis) implements the same trait.
 
 mod memory;
+#[cfg(test)]
+pub(crate) mod pg_server;
+mod postgres;
 mod recovery;
 mod sqlite;
 
@@ -15,6 +18,7 @@ use std::pin::Pin;
 use serde::Serialize;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use recovery::DurableRecovery;
 pub use sqlite::SqliteStore;
 
