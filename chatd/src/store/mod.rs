@@ -11,6 +11,7 @@ pub(crate) mod pg_server;
 mod postgres;
 mod recovery;
 mod sqlite;
+mod sqlite_to_postgres;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,6 +22,7 @@ pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use recovery::DurableRecovery;
 pub use sqlite::SqliteStore;
+pub use sqlite_to_postgres::{migrate_sqlite_to_postgres, CopiedRoom, Migrated};
 
 /// A boxed future returned by store operations.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
