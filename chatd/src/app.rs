@@ -19,7 +19,9 @@ use crate::metrics::{Gauges, Metrics};
 use crate::origin::{self, Origin};
 use crate::registry::Registry;
 use crate::room::RoomSettings;
-use crate::store::{now_ms, DurableRecovery, MemoryStore, RoomInfo, RoomKind, SqliteStore, Store};
+use crate::store::{
+    now_ms, DurableRecovery, MemoryStore, PostgresStore, RoomInfo, RoomKind, SqliteStore, Store,
+};
 use crate::{chat, demo};
 use socketio::recovery::SessionStore;
 
@@ -104,9 +106,18 @@ pub struct Stores {
 }
 
 /// Opens the stores the settings ask for: with SQLite, recovery state is durable too, so
-/// clients recover their session even across a restart.
+/// clients recover their session even across a restart. With PostgreSQL it stays in memory.
 pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
-    match settings.store {
+    match &settings.store {
+        StoreKind::Postgres(url) => {
+            let store = PostgresStore::open(url)
+                .await
+                .map_err(|e| format!("cannot open the PostgreSQL store {}: {e}", settings.store))?;
+            Ok(Stores {
+                messages: Arc::new(store),
+                recovery: None,
+            })
+        }
         StoreKind::Memory => Ok(Stores {
             messages: Arc::new(MemoryStore::new()),
             recovery: None,

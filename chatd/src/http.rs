@@ -1,4 +1,4 @@
-//! Plain HTTP next to Socket.IO: health, metrics, and the web client.
+//! Plain HTTP next to Socket.IO: health (the store's), metrics, and the web client.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -68,7 +68,18 @@ impl Service<Request<Incoming>> for Site {
             }
             let path = req.uri().path();
             let res = match path {
-                "/healthz" => respond(StatusCode::OK, "application/json", r#"{"status":"ok"}"#),
+                "/healthz" => match app.store.health().await {
+                    Ok(()) => respond(StatusCode::OK, "application/json", r#"{"status":"ok"}"#),
+                    Err(error) => {
+                        // The reason goes to the log, not to whoever asks.
+                        tracing::warn!(%error, "health check: the store is unavailable");
+                        respond(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "application/json",
+                            r#"{"status":"unavailable"}"#,
+                        )
+                    }
+                },
                 "/metrics" => respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",
