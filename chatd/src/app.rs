@@ -262,6 +262,35 @@ impl App {
         Ok(app)
     }
 
+    /// `/healthz`: each dependency (the store; Redis in cluster mode), and whether all are up.
+    /// The reasons go to the log, not to whoever asks.
+    pub async fn health(&self) -> (bool, serde_json::Value) {
+        let store = match self.store.health().await {
+            Ok(()) => "ok",
+            Err(error) => {
+                tracing::warn!(%error, "health check: the store is unavailable");
+                "unavailable"
+            }
+        };
+        let mut body = serde_json::json!({"store": store});
+        let mut healthy = store == "ok";
+        if let Some(cluster) = &self.cluster {
+            let redis = match cluster.health().await {
+                Ok(()) => "ok",
+                Err(error) => {
+                    tracing::warn!(%error, "health check: redis is unavailable");
+                    "unavailable"
+                }
+            };
+            healthy &= redis == "ok";
+            body["redis"] = redis.into();
+            body["node"] = cluster.node().into();
+            body["nodes"] = cluster.stats().nodes.into();
+        }
+        body["status"] = if healthy { "ok" } else { "unavailable" }.into();
+        (healthy, body)
+    }
+
     /// The `/metrics` text.
     pub async fn metrics_text(&self) -> String {
         let mut gauges = Gauges {
