@@ -4,10 +4,10 @@
 #  * `scripts/setup.sh`: the npm packages (tests/package.json, pinned by its lock file), which
 #    include the socket.io-client bundle chatd serves. Enough to run chatd.
 #  * `scripts/setup.sh --tests`: also Debian's chromium and nginx for the browser tests,
-#    redis-server for the cluster tests, the Python Socket.IO client
-#    (tests/python/requirements.txt, pinned) in a virtualenv at tests/.venv, a debug build of
-#    the whole workspace with every example the Node tests spawn, and cargo-fuzz with a build of
-#    the fuzz targets (fuzz/).
+#    redis-server for the cluster tests, postgresql for chatd's PostgreSQL store tests, the
+#    Python Socket.IO client (tests/python/requirements.txt, pinned) in a virtualenv at
+#    tests/.venv, a debug build of the whole workspace with every example the Node tests spawn,
+#    and cargo-fuzz with a build of the fuzz targets (fuzz/).
 #
 # Only the package registries the project is allowed to use are touched: crates.io (cargo),
 # the npm registry (npm), PyPI (pip, tests only) and Debian's package archive (apt-get).
@@ -70,8 +70,9 @@ if [ "$FOR_TESTS" -eq 1 ]; then
     if [ ! -x /usr/bin/redis-server ]; then
         apt_install redis-server
     fi
-    # tests/cluster/ (helpers/postgres.mjs): a throw-away PostgreSQL per test, via initdb.
-    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+    # chatd's PostgreSQL store tests and tests/cluster/ (helpers/postgres.mjs): each starts its own server (initdb in a temp dir, a free
+    # port), from PATH or /usr/lib/postgresql/*/bin.
+    if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
         apt_install postgresql
     fi
 fi

@@ -19,7 +19,9 @@ use crate::metrics::{Gauges, Metrics};
 use crate::origin::{self, Origin};
 use crate::registry::Registry;
 use crate::room::RoomSettings;
-use crate::store::{now_ms, DurableRecovery, MemoryStore, RoomInfo, RoomKind, SqliteStore, Store};
+use crate::store::{
+    now_ms, DurableRecovery, MemoryStore, PostgresStore, RoomInfo, RoomKind, SqliteStore, Store,
+};
 use crate::{chat, demo};
 use socketio::recovery::SessionStore;
 
@@ -45,6 +47,8 @@ pub struct App {
     pub io: SocketIo,
     /// The other nodes, in cluster mode.
     pub cluster: Option<Arc<Cluster>>,
+    /// Connection state recovery across the cluster, in cluster mode.
+    pub cluster_recovery: Option<Arc<ClusterRecovery>>,
 }
 
 /// How long a name lease lasts without renewal (renewed every third of it).
@@ -90,9 +94,18 @@ pub struct Stores {
 }
 
 /// Opens the stores the settings ask for: with SQLite, recovery state is durable too, so
-/// clients recover their session even across a restart.
+/// clients recover their session even across a restart. With PostgreSQL it stays in memory.
 pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
-    match settings.store {
+    match &settings.store {
+        StoreKind::Postgres(url) => {
+            let store = PostgresStore::open(url)
+                .await
+                .map_err(|e| format!("cannot open the PostgreSQL store {}: {e}", settings.store))?;
+            Ok(Stores {
+                messages: Arc::new(store),
+                recovery: None,
+            })
+        }
         StoreKind::Memory => Ok(Stores {
             messages: Arc::new(MemoryStore::new()),
             recovery: None,
@@ -167,15 +180,16 @@ impl App {
             })
             .build();
         let mut io = SocketIo::builder(config);
+        let mut cluster_recovery = None;
         if let Some((cluster, _)) = &cluster {
             let recovery = ClusterRecovery::open(
                 cluster.commands(),
                 &settings.cluster_prefix,
                 cluster.node(),
                 Duration::from_millis(settings.recovery_window_ms),
-                store.clone(),
             )
             .await;
+            cluster_recovery = Some(recovery.clone());
             io = io.recovery_store(recovery);
         } else if let Some(recovery) = stores.recovery {
             io = io.recovery_store(recovery);
@@ -227,6 +241,7 @@ impl App {
             demo: DemoState::default(),
             io: io.clone(),
             cluster: cluster.clone(),
+            cluster_recovery,
         });
         if let (Some(cluster), Some(incoming)) = (cluster, incoming) {
             cluster.run(app.registry.clone(), incoming);
@@ -234,6 +249,35 @@ impl App {
         chat::install(app.clone(), &io.of("/chat"));
         demo::install(app.clone(), &io.of("/"));
         Ok(app)
+    }
+
+    /// `/healthz`: each dependency (the store; Redis in cluster mode), and whether all are up.
+    /// The reasons go to the log, not to whoever asks.
+    pub async fn health(&self) -> (bool, serde_json::Value) {
+        let store = match self.store.health().await {
+            Ok(()) => "ok",
+            Err(error) => {
+                tracing::warn!(%error, "health check: the store is unavailable");
+                "unavailable"
+            }
+        };
+        let mut body = serde_json::json!({"store": store});
+        let mut healthy = store == "ok";
+        if let Some(cluster) = &self.cluster {
+            let redis = match cluster.health().await {
+                Ok(()) => "ok",
+                Err(error) => {
+                    tracing::warn!(%error, "health check: redis is unavailable");
+                    "unavailable"
+                }
+            };
+            healthy &= redis == "ok";
+            body["redis"] = redis.into();
+            body["node"] = cluster.node().into();
+            body["nodes"] = cluster.stats().nodes.into();
+        }
+        body["status"] = if healthy { "ok" } else { "unavailable" }.into();
+        (healthy, body)
     }
 
     /// The `/metrics` text.

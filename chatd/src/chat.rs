@@ -221,6 +221,17 @@ async fn connected(app: Arc<App>, socket: Socket) {
 /// dropped: join them again, so that presence (within the grace period: no leave, no join) and
 /// membership match. The missed messages came with the recovery.
 async fn rejoin_recovered(app: &App, socket: &Socket, session: &Session) {
+    let mut data = socket.data();
+    let rejoin = data
+        .as_object_mut()
+        .and_then(|d| d.remove(crate::cluster::recovery::REJOIN));
+    if let Some(Value::Object(rooms)) = rejoin {
+        socket.set_data(data);
+        for (room, since) in rooms {
+            rejoin_room(app, socket, session, room, since.as_u64()).await;
+        }
+        return;
+    }
     let rooms: Vec<String> = socket
         .rooms()
         .iter()
@@ -241,6 +252,39 @@ async fn rejoin_recovered(app: &App, socket: &Socket, session: &Session) {
             }
             Err(_) => socket.leave(&room_group(&room)),
         }
+    }
+}
+
+/// Puts a connection recovered through the cluster back in a room: every message after
+/// `since`, then the live ones (the room decides when it goes live); with `since` unknown,
+/// from now on.
+async fn rejoin_room(
+    app: &App,
+    socket: &Socket,
+    session: &Session,
+    room: String,
+    since: Option<u64>,
+) {
+    let user = session.user.name.clone();
+    let sid = socket.id();
+    let rejoined = match since {
+        Some(since) => {
+            with_room(app, &room, |h| {
+                let user = user.clone();
+                async move { h.rejoin(&user, sid, since).await }
+            })
+            .await
+        }
+        None => {
+            with_room(app, &room, |h| {
+                let user = user.clone();
+                async move { h.join(&user, sid, Some(u64::MAX)).await.map(drop) }
+            })
+            .await
+        }
+    };
+    if rejoined.is_ok() {
+        session.rooms().insert(room);
     }
 }
 
@@ -505,6 +549,11 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
         "rooms:list",
         |app, _s, _socket, _: Option<Empty>| async move {
             let stored = app.store.rooms().await.map_err(store_error)?;
+            // Rooms not running here count the users the other nodes have in them.
+            let elsewhere = match &app.cluster {
+                Some(c) => c.remote_member_counts().await,
+                None => Default::default(),
+            };
             let mut counts = std::collections::HashMap::new();
             for handle in app.registry.running().await? {
                 if let Ok(summary) = handle.summary().await {
@@ -517,8 +566,12 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
             let rooms: Vec<Value> = stored
                 .iter()
                 .map(|r| {
-                    let (members, topic) =
-                        counts.get(&r.name).cloned().unwrap_or((0, r.topic.clone()));
+                    let (members, topic) = counts.get(&r.name).cloned().unwrap_or_else(|| {
+                        (
+                            elsewhere.get(&r.name).copied().unwrap_or(0),
+                            r.topic.clone(),
+                        )
+                    });
                     json!({"name": r.name, "topic": topic, "members": members})
                 })
                 .collect();
@@ -567,6 +620,9 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
             // In the room even when its older messages could not be read (`unavailable`).
             session.rooms().insert(name.clone());
             let joined = joined?;
+            if let Some(recovery) = &app.cluster_recovery {
+                recovery.joined(&name, joined.last_seq);
+            }
             Ok(ok(json!({
                 "room": room_json(&joined.info),
                 "members": joined.members,

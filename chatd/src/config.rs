@@ -1,6 +1,7 @@
 //! Settings from flags, `CHATD_*` environment variables and an optional TOML file.
 //! Precedence: flag, then environment, then file, then the built-in default.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -19,14 +20,102 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where messages are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+/// Where messages are kept: `sqlite`, `memory`, or a `postgres://` / `postgresql://` URL.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreKind {
     /// SQLite in the data directory (durable).
     Sqlite,
     /// In memory (lost on exit; for tests and demos).
     Memory,
+    /// A PostgreSQL database shared by several nodes: its connection URL.
+    Postgres(String),
+}
+
+impl FromStr for StoreKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sqlite" => return Ok(StoreKind::Sqlite),
+            "memory" => return Ok(StoreKind::Memory),
+            _ => {}
+        }
+        let scheme = s.split_once("://").map(|(scheme, _)| scheme);
+        match scheme {
+            Some(scheme)
+                if scheme.eq_ignore_ascii_case("postgres")
+                    || scheme.eq_ignore_ascii_case("postgresql") =>
+            {
+                Ok(StoreKind::Postgres(s.to_owned()))
+            }
+            // Not echoed whole: a URL may hold a password.
+            Some(scheme) => Err(format!(
+                "unsupported store URL scheme {scheme:?}: expected sqlite, memory or a postgres:// URL"
+            )),
+            None => Err(format!(
+                "unknown store {s:?}: expected sqlite, memory or a postgres:// URL"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Shown without the password, so settings can be logged.
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreKind::Sqlite => f.write_str("sqlite"),
+            StoreKind::Memory => f.write_str("memory"),
+            StoreKind::Postgres(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+impl fmt::Debug for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreKind::Postgres(_) => write!(f, "Postgres({self})"),
+            _ => write!(f, "{self}"),
+        }
+    }
+}
+
+/// `url` with the password of its user info and any `password=` parameter replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    // The last `@` ends the user info, whatever its password holds.
+    let mut out = match before_query.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://{before_query}"),
+        },
+        None => format!("{scheme}://{before_query}"),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
 }
 
 /// This node's name in a cluster behind a load balancer: every Engine.IO session id it makes
@@ -127,7 +216,8 @@ settings! {
     listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 3000)), env = "CHATD_LISTEN";
     /// Directory of the database.
     data_dir: PathBuf = PathBuf::from("chatd-data"), env = "CHATD_DATA_DIR";
-    /// Where messages are kept.
+    /// Where messages are kept: `sqlite` (in the data directory), `memory`, or a
+    /// `postgres://user:password@host/db` URL (several nodes on one database).
     store: StoreKind = StoreKind::Sqlite, env = "CHATD_STORE";
     /// Origins allowed to connect besides the server's own, comma-separated (`https://a.example`).
     allowed_origins: String = String::new(), env = "CHATD_ALLOWED_ORIGINS";
@@ -303,5 +393,36 @@ mod tests {
             let err = toml::from_str::<FileConfig>(&format!("node-id = {bad:?}")).unwrap_err();
             assert!(err.to_string().contains("must be 1 to 8"), "{err}");
         }
+    }
+
+    #[test]
+    fn store_is_sqlite_memory_or_a_postgres_url() {
+        assert_eq!(Settings::defaults().store, StoreKind::Sqlite);
+        let cli = Cli::parse_from(["chatd", "--store", "memory"]);
+        assert_eq!(cli.store, Some(StoreKind::Memory));
+        let cli = Cli::parse_from(["chatd", "--store", "sqlite"]);
+        assert_eq!(cli.store, Some(StoreKind::Sqlite));
+        let url = "postgresql://chatd:secret@db.example:5432/chat?sslmode=disable";
+        let cli = Cli::parse_from(["chatd", "--store", url]);
+        assert_eq!(cli.store, Some(StoreKind::Postgres(url.into())));
+        assert!(Cli::try_parse_from(["chatd", "--store", "mysql://x/y"]).is_err());
+        assert!(Cli::try_parse_from(["chatd", "--store", "redis"]).is_err());
+        let file: FileConfig = toml::from_str("store = \"postgres://localhost/chat\"").unwrap();
+        let s = Settings::merge(Cli::parse_from(["chatd"]), file);
+        assert_eq!(
+            s.store,
+            StoreKind::Postgres("postgres://localhost/chat".into())
+        );
+        let file: FileConfig = toml::from_str("store = \"memory\"").unwrap();
+        assert_eq!(file.store, Some(StoreKind::Memory));
+        assert!(toml::from_str::<FileConfig>("store = \"nope\"").is_err());
+        // Logged settings do not show the password.
+        let shown = format!("{:?}", StoreKind::Postgres(url.into()));
+        assert!(!shown.contains("secret"), "{shown}");
+        assert_eq!(
+            redact_url("postgres://u:p/w@h/db?password=x&application_name=a"),
+            "postgres://u:***@h/db?password=***&application_name=a"
+        );
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
     }
 }

@@ -30,6 +30,22 @@ pub fn user_group(user: &str) -> String {
     format!("u:{}", user.to_lowercase())
 }
 
+/// The event a chat connection gets for a message of `room`.
+fn message_event(room: &RoomInfo) -> &'static str {
+    if room.kind == RoomKind::Direct {
+        "dm"
+    } else {
+        "message"
+    }
+}
+
+/// One message to one chat connection (a catch-up).
+fn emit_chat_message(socket: &socketio::Socket, room: &RoomInfo, m: &StoredMessage) {
+    if let Ok(payload) = serde_json::to_value(m) {
+        let _ = socket.emit(message_event(room), payload);
+    }
+}
+
 /// Delivers room events through the Socket.IO namespaces.
 pub struct SocketFanout {
     /// The chat protocol's namespace.
@@ -84,20 +100,28 @@ impl Fanout for SocketFanout {
         }
     }
 
-    fn catch_up(&self, _room: &RoomInfo, socket: Sid, group: Group, messages: &[StoredMessage]) {
-        if group != Group::Tutorial {
-            return;
-        }
-        if let Some(s) = self.demo.socket(&socket) {
-            for m in messages {
-                let _ = s.emit("chat message", (m.text.as_str(), json!(m.seq)));
+    fn catch_up(&self, room: &RoomInfo, socket: Sid, group: Group, messages: &[StoredMessage]) {
+        match group {
+            Group::Tutorial => {
+                if let Some(s) = self.demo.socket(&socket) {
+                    for m in messages {
+                        let _ = s.emit("chat message", (m.text.as_str(), json!(m.seq)));
+                    }
+                }
+            }
+            Group::Chat => {
+                if let Some(s) = self.chat.socket(&socket) {
+                    for m in messages {
+                        emit_chat_message(&s, room, m);
+                    }
+                }
             }
         }
     }
 
     fn paced_catch_up(
         &self,
-        _room: &RoomInfo,
+        room: &RoomInfo,
         socket: Sid,
         group: Group,
         messages: Vec<StoredMessage>,
@@ -109,14 +133,18 @@ impl Fanout for SocketFanout {
         let Some(socket) = socket else {
             return Box::pin(std::future::ready(false));
         };
+        let room = room.clone();
         Box::pin(async move {
             for m in messages {
                 // The event's size on the wire, near enough: the text and the framing.
                 if socket.writable(m.text.len() + 32).await.is_err() {
                     return false;
                 }
-                if group == Group::Tutorial {
-                    let _ = socket.emit("chat message", (m.text.as_str(), json!(m.seq)));
+                match group {
+                    Group::Tutorial => {
+                        let _ = socket.emit("chat message", (m.text.as_str(), json!(m.seq)));
+                    }
+                    Group::Chat => emit_chat_message(&socket, &room, &m),
                 }
             }
             true
@@ -136,11 +164,7 @@ impl Fanout for SocketFanout {
             Err(_) => return,
         };
         let targets = self.targets(room);
-        let event = if room.kind == RoomKind::Direct {
-            "dm"
-        } else {
-            "message"
-        };
+        let event = message_event(room);
         let mut op = self.chat.to(targets.clone());
         if let Some(sid) = except {
             op = op.except(sid);

@@ -1,4 +1,4 @@
-//! Plain HTTP next to Socket.IO: health, metrics, and the web client.
+//! Plain HTTP next to Socket.IO: health (the store's), metrics, and the web client.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -68,7 +68,15 @@ impl Service<Request<Incoming>> for Site {
             }
             let path = req.uri().path();
             let res = match path {
-                "/healthz" => respond(StatusCode::OK, "application/json", r#"{"status":"ok"}"#),
+                "/healthz" => {
+                    let (healthy, body) = app.health().await;
+                    let status = if healthy {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    respond(status, "application/json", body.to_string())
+                }
                 "/metrics" => respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",

@@ -1,10 +1,66 @@
-//! The `chatd` binary: `chatd --help` lists the settings.
+//! The `chatd` binary: `chatd --help` lists the settings and the commands.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chatd::app::{open_store, App};
-use chatd::config::{LogFormat, Settings};
+use chatd::config::{Cli, LogFormat, Settings, StoreKind};
+use chatd::store::StoreError;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+/// The server's flags, or a command instead of serving.
+#[derive(Parser)]
+#[command(
+    name = "chatd",
+    version,
+    about = "A multi-room chat server on Socket.IO.",
+    args_conflicts_with_subcommands = true
+)]
+struct Args {
+    #[command(flatten)]
+    serve: Cli,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Copies a node's rooms and messages from its SQLite database into PostgreSQL.
+    ///
+    /// Same sequence numbers, ids and times, in one transaction; running it again changes
+    /// nothing. Stop the node first.
+    MigrateSqliteToPostgres {
+        /// The node's data directory, holding chat.db.
+        #[arg(long, env = "CHATD_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The PostgreSQL database: postgres://user:password@host:port/db.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+async fn migrate_sqlite_to_postgres(data_dir: PathBuf, to: &str) -> ExitCode {
+    if !matches!(to.parse(), Ok(StoreKind::Postgres(_))) {
+        eprintln!("chatd: --to must be a postgres:// or postgresql:// URL");
+        return ExitCode::from(2);
+    }
+    let db = data_dir.join("chat.db");
+    match chatd::store::migrate_sqlite_to_postgres(&db, to).await {
+        Ok(migrated) => {
+            println!("from {}:\n{migrated}", db.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let e = match e {
+                StoreError::Database(e) => e,
+                other => other.to_string(),
+            };
+            eprintln!("chatd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -19,7 +75,11 @@ fn init_logging(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match Settings::load() {
+    let args = Args::parse();
+    if let Some(Command::MigrateSqliteToPostgres { data_dir, to }) = args.command {
+        return migrate_sqlite_to_postgres(data_dir, &to).await;
+    }
+    let settings = match Settings::from_cli(args.serve) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chatd: {e}");
@@ -66,5 +126,48 @@ async fn main() -> ExitCode {
             tracing::error!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_serve_and_the_migration_is_a_command_of_its_own() {
+        Args::command().debug_assert();
+        let args = Args::parse_from(["chatd", "--listen", "127.0.0.1:4000", "--store", "memory"]);
+        assert!(args.command.is_none());
+        let settings = Settings::from_cli(args.serve).unwrap();
+        assert_eq!(settings.listen.port(), 4000);
+        assert_eq!(settings.store, StoreKind::Memory);
+        let args = Args::parse_from([
+            "chatd",
+            "migrate-sqlite-to-postgres",
+            "--data-dir",
+            "/var/lib/chatd",
+            "--to",
+            "postgres://db/chat",
+        ]);
+        let Some(Command::MigrateSqliteToPostgres { data_dir, to }) = args.command else {
+            panic!("no command");
+        };
+        assert_eq!(
+            (data_dir, to.as_str()),
+            ("/var/lib/chatd".into(), "postgres://db/chat")
+        );
+        // Server flags do not apply to the command.
+        assert!(Args::try_parse_from([
+            "chatd",
+            "--listen",
+            "127.0.0.1:4000",
+            "migrate-sqlite-to-postgres",
+            "--data-dir",
+            "d",
+            "--to",
+            "postgres://db/chat",
+        ])
+        .is_err());
     }
 }

@@ -120,6 +120,10 @@ const GAP_WAIT: Duration = Duration::from_millis(50);
 /// Messages read from the store per gap or resync read.
 const FILL_PAGE: usize = 500;
 
+/// How long a room started in a cluster waits for the other nodes to say who is there before
+/// it answers joins (so the first member list is the cluster's, not only this node's).
+const SETTLE: Duration = Duration::from_millis(300);
+
 /// What the cluster tells a room.
 #[derive(Debug)]
 pub enum Remote {
@@ -195,11 +199,19 @@ enum Command {
         since: u64,
         reply: oneshot::Sender<()>,
     },
-    /// A page of a tutorial catch-up was sent, up to `upto`.
+    /// A recovered chat connection back in the room: every message after `since`, then live.
+    Rejoin {
+        user: String,
+        socket: Sid,
+        since: u64,
+        reply: oneshot::Sender<()>,
+    },
+    /// A page of a catch-up was sent, up to `upto`.
     CaughtUp {
         socket: Sid,
         upto: u64,
         progressed: bool,
+        group: Group,
         reply: oneshot::Sender<()>,
     },
     Post {
@@ -320,6 +332,20 @@ impl RoomHandle {
         .await
     }
 
+    /// Puts a recovered chat connection back in the room: membership as with
+    /// [`RoomHandle::join`], and every message after `since` sent to it in order before the
+    /// live ones. Resolves once the catch-up is queued.
+    pub async fn rejoin(&self, user: &str, socket: Sid, since: u64) -> Result<(), RoomGone> {
+        let user = user.to_owned();
+        self.ask(|reply| Command::Rejoin {
+            user,
+            socket,
+            since,
+            reply,
+        })
+        .await
+    }
+
     /// Stores and broadcasts a message; resolves once it is durable.
     pub async fn post(
         &self,
@@ -430,6 +456,16 @@ struct Room {
     filling: bool,
     /// Members present on other nodes, by lowercased name.
     remote: HashMap<String, RemoteMember>,
+    /// Just started in a cluster: joins wait until every other node told its members, or
+    /// until this instant.
+    settle_at: Option<Instant>,
+    /// Nodes that have not told their members yet, while settling.
+    awaiting: usize,
+    /// Joins that came while settling.
+    deferred: Vec<Command>,
+    /// Recovered connections that got messages this node has not delivered yet: each goes
+    /// live once the room reaches its sequence number.
+    live_at: Vec<(Sid, u64)>,
     cluster: Option<Arc<Cluster>>,
     idle_since: Option<Instant>,
     /// Appends waiting for their commit, answered into the mailbox in submission (= commit)
@@ -505,15 +541,25 @@ pub(crate) fn spawn(
         gap_at: None,
         filling: false,
         remote: HashMap::new(),
+        settle_at: None,
+        awaiting: 0,
+        deferred: Vec::new(),
+        live_at: Vec::new(),
         cluster: deps.cluster,
         idle_since: Some(Instant::now()),
         settings: deps.settings,
         commits,
         me: tx.downgrade(),
     };
+    let mut room = room;
     if room.info.kind == RoomKind::Room {
         if let Some(cluster) = &room.cluster {
             cluster.publish_room(&room.info.name, RoomEvent::Who);
+            let others = cluster.stats().nodes.saturating_sub(1) as usize;
+            if others > 0 {
+                room.awaiting = others;
+                room.settle_at = Some(Instant::now() + SETTLE);
+            }
         }
     }
     tokio::spawn(async move {
@@ -565,7 +611,12 @@ impl Room {
                 .min()
         });
         let idle = self.idle_since.map(|t| t + self.settings.idle_timeout);
-        leaves.chain(typing).chain(idle).chain(self.gap_at).min()
+        leaves
+            .chain(typing)
+            .chain(idle)
+            .chain(self.gap_at)
+            .chain(self.settle_at)
+            .min()
     }
 
     /// Expires presence and typing; true when the room should stop.
@@ -584,6 +635,9 @@ impl Room {
         if self.gap_at.is_some_and(|t| t <= now) {
             self.gap_at = None;
             self.fill();
+        }
+        if self.settle_at.is_some_and(|t| t <= now) {
+            self.settled();
         }
         let interval = self.settings.typing_interval;
         let mut relays = Vec::new();
@@ -617,6 +671,10 @@ impl Room {
 
     fn handle(&mut self, command: Command) {
         let now = Instant::now();
+        if self.settle_at.is_some() && matches!(command, Command::Join { .. }) {
+            self.deferred.push(command);
+            return;
+        }
         match command {
             Command::Join {
                 user,
@@ -632,6 +690,7 @@ impl Room {
                 let _ = reply.send(self.leave(&user, socket, None));
             }
             Command::SocketGone { socket } => {
+                self.live_at.retain(|(s, _)| *s != socket);
                 if self.attached.remove(&socket) {
                     self.fanout
                         .leave_socket(&self.info, socket, Group::Tutorial);
@@ -644,13 +703,23 @@ impl Room {
                 socket,
                 since,
                 reply,
-            } => self.attach(socket, since, reply),
+            } => self.attach(socket, since, Group::Tutorial, reply),
+            Command::Rejoin {
+                user,
+                socket,
+                since,
+                reply,
+            } => {
+                self.add_member(&user, socket, now);
+                self.attach(socket, since, Group::Chat, reply);
+            }
             Command::CaughtUp {
                 socket,
                 upto,
                 progressed,
+                group,
                 reply,
-            } => self.caught_up(socket, upto, progressed, reply),
+            } => self.caught_up(socket, upto, progressed, group, reply),
             Command::Post {
                 user,
                 client_id,
@@ -793,6 +862,15 @@ impl Room {
                     self.fanout.topic(&self.info, &by);
                 }
                 RoomEvent::Who => self.publish_state(),
+                RoomEvent::Members { users } => {
+                    self.remote_members(&node, &users);
+                    if self.settle_at.is_some() {
+                        self.awaiting = self.awaiting.saturating_sub(1);
+                        if self.awaiting == 0 {
+                            self.settled();
+                        }
+                    }
+                }
             },
             Remote::NodeGone(node) => {
                 let names: Vec<String> = self
@@ -817,11 +895,34 @@ impl Room {
 
     /// Tells the other nodes every user present here.
     fn publish_state(&self) {
-        for member in self.members.values() {
-            self.publish(RoomEvent::Presence {
-                user: member.name.clone(),
-                online: true,
-            });
+        let mut users: Vec<String> = self.members.values().map(|m| m.name.clone()).collect();
+        users.sort();
+        self.publish(RoomEvent::Members { users });
+    }
+
+    /// A node's members of the room, in full: those not listed left it there.
+    fn remote_members(&mut self, node: &str, users: &[String]) {
+        let listed: HashSet<String> = users.iter().map(|u| u.to_lowercase()).collect();
+        let gone: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(k, m)| m.nodes.contains(node) && !listed.contains(*k))
+            .map(|(_, m)| m.name.clone())
+            .collect();
+        for name in gone {
+            self.remote_presence(node, &name, false);
+        }
+        for user in users {
+            self.remote_presence(node, user, true);
+        }
+    }
+
+    /// The other nodes told their members (or took too long): answer the joins that waited.
+    fn settled(&mut self) {
+        self.settle_at = None;
+        self.awaiting = 0;
+        for command in std::mem::take(&mut self.deferred) {
+            self.handle(command);
         }
     }
 
@@ -870,6 +971,16 @@ impl Room {
             self.recent.push_back(m);
             while self.recent.len() > self.settings.window {
                 self.recent.pop_front();
+            }
+            if !self.live_at.is_empty() {
+                let seq = self.last_seq;
+                let (ready, waiting) = std::mem::take(&mut self.live_at)
+                    .into_iter()
+                    .partition(|(_, since)| *since <= seq);
+                self.live_at = waiting;
+                for (socket, _) in ready {
+                    self.go_live(socket, Group::Chat);
+                }
             }
         }
         if self.early.is_empty() {
@@ -928,10 +1039,43 @@ impl Room {
         now: Instant,
         reply: oneshot::Sender<JoinReply>,
     ) {
-        let key = user.to_lowercase();
         self.fanout.join_socket(&self.info, socket, Group::Chat);
+        self.add_member(&user, socket, now);
+        // The latest messages are those after `last_seq - JOIN_LATEST`: one rule for both.
+        let after = since.unwrap_or_else(|| self.last_seq.saturating_sub(JOIN_LATEST));
+
+        let messages: Vec<_> = self
+            .recent
+            .iter()
+            .filter(|m| m.seq > after)
+            .cloned()
+            .collect();
+        let joined = Joined {
+            info: self.info.clone(),
+            members: self.member_names(),
+            cursor: None,
+            messages,
+            last_seq: self.last_seq,
+            more: false,
+        };
+        let forward = since.is_some();
+        // `recent` holds the newest messages without a hole; what it does not reach back to
+        // is read from the store (durable already: it was committed before `recent`'s oldest).
+        let oldest = self.recent.front().map_or(self.last_seq + 1, |m| m.seq);
+        if after.saturating_add(1) < oldest {
+            self.read_older(after, oldest, joined, forward, reply);
+        } else {
+            let _ = reply.send(Ok(page(joined, forward)));
+        }
+    }
+
+    /// Makes a connection of `user` a member: a user new to the room is announced (unless
+    /// present through another node); one back within the grace period is not.
+    fn add_member(&mut self, user: &str, socket: Sid, now: Instant) {
+        let key = user.to_lowercase();
         self.socket_user.insert(socket, key.clone());
         let elsewhere = self.remote.contains_key(&key);
+        let user = user.to_owned();
         let announce = match self.members.get_mut(&key) {
             Some(member) => {
                 member.sockets.insert(socket);
@@ -961,31 +1105,6 @@ impl Room {
             }
         }
         self.update_idle(now);
-        // The latest messages are those after `last_seq - JOIN_LATEST`: one rule for both.
-        let after = since.unwrap_or_else(|| self.last_seq.saturating_sub(JOIN_LATEST));
-        let messages: Vec<_> = self
-            .recent
-            .iter()
-            .filter(|m| m.seq > after)
-            .cloned()
-            .collect();
-        let joined = Joined {
-            info: self.info.clone(),
-            members: self.member_names(),
-            cursor: None,
-            messages,
-            last_seq: self.last_seq,
-            more: false,
-        };
-        let forward = since.is_some();
-        // `recent` holds the newest messages without a hole; what it does not reach back to
-        // is read from the store (durable already: it was committed before `recent`'s oldest).
-        let oldest = self.recent.front().map_or(self.last_seq + 1, |m| m.seq);
-        if after.saturating_add(1) < oldest {
-            self.read_older(after, oldest, joined, forward, reply);
-        } else {
-            let _ = reply.send(Ok(page(joined, forward)));
-        }
     }
 
     /// Answers a join whose messages reach back beyond `recent`: reads those with
@@ -1044,7 +1163,17 @@ impl Room {
         true
     }
 
-    fn attach(&mut self, socket: Sid, since: u64, reply: oneshot::Sender<()>) {
+    /// Sends a socket the messages after `since`, then adds it to the live group of `group`.
+    fn attach(&mut self, socket: Sid, since: u64, group: Group, reply: oneshot::Sender<()>) {
+        if group == Group::Chat && since > self.last_seq {
+            // Committed but not delivered here yet: on its way, or read after the gap wait.
+            self.live_at.push((socket, since));
+            if self.gap_at.is_none() && !self.filling {
+                self.gap_at = Some(Instant::now() + GAP_WAIT);
+            }
+            let _ = reply.send(());
+            return;
+        }
         let in_window = self
             .recent
             .front()
@@ -1057,20 +1186,25 @@ impl Room {
                 .filter(|m| m.seq > since)
                 .cloned()
                 .collect();
-            self.fanout
-                .catch_up(&self.info, socket, Group::Tutorial, &missed);
-            self.fanout.join_socket(&self.info, socket, Group::Tutorial);
-            self.attached.insert(socket);
+            self.fanout.catch_up(&self.info, socket, group, &missed);
+            self.go_live(socket, group);
             let _ = reply.send(());
             return;
         }
-        self.read_catch_up(socket, since, reply);
+        self.read_catch_up(socket, since, group, reply);
+    }
+
+    fn go_live(&mut self, socket: Sid, group: Group) {
+        self.fanout.join_socket(&self.info, socket, group);
+        if group == Group::Tutorial {
+            self.attached.insert(socket);
+        }
     }
 
     /// Sends one page of the messages after `since` from the store, at the socket's pace and
     /// only those the room has delivered (up to `last_seq` now), then continues in `CaughtUp`,
     /// in mailbox order. The socket joins the live group only once it is within the window.
-    fn read_catch_up(&self, socket: Sid, since: u64, reply: oneshot::Sender<()>) {
+    fn read_catch_up(&self, socket: Sid, since: u64, group: Group, reply: oneshot::Sender<()>) {
         let store = self.store.clone();
         let fanout = self.fanout.clone();
         let info = self.info.clone();
@@ -1089,10 +1223,7 @@ impl Room {
                 .filter(|m| m.seq > since && m.seq <= limit)
                 .collect();
             let upto = page.last().map_or(since, |m| m.seq);
-            if !fanout
-                .paced_catch_up(&info, socket, Group::Tutorial, page)
-                .await
-            {
+            if !fanout.paced_catch_up(&info, socket, group, page).await {
                 // Gone meanwhile: nothing to join.
                 let _ = reply.send(());
                 return;
@@ -1103,6 +1234,7 @@ impl Room {
                         socket,
                         upto,
                         progressed: upto > since,
+                        group,
                         reply,
                     })
                     .await;
@@ -1147,17 +1279,24 @@ impl Room {
     /// been handled yet: those go out live once it is (the socket is in the group by then), so
     /// only what the room has handled is sent here. If more was handled meanwhile than
     /// `recent` holds, read again from there (only after progress: a failed read ends here).
-    fn caught_up(&mut self, socket: Sid, upto: u64, progressed: bool, reply: oneshot::Sender<()>) {
+    fn caught_up(
+        &mut self,
+        socket: Sid,
+        upto: u64,
+        progressed: bool,
+        group: Group,
+        reply: oneshot::Sender<()>,
+    ) {
         let in_window = self
             .recent
             .front()
             .is_some_and(|m| m.seq <= upto.saturating_add(1))
             || self.last_seq <= upto;
         if !in_window && progressed {
-            self.read_catch_up(socket, upto, reply);
+            self.read_catch_up(socket, upto, group, reply);
             return;
         }
-        if !self.fanout.is_connected(socket, Group::Tutorial) {
+        if !self.fanout.is_connected(socket, group) {
             let _ = reply.send(());
             return;
         }
@@ -1167,10 +1306,8 @@ impl Room {
             .filter(|m| m.seq > upto)
             .cloned()
             .collect();
-        self.fanout
-            .catch_up(&self.info, socket, Group::Tutorial, &rest);
-        self.fanout.join_socket(&self.info, socket, Group::Tutorial);
-        self.attached.insert(socket);
+        self.fanout.catch_up(&self.info, socket, group, &rest);
+        self.go_live(socket, group);
         let _ = reply.send(());
     }
 

@@ -169,3 +169,56 @@ async fn a_direct_message_from_another_node_starts_its_room_and_is_delivered() {
     let room = f.registry.get("@alice:bob").await.unwrap();
     assert_eq!(messages(&f.drain(&room).await), vec![1]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_recovered_connection_gets_what_it_missed_then_goes_live() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    for id in ["a", "b", "c"] {
+        room.post("bob", id.into(), "x".into(), None)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    f.drain(&room).await;
+    let tab = Sid::random();
+    room.rejoin("alice", tab, 1).await.unwrap();
+    let out = f.drain(&room).await;
+    assert_eq!(
+        out,
+        vec![
+            Out::Presence("alice".into(), true),
+            Out::CatchUp(tab, vec![2, 3]),
+            Out::Join(tab, crate::room::Group::Chat),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_recovered_ahead_of_this_node_goes_live_once_the_room_catches_up() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    let m1 = append_elsewhere(f.store.as_ref(), "lobby", "bob", "a").await;
+    let m2 = append_elsewhere(f.store.as_ref(), "lobby", "bob", "b").await;
+    // Its first node sent it 1 and 2; here they are still on their way.
+    let tab = Sid::random();
+    room.rejoin("alice", tab, 2).await.unwrap();
+    room.remote(Remote::Event {
+        node: "b".into(),
+        event: message(m1),
+    });
+    room.remote(Remote::Event {
+        node: "b".into(),
+        event: message(m2),
+    });
+    let out = f.drain(&room).await;
+    assert_eq!(
+        out,
+        vec![
+            Out::Presence("alice".into(), true),
+            Out::Message(1, None),
+            Out::Message(2, None),
+            Out::Join(tab, crate::room::Group::Chat),
+        ]
+    );
+}

@@ -590,6 +590,9 @@ impl Store for GatedStore {
     ) -> crate::store::BoxFuture<Result<(), crate::store::StoreError>> {
         self.inner.set_topic(room, topic)
     }
+    fn health(&self) -> crate::store::BoxFuture<Result<(), crate::store::StoreError>> {
+        self.inner.health()
+    }
     fn close(&self) -> crate::store::BoxFuture<()> {
         self.inner.close()
     }
@@ -715,6 +718,9 @@ impl Store for Stalled {
         topic: &str,
     ) -> crate::store::BoxFuture<Result<(), crate::store::StoreError>> {
         self.0.set_topic(room, topic)
+    }
+    fn health(&self) -> crate::store::BoxFuture<Result<(), crate::store::StoreError>> {
+        self.0.health()
     }
     fn close(&self) -> crate::store::BoxFuture<()> {
         self.0.close()

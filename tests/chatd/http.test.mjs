@@ -24,7 +24,7 @@ describe('chatd HTTP endpoints', () => {
     const res = await srv.get('/healthz');
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type'), /^application\/json/);
-    assert.deepEqual(JSON.parse(res.text), { status: 'ok' });
+    assert.deepEqual(JSON.parse(res.text), { status: 'ok', store: 'ok' });
     assert.equal((await srv.get('/healthz', { method: 'HEAD' })).status, 200);
     assert.equal((await srv.get('/healthz', { method: 'POST', body: 'x' })).status, 405);
     assert.equal((await srv.get('/no/such/page')).status, 404);

@@ -1,15 +1,15 @@
 //! The dispatcher: one task that reads what other nodes publish, keeps the list of live
 //! nodes, and hands room events to the registry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use redis::{PushInfo, PushKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{Cluster, Envelope, Event};
+use super::{Cluster, Envelope, Event, RoomEvent};
 use crate::registry::Registry;
 
 struct Node {
@@ -17,13 +17,71 @@ struct Node {
     seen: Instant,
 }
 
+/// Who is in which room on the other nodes, for every room (a node runs actors only for the
+/// rooms its own clients are in): room, lowercased user, nodes.
+#[derive(Default)]
+struct Directory(HashMap<String, HashMap<String, HashSet<String>>>);
+
+impl Directory {
+    fn presence(&mut self, room: &str, node: &str, user: &str, online: bool) {
+        let users = self.0.entry(room.to_owned()).or_default();
+        let key = user.to_lowercase();
+        if online {
+            users.entry(key).or_default().insert(node.to_owned());
+        } else if let Some(nodes) = users.get_mut(&key) {
+            nodes.remove(node);
+            if nodes.is_empty() {
+                users.remove(&key);
+            }
+        }
+        if users.is_empty() {
+            self.0.remove(room);
+        }
+    }
+
+    fn members(&mut self, room: &str, node: &str, list: &[String]) {
+        self.forget_in(room, node);
+        for user in list {
+            self.presence(room, node, user, true);
+        }
+    }
+
+    fn forget_in(&mut self, room: &str, node: &str) {
+        if let Some(users) = self.0.get_mut(room) {
+            users.retain(|_, nodes| {
+                nodes.remove(node);
+                !nodes.is_empty()
+            });
+            if users.is_empty() {
+                self.0.remove(room);
+            }
+        }
+    }
+
+    fn forget(&mut self, node: &str) {
+        let rooms: Vec<String> = self.0.keys().cloned().collect();
+        for room in rooms {
+            self.forget_in(&room, node);
+        }
+    }
+
+    fn counts(&self) -> HashMap<String, usize> {
+        self.0.iter().map(|(r, u)| (r.clone(), u.len())).collect()
+    }
+}
+
+/// Asks the dispatcher for the member count of every room on the other nodes.
+pub(super) type CountsRequest = oneshot::Sender<HashMap<String, usize>>;
+
 pub(super) async fn run(
     cluster: Arc<Cluster>,
     registry: Registry,
     mut incoming: mpsc::UnboundedReceiver<PushInfo>,
     mut alive: mpsc::Receiver<bool>,
+    mut questions: mpsc::Receiver<CountsRequest>,
 ) {
     let mut nodes: HashMap<String, Node> = HashMap::new();
+    let mut directory = Directory::default();
     let mut connected = true;
     let mut beat = tokio::time::interval(cluster.settings.beat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -35,7 +93,10 @@ pub(super) async fn run(
                 if envelope.node == cluster.settings.node {
                     continue;
                 }
-                handle(&cluster, &registry, &mut nodes, envelope).await;
+                handle(&cluster, &registry, &mut nodes, &mut directory, envelope).await;
+            }
+            Some(reply) = questions.recv() => {
+                let _ = reply.send(directory.counts());
             }
             up = alive.recv() => {
                 let Some(up) = up else { return };
@@ -69,6 +130,7 @@ pub(super) async fn run(
                         .collect();
                     for id in gone {
                         nodes.remove(&id);
+                        directory.forget(&id);
                         tracing::warn!(node = %id, "node silent: its members leave");
                         registry.cluster_node_gone(id).await;
                     }
@@ -102,6 +164,7 @@ async fn handle(
     cluster: &Cluster,
     registry: &Registry,
     nodes: &mut HashMap<String, Node>,
+    directory: &mut Directory,
     envelope: Envelope,
 ) {
     let Envelope {
@@ -115,6 +178,7 @@ async fn handle(
         Event::Hello => {
             if known.is_some() {
                 // Restarted, or back from an outage: what we knew of it is stale.
+                directory.forget(&node);
                 registry.cluster_node_gone(node.clone()).await;
             }
             nodes.insert(
@@ -131,6 +195,7 @@ async fn handle(
             match known {
                 Some(true) => {}
                 Some(false) => {
+                    directory.forget(&node);
                     registry.cluster_node_gone(node.clone()).await;
                     cluster.publish(Event::Sync { to: node.clone() });
                 }
@@ -155,6 +220,13 @@ async fn handle(
             if let Some(n) = nodes.get_mut(&node) {
                 n.seen = now;
             }
+            match &event {
+                RoomEvent::Presence { user, online } => {
+                    directory.presence(&room, &node, user, *online);
+                }
+                RoomEvent::Members { users } => directory.members(&room, &node, users),
+                _ => {}
+            }
             registry.cluster_event(room, node, event).await;
         }
     }
@@ -162,4 +234,25 @@ async fn handle(
         .stats
         .nodes
         .store(nodes.len() as u64 + 1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Directory;
+
+    #[test]
+    fn the_directory_counts_users_once_and_forgets_gone_nodes() {
+        let mut d = Directory::default();
+        d.presence("general", "a", "Alice", true);
+        d.presence("general", "b", "alice", true);
+        d.members("general", "c", &["bob".into(), "carol".into()]);
+        assert_eq!(d.counts().get("general"), Some(&3));
+        d.members("general", "c", &["bob".into()]);
+        assert_eq!(d.counts().get("general"), Some(&2));
+        d.presence("general", "a", "alice", false);
+        assert_eq!(d.counts().get("general"), Some(&2));
+        d.forget("b");
+        d.forget("c");
+        assert_eq!(d.counts().get("general"), None);
+    }
 }

@@ -73,8 +73,14 @@ pub enum RoomEvent {
         /// Who changed it.
         by: String,
     },
-    /// A node started its actor for the room: every node with members there tells who.
+    /// A node started its actor for the room: every node running it tells who is there.
     Who,
+    /// The sending node's members of the room, in full (an answer to [`RoomEvent::Who`], or
+    /// the node's state again after an outage).
+    Members {
+        /// User names.
+        users: Vec<String>,
+    },
 }
 
 #[cfg(test)]

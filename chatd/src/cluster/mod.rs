@@ -101,6 +101,8 @@ pub struct Cluster {
     commands: ConnectionManager,
     subscriber: ConnectionManager,
     stats: Arc<ClusterStats>,
+    questions: mpsc::Sender<dispatch::CountsRequest>,
+    questions_rx: std::sync::Mutex<Option<mpsc::Receiver<dispatch::CountsRequest>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -164,6 +166,7 @@ impl Cluster {
             stats.clone(),
             resync,
         ));
+        let (questions, questions_rx) = mpsc::channel(64);
         let cluster = Arc::new(Cluster {
             instance,
             settings,
@@ -171,6 +174,8 @@ impl Cluster {
             commands,
             subscriber,
             stats,
+            questions,
+            questions_rx: std::sync::Mutex::new(Some(questions_rx)),
         });
         Ok((cluster, Incoming(push_rx)))
     }
@@ -211,6 +216,15 @@ impl Cluster {
         }
     }
 
+    /// Member counts of the rooms on the other nodes (users present only there).
+    pub async fn remote_member_counts(&self) -> std::collections::HashMap<String, usize> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.questions.try_send(tx).is_err() {
+            return Default::default();
+        }
+        rx.await.unwrap_or_default()
+    }
+
     /// Publishes an event without waiting; a full queue loses it (counted).
     pub fn publish(&self, event: Event) {
         let envelope = Envelope {
@@ -237,7 +251,21 @@ impl Cluster {
     /// Starts handling what other nodes publish, the heartbeat and the reconnection watch.
     pub fn run(self: &Arc<Self>, registry: Registry, incoming: Incoming) {
         let (alive_tx, alive_rx) = mpsc::channel(8);
-        tokio::spawn(dispatch::run(self.clone(), registry, incoming.0, alive_rx));
+        let Some(questions) = self
+            .questions_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        tokio::spawn(dispatch::run(
+            self.clone(),
+            registry,
+            incoming.0,
+            alive_rx,
+            questions,
+        ));
         tokio::spawn(keepalive(Arc::downgrade(self), alive_tx));
         self.publish(Event::Hello);
     }

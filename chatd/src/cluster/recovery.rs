@@ -3,10 +3,12 @@
 //! Each node appends the packets it broadcasts to a Redis stream of its own
 //! (`{prefix}:recovery:{node}`, trimmed to the recovery window); offsets are `{node}:{ord}`.
 //! A disconnected session is a Redis key (`{prefix}:session:{pid}`) with the sequence number
-//! of the last message the node had sent it per chat room. A client that comes back on
-//! another node gets the packets its first node sent after its offset and then, from the
-//! store, the chat messages committed since that neither of them covers (the first node may
-//! be gone).
+//! of the last message the node had sent it per chat room. A client that comes back, on this
+//! node or another, gets the packets its first node sent after its offset; its chat rooms are
+//! then not restored by Socket.IO but handed to chatd as [`REJOIN`] in the session data: each
+//! room sends it what it committed after the last message the client got, then the live ones,
+//! in order and once (the first node may be gone, and the room of the new node decides when
+//! the connection goes live).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,16 +26,16 @@ use socketio::adapter::BoxFuture;
 use socketio::recovery::{SavedSession, SessionStore, StoredPacket};
 use tokio::sync::mpsc;
 
-use crate::deliver::room_group;
-use crate::store::{now_ms, Store};
+use crate::store::now_ms;
 
 /// Writes waiting for Redis at most; more are dropped (those packets cannot be replayed).
 const QUEUE: usize = 65_536;
 /// Stream entries read per call, and calls per restore at most.
 const PAGE: usize = 1000;
 const MAX_PAGES: usize = 100;
-/// Messages read from the store per room to fill a restore.
-const FILL: usize = 500;
+/// The key of the session data under which a restore hands chatd the chat rooms to rejoin:
+/// room name to the last message sequence number the client got (`null`: unknown).
+pub const REJOIN: &str = "rejoin";
 
 #[derive(Serialize, Deserialize)]
 struct Packet {
@@ -67,7 +69,6 @@ pub struct ClusterRecovery {
     node: String,
     prefix: String,
     conn: ConnectionManager,
-    store: Arc<dyn Store>,
     last: AtomicU64,
     /// Per chat room, the last message sequence number broadcast by this node.
     sent: Mutex<HashMap<String, u64>>,
@@ -100,7 +101,6 @@ impl ClusterRecovery {
         prefix: &str,
         node: &str,
         max_age: Duration,
-        store: Arc<dyn Store>,
     ) -> Arc<Self> {
         let mut c = conn.clone();
         // Entries of an earlier run of this node: offsets keep increasing past them.
@@ -122,7 +122,6 @@ impl ClusterRecovery {
             node: node.to_owned(),
             prefix: prefix.to_owned(),
             conn: conn.clone(),
-            store,
             last: AtomicU64::new(last),
             sent: Mutex::new(HashMap::new()),
             jobs,
@@ -151,6 +150,13 @@ impl ClusterRecovery {
         if self.jobs.try_send(job).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A connection here joined `room` and got its messages up to `seq`.
+    pub fn joined(&self, room: &str, seq: u64) {
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        let last = sent.entry(room.to_owned()).or_default();
+        *last = (*last).max(seq);
     }
 
     /// Packets and sessions lost because the queue to Redis was full.
@@ -264,18 +270,11 @@ impl SessionStore for ClusterRecovery {
         offset: String,
         nsp: &str,
     ) -> BoxFuture<Option<(SavedSession, Vec<StoredPacket>)>> {
-        let (conn, store, prefix, nsp) = (
-            self.conn.clone(),
-            self.store.clone(),
-            self.prefix.clone(),
-            nsp.to_owned(),
-        );
-        // Filled-in messages carry this node's offset: a later recovery reads on from here.
-        let here = format!("{}:{}", self.node, self.last.load(Ordering::Relaxed));
+        let (conn, prefix, nsp) = (self.conn.clone(), self.prefix.clone(), nsp.to_owned());
         Box::pin(async move {
             let restored = tokio::time::timeout(
                 Duration::from_secs(5),
-                restore(conn, store, &prefix, pid, &offset, &nsp, &here),
+                restore(conn, &prefix, pid, &offset, &nsp),
             )
             .await;
             match restored {
@@ -297,12 +296,10 @@ type Entries = Vec<(String, HashMap<String, String>)>;
 
 async fn restore(
     mut conn: ConnectionManager,
-    store: Arc<dyn Store>,
     prefix: &str,
     pid: Sid,
     offset: &str,
     nsp: &str,
-    here: &str,
 ) -> Result<Option<(SavedSession, Vec<StoredPacket>)>, String> {
     let key = session_key(prefix, pid.as_str());
     let text: Option<String> = redis::cmd("GET")
@@ -325,7 +322,7 @@ async fn restore(
     if session.nsp != nsp {
         return Ok(None);
     }
-    let saved = SavedSession {
+    let mut saved = SavedSession {
         sid,
         pid,
         nsp: session.nsp.clone(),
@@ -381,25 +378,17 @@ async fn restore(
             break;
         }
     }
-    // What the first node did not send (it may be gone): from the store.
-    for room in saved.rooms.iter().filter_map(|r| r.strip_prefix("r:")) {
-        let Some(after) = covered.get(room).copied() else {
-            continue;
-        };
-        let messages = store
-            .messages_after(room, after, FILL)
-            .await
-            .map_err(|e| e.to_string())?;
-        for m in messages {
-            missed.push(StoredPacket {
-                offset: here.to_owned(),
-                nsp: nsp.to_owned(),
-                data: json!(["message", m, here]),
-                attachments: Vec::new(),
-                rooms: vec![room_group(room)],
-                except: Vec::new(),
-            });
+    // The chat rooms go back through their room actors, from what the client got.
+    let mut rejoin = serde_json::Map::new();
+    saved.rooms.retain(|r| match r.strip_prefix("r:") {
+        Some(room) => {
+            rejoin.insert(room.to_owned(), json!(covered.get(room)));
+            false
         }
+        None => true,
+    });
+    if let Value::Object(data) = &mut saved.data {
+        data.insert(REJOIN.into(), Value::Object(rejoin));
     }
     let deleted: i64 = redis::cmd("DEL")
         .arg(&key)

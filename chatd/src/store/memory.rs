@@ -153,6 +153,10 @@ impl Store for MemoryStore {
         }))
     }
 
+    fn health(&self) -> BoxFuture<Result<(), StoreError>> {
+        ready(Ok(()))
+    }
+
     fn close(&self) -> BoxFuture<()> {
         ready(())
     }

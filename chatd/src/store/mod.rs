@@ -1,13 +1,17 @@
 //! Durable storage of rooms and messages.
 //!
 //! The [`Store`] trait is what the room actors and handlers use; [`SqliteStore`] is the default
-//! (one writer thread, batched transactions, replies only after commit) and [`MemoryStore`] the
-//! in-process one for tests. A cluster store (Redis, a shared database) implements the same
-//! trait.
+//! (one writer thread, batched transactions, replies only after commit), [`PostgresStore`] the
+//! one for several nodes on one database, and [`MemoryStore`] the in-process one for tests. A
+//! cluster store (Redis) implements the same trait.
 
 mod memory;
+#[cfg(test)]
+pub(crate) mod pg_server;
+mod postgres;
 mod recovery;
 mod sqlite;
+mod sqlite_to_postgres;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,8 +19,10 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use recovery::DurableRecovery;
 pub use sqlite::SqliteStore;
+pub use sqlite_to_postgres::{migrate_sqlite_to_postgres, CopiedRoom, Migrated};
 
 /// A boxed future returned by store operations.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -131,6 +137,9 @@ pub trait Store: Send + Sync + 'static {
     fn create_room(&self, info: RoomInfo) -> BoxFuture<Result<bool, StoreError>>;
     /// Changes a room's topic.
     fn set_topic(&self, room: &str, topic: &str) -> BoxFuture<Result<(), StoreError>>;
+    /// Whether the store can serve now (for `/healthz`): a local store while it is open, a
+    /// database server when it answers within a short timeout.
+    fn health(&self) -> BoxFuture<Result<(), StoreError>>;
     /// Resolves when everything submitted before is durable; the store then refuses new work.
     fn close(&self) -> BoxFuture<()>;
 }

@@ -426,6 +426,19 @@ impl Store for SqliteStore {
         let (room, topic) = (room.to_owned(), topic.to_owned());
         self.submit(move |tx| Job::SetTopic(room, topic, tx))
     }
+    fn health(&self) -> BoxFuture<Result<(), StoreError>> {
+        // Not a job: a busy writer is not an unhealthy one.
+        let open = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        Box::pin(std::future::ready(if open {
+            Ok(())
+        } else {
+            Err(StoreError::Closed)
+        }))
+    }
     fn close(&self) -> BoxFuture<()> {
         let (tx, rx) = oneshot::channel();
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -454,8 +467,10 @@ mod tests {
         // Durable across reopening.
         let store = SqliteStore::open(&dir.join("chat.db")).unwrap();
         assert_eq!(store.last_seq("lobby").await.unwrap(), 3);
+        assert_eq!(store.health().await, Ok(()));
         store.close().await;
         assert_eq!(store.last_seq("lobby").await, Err(StoreError::Closed));
+        assert_eq!(store.health().await, Err(StoreError::Closed));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

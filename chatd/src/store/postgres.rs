@@ -1,0 +1,808 @@
+//! PostgreSQL store: several chatd nodes on one database.
+//!
+//! Each call takes a connection from a pool, runs in its own transaction and answers after the
+//! commit. A room's sequence numbers come from `rooms.last_seq`, incremented under the room
+//! row's lock, so appends from every node to one room are ordered, unique and gap-free.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{
+    ClientWrapper, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    TimeoutType,
+};
+use tokio::sync::watch;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Row};
+
+use super::{
+    Appended, BoxFuture, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
+};
+
+/// How long a call waits for a free pooled connection, for a new one, or for the check of an
+/// idle one: with the server down every call fails within about this.
+const POOL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one operation may take once it has a connection. A connection that overran is
+/// closed rather than reused: its server may be hung, or its transaction still open.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `/healthz` waits for `SELECT 1`.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections one node keeps at most.
+const POOL_SIZE: usize = 16;
+/// The advisory lock held while the schema is migrated ("chatd" in ASCII): nodes starting
+/// together migrate one after the other.
+const MIGRATION_LOCK: i64 = 0x63_6861_7464;
+
+/// The schema, step by step: step `i` brings it to version `i + 1`. Steps are only ever
+/// appended; a released one is never edited.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: rooms and messages. `sender_key` is the lowercased sender: a resend is recognised
+    // whatever the case of the name, as in the SQLite store. (`user` is a reserved word.)
+    "CREATE TABLE rooms (
+        name text PRIMARY KEY,
+        topic text NOT NULL DEFAULT '',
+        kind text NOT NULL DEFAULT 'room' CHECK (kind IN ('room', 'direct')),
+        created_at bigint NOT NULL,
+        last_seq bigint NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages (
+        room text NOT NULL REFERENCES rooms (name),
+        seq bigint NOT NULL,
+        client_id text NOT NULL,
+        sender text NOT NULL,
+        sender_key text NOT NULL,
+        text text NOT NULL,
+        ts bigint NOT NULL,
+        PRIMARY KEY (room, seq),
+        CONSTRAINT messages_resend UNIQUE (room, sender_key, client_id)
+    );",
+];
+
+/// The schema version this binary knows.
+pub(crate) fn schema_version() -> i32 {
+    i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX)
+}
+
+/// Rooms and messages in a PostgreSQL database shared by several chatd nodes.
+///
+/// Connections come from a pool (deadpool-postgres) with short timeouts: with the server down
+/// every call fails within a few seconds with [`StoreError::Database`], and once it is back the
+/// pool opens new connections (broken ones are dropped when next taken), so the store recovers
+/// by itself.
+pub struct PostgresStore {
+    pool: Pool,
+    gate: Arc<watch::Sender<Gate>>,
+}
+
+/// Work in flight, and whether new work is refused.
+#[derive(Default)]
+struct Gate {
+    closed: bool,
+    in_flight: usize,
+}
+
+/// One call in flight; `close` waits until none is left.
+struct Entered(Arc<watch::Sender<Gate>>);
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        self.0.send_modify(|g| g.in_flight -= 1);
+    }
+}
+
+/// The future of an operation on a borrowed connection.
+type OnClient<'c, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>;
+
+/// The `tokio_postgres` error with its cause (the server's message is in the cause).
+pub(crate) fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Database(describe(&e))
+}
+
+fn pool_err(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Closed => StoreError::Closed,
+        // Every connection is busy: the node has more work than its pool.
+        PoolError::Timeout(TimeoutType::Wait) => StoreError::Overloaded,
+        PoolError::Timeout(_) => StoreError::Database(format!(
+            "no connection to PostgreSQL within {}s",
+            POOL_TIMEOUT.as_secs()
+        )),
+        PoolError::Backend(e) => {
+            StoreError::Database(format!("cannot connect to PostgreSQL: {}", describe(&e)))
+        }
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+/// Parses a `postgres://` URL, with chatd's connection defaults where the URL sets none.
+pub(crate) fn pg_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    // The error never quotes the URL: it may hold a password.
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {}", describe(&e))))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(POOL_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("chatd");
+    }
+    Ok(config)
+}
+
+/// Brings the schema to [`MIGRATIONS`]' version in one transaction under an advisory lock, so
+/// that nodes starting at once do not race; refuses a database migrated by a newer chatd.
+pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(pg_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg_err)?;
+    // Checked first: a role without the right to create tables can use a migrated database.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('chatd_schema') IS NOT NULL", &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(pg_err)?;
+    if !exists {
+        tx.batch_execute(
+            "CREATE TABLE chatd_schema (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    let current: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM chatd_schema", &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(pg_err)?;
+    let known = schema_version();
+    if current > known {
+        return Err(StoreError::Database(format!(
+            "schema version {current} is newer than this chatd supports ({known})"
+        )));
+    }
+    for (version, step) in (1_i32..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        tx.batch_execute(step).await.map_err(pg_err)?;
+        tx.execute(
+            "INSERT INTO chatd_schema (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .map_err(pg_err)?;
+        tracing::info!(version, "PostgreSQL schema migrated");
+    }
+    tx.commit().await.map_err(pg_err)
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`) and migrates
+    /// its schema. Fails when the server cannot be reached or its schema is newer than this
+    /// binary's.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let manager = Manager::from_config(
+            pg_config(url)?,
+            NoTls,
+            ManagerConfig {
+                // Only checks that the connection is open: no round trip per call.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        let mut client = pool.get().await.map_err(pool_err)?;
+        migrate(&mut client).await?;
+        drop(client);
+        Ok(PostgresStore {
+            pool,
+            gate: Arc::new(watch::Sender::new(Gate::default())),
+        })
+    }
+
+    /// Counts a call in, unless the store is closed.
+    fn enter(&self) -> Result<Entered, StoreError> {
+        let entered = self.gate.send_if_modified(|g| {
+            if g.closed {
+                return false;
+            }
+            g.in_flight += 1;
+            true
+        });
+        if entered {
+            Ok(Entered(self.gate.clone()))
+        } else {
+            Err(StoreError::Closed)
+        }
+    }
+
+    /// Runs `op` on a pooled connection within [`OPERATION_TIMEOUT`]. The call counts as in
+    /// flight from now (not from the first poll), as with a queued job of the SQLite store.
+    fn call<T, F>(&self, op: F) -> BoxFuture<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut ClientWrapper) -> OnClient<'c, T> + Send + 'static,
+    {
+        let entered = self.enter();
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let _entered = entered?;
+            with_client(&pool, OPERATION_TIMEOUT, op).await
+        })
+    }
+}
+
+async fn with_client<T, F>(pool: &Pool, limit: Duration, op: F) -> Result<T, StoreError>
+where
+    F: for<'c> FnOnce(&'c mut ClientWrapper) -> OnClient<'c, T>,
+{
+    let mut client = pool.get().await.map_err(pool_err)?;
+    match tokio::time::timeout(limit, op(&mut client)).await {
+        Ok(result) => result,
+        Err(_) => {
+            // Out of the pool: dropping it closes the connection.
+            drop(Object::take(client));
+            Err(StoreError::Database(format!(
+                "PostgreSQL did not answer within {}s",
+                limit.as_secs()
+            )))
+        }
+    }
+}
+
+fn seq_param(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn seq_value(seq: i64) -> u64 {
+    u64::try_from(seq).unwrap_or(0)
+}
+
+fn kind_str(k: RoomKind) -> &'static str {
+    match k {
+        RoomKind::Room => "room",
+        RoomKind::Direct => "direct",
+    }
+}
+
+/// A row of `room, seq, client_id, sender, text, ts`.
+fn row_message(r: &Row) -> Result<StoredMessage, StoreError> {
+    Ok(StoredMessage {
+        room: r.try_get(0).map_err(pg_err)?,
+        seq: seq_value(r.try_get(1).map_err(pg_err)?),
+        id: r.try_get(2).map_err(pg_err)?,
+        user: r.try_get(3).map_err(pg_err)?,
+        text: r.try_get(4).map_err(pg_err)?,
+        ts: r.try_get(5).map_err(pg_err)?,
+    })
+}
+
+/// A row of `name, topic, kind, created_at`.
+fn row_room(r: &Row) -> Result<RoomInfo, StoreError> {
+    let kind: String = r.try_get(2).map_err(pg_err)?;
+    Ok(RoomInfo {
+        name: r.try_get(0).map_err(pg_err)?,
+        topic: r.try_get(1).map_err(pg_err)?,
+        kind: if kind == "direct" {
+            RoomKind::Direct
+        } else {
+            RoomKind::Room
+        },
+        created_at: r.try_get(3).map_err(pg_err)?,
+    })
+}
+
+const RESENT: &str = "SELECT room, seq, client_id, sender, text, ts FROM messages
+     WHERE room = $1 AND sender_key = $2 AND client_id = $3";
+
+async fn append(c: &mut ClientWrapper, m: NewMessage) -> Result<Appended, StoreError> {
+    let key = m.user.to_lowercase();
+    let tx = c.transaction().await.map_err(pg_err)?;
+    let resent = tx.prepare_cached(RESENT).await.map_err(pg_err)?;
+    if let Some(row) = tx
+        .query_opt(&resent, &[&m.room, &key, &m.client_id])
+        .await
+        .map_err(pg_err)?
+    {
+        tx.rollback().await.map_err(pg_err)?;
+        return Ok(Appended {
+            message: row_message(&row)?,
+            duplicate: true,
+        });
+    }
+    // The room row's lock orders this room's appends across every node until the commit.
+    let next = tx
+        .prepare_cached(
+            "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1 RETURNING last_seq",
+        )
+        .await
+        .map_err(pg_err)?;
+    let Some(row) = tx.query_opt(&next, &[&m.room]).await.map_err(pg_err)? else {
+        tx.rollback().await.map_err(pg_err)?;
+        return Err(StoreError::NoSuchRoom);
+    };
+    let seq: i64 = row.try_get(0).map_err(pg_err)?;
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO messages (room, seq, client_id, sender, sender_key, text, ts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await
+        .map_err(pg_err)?;
+    let inserted = tx
+        .execute(
+            &insert,
+            &[&m.room, &seq, &m.client_id, &m.user, &key, &m.text, &m.ts],
+        )
+        .await;
+    match inserted {
+        Ok(_) => tx.commit().await.map_err(pg_err)?,
+        Err(e) if is_resend_conflict(&e) => {
+            // The same message came in through another connection (another node) meanwhile:
+            // answer with that one. The rollback takes back this sequence number.
+            tx.rollback().await.map_err(pg_err)?;
+            let row = c
+                .query_opt(RESENT, &[&m.room, &key, &m.client_id])
+                .await
+                .map_err(pg_err)?
+                .ok_or_else(|| StoreError::Database("a resent message vanished".into()))?;
+            return Ok(Appended {
+                message: row_message(&row)?,
+                duplicate: true,
+            });
+        }
+        Err(e) => return Err(pg_err(e)),
+    }
+    Ok(Appended {
+        message: StoredMessage {
+            room: m.room,
+            seq: seq_value(seq),
+            id: m.client_id,
+            user: m.user,
+            text: m.text,
+            ts: m.ts,
+        },
+        duplicate: false,
+    })
+}
+
+fn is_resend_conflict(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("messages_resend")
+    })
+}
+
+async fn query_messages(
+    c: &ClientWrapper,
+    sql: &str,
+    room: &str,
+    seq: u64,
+    limit: usize,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let stmt = c.prepare_cached(sql).await.map_err(pg_err)?;
+    c.query(&stmt, &[&room, &seq_param(seq), &limit_param(limit)])
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(row_message)
+        .collect()
+}
+
+impl Store for PostgresStore {
+    fn append(&self, message: NewMessage) -> BoxFuture<Result<Appended, StoreError>> {
+        self.call(move |c| Box::pin(append(c, message)))
+    }
+
+    fn messages_after(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<StoredMessage>, StoreError>> {
+        let room = room.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                query_messages(
+                    c,
+                    "SELECT room, seq, client_id, sender, text, ts FROM messages
+                     WHERE room = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    &room,
+                    after,
+                    limit,
+                )
+                .await
+            })
+        })
+    }
+
+    fn messages_before(
+        &self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<StoredMessage>, StoreError>> {
+        let room = room.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                query_messages(
+                    c,
+                    "SELECT * FROM (SELECT room, seq, client_id, sender, text, ts FROM messages
+                     WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3) AS page
+                     ORDER BY seq",
+                    &room,
+                    before,
+                    limit,
+                )
+                .await
+            })
+        })
+    }
+
+    fn last_seq(&self, room: &str) -> BoxFuture<Result<u64, StoreError>> {
+        let room = room.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt("SELECT last_seq FROM rooms WHERE name = $1", &[&room])
+                    .await
+                    .map_err(pg_err)?
+                    .ok_or(StoreError::NoSuchRoom)?;
+                Ok(seq_value(row.try_get(0).map_err(pg_err)?))
+            })
+        })
+    }
+
+    fn rooms(&self) -> BoxFuture<Result<Vec<RoomInfo>, StoreError>> {
+        self.call(|c| {
+            Box::pin(async move {
+                c.query(
+                    "SELECT name, topic, kind, created_at FROM rooms WHERE kind = 'room'
+                     ORDER BY name",
+                    &[],
+                )
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(row_room)
+                .collect()
+            })
+        })
+    }
+
+    fn room(&self, name: &str) -> BoxFuture<Result<Option<RoomInfo>, StoreError>> {
+        let name = name.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                c.query_opt(
+                    "SELECT name, topic, kind, created_at FROM rooms WHERE name = $1",
+                    &[&name],
+                )
+                .await
+                .map_err(pg_err)?
+                .as_ref()
+                .map(row_room)
+                .transpose()
+            })
+        })
+    }
+
+    fn create_room(&self, info: RoomInfo) -> BoxFuture<Result<bool, StoreError>> {
+        self.call(move |c| {
+            Box::pin(async move {
+                let created = c
+                    .execute(
+                        "INSERT INTO rooms (name, topic, kind, created_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (name) DO NOTHING",
+                        &[
+                            &info.name,
+                            &info.topic,
+                            &kind_str(info.kind),
+                            &info.created_at,
+                        ],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(created == 1)
+            })
+        })
+    }
+
+    fn set_topic(&self, room: &str, topic: &str) -> BoxFuture<Result<(), StoreError>> {
+        let (room, topic) = (room.to_owned(), topic.to_owned());
+        self.call(move |c| {
+            Box::pin(async move {
+                let changed = c
+                    .execute(
+                        "UPDATE rooms SET topic = $2 WHERE name = $1",
+                        &[&room, &topic],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                if changed == 1 {
+                    Ok(())
+                } else {
+                    Err(StoreError::NoSuchRoom)
+                }
+            })
+        })
+    }
+
+    fn health(&self) -> BoxFuture<Result<(), StoreError>> {
+        let entered = self.enter();
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let _entered = entered?;
+            let check = with_client(&pool, HEALTH_TIMEOUT, |c| {
+                Box::pin(async move {
+                    c.simple_query("SELECT 1").await.map_err(pg_err)?;
+                    Ok(())
+                })
+            });
+            // Bounds the wait for a connection too.
+            tokio::time::timeout(HEALTH_TIMEOUT, check)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Database(format!(
+                        "PostgreSQL did not answer within {}s",
+                        HEALTH_TIMEOUT.as_secs()
+                    )))
+                })
+        })
+    }
+
+    fn close(&self) -> BoxFuture<()> {
+        self.gate.send_modify(|g| g.closed = true);
+        let mut gate = self.gate.subscribe();
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let _ = gate.wait_for(|g| g.in_flight == 0).await;
+            pool.close();
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use futures_util::FutureExt;
+
+    use super::super::pg_server::PgServer;
+    use super::super::{contract, now_ms};
+    use super::*;
+
+    fn msg(room: &str, id: &str, user: &str) -> NewMessage {
+        NewMessage {
+            room: room.into(),
+            client_id: id.into(),
+            user: user.into(),
+            text: format!("{user} says {id}"),
+            ts: now_ms(),
+        }
+    }
+
+    fn room(name: &str) -> RoomInfo {
+        RoomInfo {
+            name: name.into(),
+            topic: String::new(),
+            kind: RoomKind::Room,
+            created_at: now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_store_contract() {
+        let pg = PgServer::new();
+        let url = pg.database("chatd").await;
+        let store = PostgresStore::open(&url).await.unwrap();
+        contract::run(&store).await;
+        // A resend whose sender name differs in case is still the same message.
+        let again = store.append(msg("lobby", "c1", "ALICE")).await.unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.message.seq, 1);
+        assert_eq!(store.health().await, Ok(()));
+        store.close().await;
+        assert_eq!(store.last_seq("lobby").await, Err(StoreError::Closed));
+        assert_eq!(store.health().await, Err(StoreError::Closed));
+        // Durable, and the schema is not migrated twice.
+        let store = PostgresStore::open(&url).await.unwrap();
+        assert_eq!(store.last_seq("lobby").await, Ok(3));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_schema_newer_than_the_binary_is_refused() {
+        let pg = PgServer::new();
+        let url = pg.database("chatd").await;
+        PostgresStore::open(&url).await.unwrap().close().await;
+        let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        let connection = tokio::spawn(connection);
+        let newer = schema_version() + 1;
+        client
+            .execute("INSERT INTO chatd_schema (version) VALUES ($1)", &[&newer])
+            .await
+            .unwrap();
+        drop(client);
+        let _ = connection.await;
+        let Err(StoreError::Database(e)) = PostgresStore::open(&url).await else {
+            panic!("a newer schema was accepted");
+        };
+        let expected = format!(
+            "schema version {newer} is newer than this chatd supports ({newer_minus_one})",
+            newer_minus_one = newer - 1
+        );
+        assert!(e.contains(&expected), "{e}");
+    }
+
+    /// Two nodes starting together on an empty database, then appending to one room at once,
+    /// with some messages sent to both (a client retrying through another node).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_append_to_one_room_with_unique_gap_free_seqs() {
+        let pg = PgServer::new();
+        let url = pg.database("chatd").await;
+        let (a, b) = tokio::join!(PostgresStore::open(&url), PostgresStore::open(&url));
+        let nodes = [Arc::new(a.unwrap()), Arc::new(b.unwrap())];
+        assert!(nodes[0].create_room(room("lobby")).await.unwrap());
+        assert!(!nodes[1].create_room(room("lobby")).await.unwrap());
+        let mut tasks = Vec::new();
+        for (n, node) in nodes.iter().enumerate() {
+            for i in 0..100 {
+                let node = node.clone();
+                tasks.push(tokio::spawn(async move {
+                    node.append(msg("lobby", &format!("{n}-{i}"), "alice"))
+                        .await
+                }));
+            }
+            // Sent to both nodes: stored once.
+            for i in 0..20 {
+                let node = node.clone();
+                tasks.push(tokio::spawn(async move {
+                    node.append(msg("lobby", &format!("both-{i}"), "bob")).await
+                }));
+            }
+        }
+        let mut stored = Vec::new();
+        for task in tasks {
+            stored.push(task.await.unwrap().unwrap());
+        }
+        let firsts: Vec<_> = stored.iter().filter(|s| !s.duplicate).collect();
+        assert_eq!(firsts.len(), 220);
+        let seqs: BTreeSet<u64> = firsts.iter().map(|s| s.message.seq).collect();
+        assert_eq!(seqs, (1..=220).collect());
+        for resend in stored.iter().filter(|s| s.duplicate) {
+            assert!(firsts.iter().any(|s| s.message == resend.message));
+        }
+        assert_eq!(nodes[1].last_seq("lobby").await, Ok(220));
+        let all = nodes[0].messages_after("lobby", 0, 1000).await.unwrap();
+        assert_eq!(
+            all.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            (1..=220).collect::<Vec<_>>()
+        );
+        for node in nodes {
+            node.close().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_fail_fast_while_the_server_is_down_and_work_again_once_it_is_back() {
+        let pg = PgServer::new();
+        let url = pg.database("chatd").await;
+        let store = PostgresStore::open(&url).await.unwrap();
+        store.create_room(room("lobby")).await.unwrap();
+        assert_eq!(
+            store
+                .append(msg("lobby", "1", "a"))
+                .await
+                .unwrap()
+                .message
+                .seq,
+            1
+        );
+        pg.stop();
+        let within = Duration::from_secs(5);
+        for id in ["2", "3"] {
+            let failed = tokio::time::timeout(within, store.append(msg("lobby", id, "a"))).await;
+            assert!(
+                matches!(failed, Ok(Err(StoreError::Database(_)))),
+                "{failed:?}"
+            );
+        }
+        let health = tokio::time::timeout(within, store.health()).await;
+        assert!(
+            matches!(health, Ok(Err(StoreError::Database(_)))),
+            "{health:?}"
+        );
+        pg.start();
+        // The same store, without a restart: the pool connects anew.
+        let appended = store.append(msg("lobby", "2", "a")).await.unwrap();
+        assert_eq!((appended.message.seq, appended.duplicate), (2, false));
+        assert_eq!(store.health().await, Ok(()));
+        assert_eq!(store.last_seq("lobby").await, Ok(2));
+        store.close().await;
+    }
+
+    async fn backend_pid(store: &PostgresStore) -> i32 {
+        with_client(&store.pool, OPERATION_TIMEOUT, |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .map_err(pg_err)?;
+                row.try_get(0).map_err(pg_err)
+            })
+        })
+        .await
+        .unwrap()
+    }
+
+    fn signal(signal: &str, pid: i32) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// A server process that stops answering (stopped here with SIGSTOP) costs one call
+    /// [`OPERATION_TIMEOUT`], and its connection is not used again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_connection_times_out_and_is_replaced() {
+        let pg = PgServer::new();
+        let url = pg.database("chatd").await;
+        let store = PostgresStore::open(&url).await.unwrap();
+        store.create_room(room("lobby")).await.unwrap();
+        let hung = backend_pid(&store).await;
+        signal("-STOP", hung);
+        let appended =
+            tokio::time::timeout(OPERATION_TIMEOUT * 2, store.append(msg("lobby", "1", "a"))).await;
+        signal("-CONT", hung);
+        assert!(
+            matches!(&appended, Ok(Err(StoreError::Database(e))) if e.contains("did not answer")),
+            "{appended:?}"
+        );
+        assert_ne!(backend_pid(&store).await, hung);
+        let appended = store.append(msg("lobby", "1", "a")).await.unwrap();
+        assert_eq!((appended.message.seq, appended.duplicate), (1, false));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn close_refuses_new_work_and_waits_for_work_in_flight() {
+        let pg = PgServer::new();
+        let url = pg.database("chatd").await;
+        let store = PostgresStore::open(&url).await.unwrap();
+        store.create_room(room("lobby")).await.unwrap();
+        let in_flight = store.append(msg("lobby", "1", "a"));
+        let mut closing = store.close();
+        assert_eq!(store.rooms().await, Err(StoreError::Closed));
+        assert!((&mut closing).now_or_never().is_none());
+        assert_eq!(in_flight.await.unwrap().message.seq, 1);
+        closing.await;
+    }
+}
