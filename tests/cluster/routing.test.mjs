@@ -126,7 +126,7 @@ test('nginx passes the client\'s Host and scheme: the origin check of a node acc
   assert.equal((await handshake('http://elsewhere.example')).status, 403);
   const health = await fetch(`${cluster.url}/healthz`, { signal: AbortSignal.timeout(WAIT_MS) });
   assert.equal(health.status, 200);
-  assert.deepEqual(await health.json(), { status: 'ok' });
+  assert.equal((await health.json()).status, 'ok');
 });
 
 test('with a node killed, new clients connect through nginx to the others; its clients move', T, async (t) => {
