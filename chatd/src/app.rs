@@ -223,6 +223,7 @@ impl App {
                 Arc::new(Names::new(
                     c.commands(),
                     &settings.cluster_prefix,
+                    c.node(),
                     NAME_LEASE,
                 )),
             ),

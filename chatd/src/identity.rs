@@ -111,11 +111,18 @@ impl Held {
         self.holders.insert(primary, holder);
     }
 
-    fn expire(&mut self, now: Instant) {
-        self.holders
-            .retain(|_, h| h.release_at.is_none_or(|t| t > now));
+    /// Drops the names whose grace ended; returns them.
+    fn expire(&mut self, now: Instant) -> Vec<Holder> {
+        let gone: Vec<String> = self
+            .holders
+            .iter()
+            .filter(|(_, h)| h.release_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let gone: Vec<Holder> = gone.iter().filter_map(|k| self.holders.remove(k)).collect();
         let holders = &self.holders;
         self.aliases.retain(|_, p| holders.contains_key(p));
+        gone
     }
 }
 
@@ -184,8 +191,8 @@ impl Identities {
                     command = rx.recv() => command,
                     _ = renew.tick(), if renewer.is_some() => {
                         if let Some(renewer) = &renewer {
-                            // A renewal still running gets this one's work next time.
-                            let _ = renewer.try_send(held.leases());
+                            // A renewal still queued gets this one's work next time.
+                            let _ = renewer.try_send(Leases::Renew(held.leases()));
                         }
                         continue;
                     }
@@ -195,7 +202,15 @@ impl Identities {
                             None => std::future::pending().await,
                         }
                     } => {
-                        held.expire(Instant::now());
+                        let gone = held.expire(Instant::now());
+                        if let Some(renewer) = &renewer {
+                            if !gone.is_empty() {
+                                // Lost when the queue is full: the leases then just run out.
+                                let _ = renewer.try_send(Leases::Release(
+                                    gone.iter().map(Holder::lease).collect(),
+                                ));
+                            }
+                        }
                         continue;
                     }
                 };
@@ -303,36 +318,47 @@ fn taken() -> ChatError {
     )
 }
 
-/// Renews leases in a task of its own, one batch at a time.
-fn start_renewer(names: Arc<Names>) -> mpsc::Sender<Vec<Lease>> {
-    let (tx, mut rx) = mpsc::channel::<Vec<Lease>>(1);
+/// Work for the lease task.
+enum Leases {
+    Renew(Vec<Lease>),
+    Release(Vec<Lease>),
+}
+
+/// Renews and gives back leases in a task of its own, one batch at a time, in order.
+fn start_renewer(names: Arc<Names>) -> mpsc::Sender<Leases> {
+    let (tx, mut rx) = mpsc::channel::<Leases>(64);
     tokio::spawn(async move {
-        while let Some(leases) = rx.recv().await {
-            if let Err(e) = names.renew(&leases).await {
-                tracing::warn!(error = %e, "name leases not renewed");
+        while let Some(work) = rx.recv().await {
+            let done = match &work {
+                Leases::Renew(leases) => names.renew(leases).await,
+                Leases::Release(leases) => names.release(leases).await,
+            };
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "name leases not renewed or given back");
             }
         }
     });
     tx
 }
 
+impl Holder {
+    fn lease(&self) -> Lease {
+        let (primary, alias) = (primary_key(&self.name), alias_key(&self.name));
+        let mut keys = vec![primary.clone()];
+        if alias != primary {
+            keys.push(alias);
+        }
+        Lease {
+            keys,
+            token: self.token.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 impl Held {
     fn leases(&self) -> Vec<Lease> {
-        self.holders
-            .values()
-            .map(|h| {
-                let (primary, alias) = (primary_key(&h.name), alias_key(&h.name));
-                let mut keys = vec![primary.clone()];
-                if alias != primary {
-                    keys.push(alias);
-                }
-                Lease {
-                    keys,
-                    token: h.token.clone(),
-                    name: h.name.clone(),
-                }
-            })
-            .collect()
+        self.holders.values().map(Holder::lease).collect()
     }
 
     /// Adds a connection to a holder with this token; `None` when nobody holds the name here.

@@ -1,8 +1,10 @@
 //! Online names across the cluster: each held name is a Redis key leased by the nodes that
-//! hold it. A node renews the leases of the names it holds (connected, or within the grace
-//! period); a name nobody renews expires after [`Names::lease`], so a dead node frees its names
-//! by itself. The key holds `token \n name`: the same token shares the name (tabs, devices,
-//! nodes), another is refused.
+//! hold it. The key holds `token \n name`: the same token shares the name (tabs, devices,
+//! nodes), another is refused. Beside it, `<key>:holders` is a sorted set of the nodes holding
+//! the name, scored by when their lease ends. A node renews the leases of the names it holds
+//! (connected, or within the grace period) and gives a name back when its grace ends: the last
+//! holder deletes the key, so the name is free at once. A name nobody renews (a dead node's)
+//! expires after [`Names::lease`].
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 
 /// Grants a name unless one of its keys holds another token; answers `{granted, value}`.
+/// ARGV: token prefix, value, lease ms, node, now ms.
 const CLAIM: &str = r"
 local found = nil
 for _, k in ipairs(KEYS) do
@@ -20,16 +23,39 @@ for _, k in ipairs(KEYS) do
   end
 end
 local value = found or ARGV[2]
-for _, k in ipairs(KEYS) do redis.call('SET', k, value, 'PX', ARGV[3]) end
+for _, k in ipairs(KEYS) do
+  redis.call('SET', k, value, 'PX', ARGV[3])
+  redis.call('ZADD', k .. ':holders', tonumber(ARGV[5]) + tonumber(ARGV[3]), ARGV[4])
+  redis.call('PEXPIRE', k .. ':holders', ARGV[3])
+end
 return {1, value}
 ";
 
 /// Extends a lease, or takes the name again if it expired meanwhile (a Redis restart).
+/// ARGV: as [`CLAIM`].
 const RENEW: &str = r"
 for _, k in ipairs(KEYS) do
   local v = redis.call('GET', k)
   if (not v) or string.sub(v, 1, #ARGV[1]) == ARGV[1] then
     redis.call('SET', k, ARGV[2], 'PX', ARGV[3])
+    redis.call('ZADD', k .. ':holders', tonumber(ARGV[5]) + tonumber(ARGV[3]), ARGV[4])
+    redis.call('PEXPIRE', k .. ':holders', ARGV[3])
+  end
+end
+return 1
+";
+
+/// This node no longer holds the name; the last live holder deletes it.
+/// ARGV: token prefix, node, now ms.
+const RELEASE: &str = r"
+for _, k in ipairs(KEYS) do
+  local h = k .. ':holders'
+  redis.call('ZREM', h, ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', h, '-inf', ARGV[3])
+  if redis.call('ZCARD', h) == 0 then
+    local v = redis.call('GET', k)
+    if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', k) end
+    redis.call('DEL', h)
   end
 end
 return 1
@@ -50,6 +76,7 @@ pub struct Lease {
 pub struct Names {
     conn: ConnectionManager,
     prefix: String,
+    node: String,
     lease: Duration,
     claim: Script,
 }
@@ -71,11 +98,12 @@ fn split(value: &str) -> Option<(&str, &str)> {
 }
 
 impl Names {
-    /// Leases under `{prefix}:name:`, each lasting `lease` unless renewed.
-    pub fn new(conn: ConnectionManager, prefix: &str, lease: Duration) -> Names {
+    /// Leases of `node` under `{prefix}:name:`, each lasting `lease` unless renewed.
+    pub fn new(conn: ConnectionManager, prefix: &str, node: &str, lease: Duration) -> Names {
         Names {
             conn,
             prefix: prefix.to_owned(),
+            node: node.to_owned(),
             lease,
             claim: Script::new(CLAIM),
         }
@@ -106,7 +134,9 @@ impl Names {
         }
         call.arg(format!("{token}\n"))
             .arg(value(token, name))
-            .arg(self.lease.as_millis() as u64);
+            .arg(self.lease.as_millis() as u64)
+            .arg(&self.node)
+            .arg(crate::store::now_ms());
         let (granted, held): (i64, String) =
             tokio::time::timeout(Duration::from_secs(2), call.invoke_async(&mut conn))
                 .await
@@ -134,7 +164,33 @@ impl Names {
             }
             cmd.arg(format!("{}\n", lease.token))
                 .arg(value(&lease.token, &lease.name))
-                .arg(ttl);
+                .arg(ttl)
+                .arg(&self.node)
+                .arg(crate::store::now_ms());
+            pipe.add_command(cmd).ignore();
+        }
+        tokio::time::timeout(Duration::from_secs(2), pipe.query_async::<()>(&mut conn))
+            .await
+            .map_err(|_| "redis did not answer".to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Gives back names this node no longer holds (their grace ended here).
+    pub async fn release(&self, leases: &[Lease]) -> Result<(), String> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for lease in leases {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(RELEASE).arg(lease.keys.len());
+            for k in &lease.keys {
+                cmd.arg(self.key(k));
+            }
+            cmd.arg(format!("{}\n", lease.token))
+                .arg(&self.node)
+                .arg(crate::store::now_ms());
             pipe.add_command(cmd).ignore();
         }
         tokio::time::timeout(Duration::from_secs(2), pipe.query_async::<()>(&mut conn))
