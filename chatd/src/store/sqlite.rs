@@ -48,7 +48,7 @@ enum Job {
 ///
 /// Jobs queue to one thread that takes everything waiting (up to 512 jobs), runs it in one
 /// transaction and answers after the commit: under load one fsync covers many messages. The
-/// queue holds [`QUEUE`] jobs at most; a job that finds it full fails at once with
+/// queue holds 16 384 (`QUEUE`) jobs at most; a job that finds it full fails at once with
 /// [`StoreError::Overloaded`]. Connection-recovery writes (which follow broadcasts, so stop
 /// when appends are refused) may go up to twice that, so that they are not the first lost.
 pub struct SqliteStore {
