@@ -26,7 +26,8 @@
 # scenario (PG_BIN, else initdb's directory on PATH, else the newest /usr/lib/postgresql/*/bin;
 # initdb in a temp dir, run as the postgres user when root, default settings: fsync and
 # synchronous_commit on), a fresh database and a fresh redis-server per run. Every chatd node,
-# PostgreSQL (all its processes) and Redis run on CPU 0, the generator on CPU 1.
+# PostgreSQL (all its processes) and Redis run on CPU 0, the generator on CPU 1. CHATD_BIN runs
+# another chatd binary in chat and chat-cluster (to compare two builds; default: the one built).
 # An idle size that does not fit one process's RLIMIT_NOFILE (raised as far as the hard limit
 # allows) runs over as many server processes ("shards", consecutive ports, all on CPU 0) as it
 # needs, each with its own child loadgen; the fleet is held at once and the RSS summed.
@@ -100,6 +101,7 @@ fi
 log "building (release)"
 cargo build --release -q -p loadgen -p bench-ours
 T="$ROOT/target/release"
+CHATD="${CHATD_BIN:-$T/chatd}"
 CHATD_OK=0
 case " $SCENARIOS " in
 *" chat "* | *" chat-cluster "*)
@@ -175,7 +177,7 @@ start_server() {
     python) PORT=$PORT "${SERVER_CPU[@]}" "$VENV/bin/python" "$B/peers/python/server.py" >"$logf" 2>&1 & ;;
     chatd)
         mkdir -p "$WORK/chatd-$PORT"
-        "${SERVER_CPU[@]}" "$T/chatd" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
+        "${SERVER_CPU[@]}" "$CHATD" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
             --message-rate 1000 --message-burst 1000 --max-connections-per-ip 1000000 \
             >"$logf" 2>&1 &
         ;;
@@ -184,7 +186,7 @@ start_server() {
         local cluster=()
         [ -n "${NODE_ID:-}" ] && cluster=(--redis "$REDIS_URL" --node-id "$NODE_ID")
         mkdir -p "$WORK/chatd-$PORT"
-        "${SERVER_CPU[@]}" "$T/chatd" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
+        "${SERVER_CPU[@]}" "$CHATD" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
             --store "$PG_URL" "${cluster[@]}" \
             --message-rate 1000 --message-burst 1000 --max-connections-per-ip 1000000 \
             >"$logf" 2>&1 &
