@@ -1357,6 +1357,7 @@ impl Room {
                 return;
             }
         };
+        let seq = appended.message.seq;
         if !appended.duplicate {
             self.metrics.message_in();
             self.publish(RoomEvent::Message {
@@ -1364,8 +1365,14 @@ impl Room {
                 message: appended.message.clone(),
             });
             self.sequence(appended.message.clone(), from, Instant::now());
+        } else if seq > self.last_seq {
+            // Committed by a write whose answer was lost (a timeout), never delivered: now.
+            self.publish(RoomEvent::Message {
+                kind: self.info.kind,
+                message: appended.message.clone(),
+            });
+            self.sequence(appended.message.clone(), from, Instant::now());
         }
-        let seq = appended.message.seq;
         if seq <= self.last_seq {
             let _ = reply.send(Ok(appended));
         } else {
