@@ -188,9 +188,9 @@ impl App {
                 cluster.commands(),
                 &settings.cluster_prefix,
                 cluster.node(),
+                cluster.instance(),
                 Duration::from_millis(settings.recovery_window_ms),
-            )
-            .await;
+            );
             cluster_recovery = Some(recovery.clone());
             io = io.recovery_store(recovery);
         } else if let Some(recovery) = stores.recovery {

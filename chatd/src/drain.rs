@@ -41,7 +41,9 @@ pub async fn drain(app: &App, window: Duration) {
     for (i, socket) in sockets.iter().enumerate() {
         tokio::time::sleep_until(start + window * i as u32 / n).await;
         if let Some(s) = chat.get(&socket.id()) {
-            let _ = s.emit(MOVING, json!({"reason": "node draining: reconnect now"}));
+            // Without a recovery offset: a broadcast still on its way to this socket must not
+            // fall behind the client's recovery position.
+            let _ = s.emit_unrecorded(MOVING, json!({"reason": "node draining: reconnect now"}));
         }
         socket.close();
     }

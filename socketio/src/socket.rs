@@ -338,6 +338,24 @@ impl Socket {
         self.emit_with(event, args.into(), false)
     }
 
+    /// Emits an event outside connection state recovery: it gets no offset and is not kept for
+    /// replay, so it does not move the client's recovery position. For a notice about the
+    /// connection itself (say, that the server is about to close it for a move to another
+    /// server) sent beside broadcasts: with an offset it could overtake a broadcast still on
+    /// its way to this socket, and a recovery from that offset would skip the broadcast.
+    ///
+    /// ```no_run
+    /// # fn f(socket: socketio::Socket) {
+    /// let _ = socket.emit_unrecorded("moving", "reconnect now");
+    /// socket.engine().close();
+    /// # }
+    /// ```
+    pub fn emit_unrecorded(&self, event: &str, args: impl Into<Args>) -> Result<(), EmitError> {
+        let packet = self.event_packet(event, args.into())?;
+        self.send_encoded(&encode(&packet), false);
+        Ok(())
+    }
+
     /// Emits an event that is dropped if the connection cannot take it at once.
     pub fn emit_volatile(&self, event: &str, args: impl Into<Args>) -> Result<(), EmitError> {
         self.emit_with(event, args.into(), true)

@@ -192,6 +192,11 @@ impl Cluster {
         &self.settings.node
     }
 
+    /// This process: a node restarted under the same id is another instance.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// The settings.
     pub fn settings(&self) -> &ClusterSettings {
         &self.settings

@@ -1,7 +1,10 @@
 //! Socket.IO connection state recovery on any node of the cluster.
 //!
-//! Each node appends the packets it broadcasts to a Redis stream of its own
-//! (`{prefix}:recovery:{node}`, trimmed to the recovery window); offsets are `{node}:{ord}`.
+//! Each node process appends the packets it broadcasts to a Redis stream of its own
+//! (`{prefix}:recovery:{node}.{instance}`, trimmed to the recovery window, gone a window after
+//! the process is); offsets are `{node}.{instance}:{ord}`. A process of its own, not a node:
+//! a node restarted under the same id must not make its predecessor's clients believe they
+//! got what only the new process sent.
 //! A disconnected session is a Redis key (`{prefix}:session:{pid}`) with the sequence number
 //! of the last message the node had sent it per chat room. A client that comes back, on this
 //! node or another, gets the packets its first node sent after its offset; its chat rooms are
@@ -105,39 +108,27 @@ fn chat_message(data: &Value) -> Option<(&str, u64)> {
 }
 
 impl ClusterRecovery {
-    /// Recovery for `node`, keeping sessions and packets for `max_age`.
-    pub async fn open(
+    /// Recovery for the process `instance` of `node`, keeping sessions and packets for
+    /// `max_age`.
+    pub fn open(
         conn: ConnectionManager,
         prefix: &str,
         node: &str,
+        instance: &str,
         max_age: Duration,
     ) -> Arc<Self> {
-        let mut c = conn.clone();
-        // Entries of an earlier run of this node: offsets keep increasing past them.
-        let last: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XREVRANGE")
-            .arg(stream_key(prefix, node))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut c)
-            .await
-            .unwrap_or_default();
-        let last = last
-            .first()
-            .and_then(|(id, _)| id.split('-').next()?.parse().ok())
-            .unwrap_or(0);
+        let node = format!("{node}.{instance}");
         let (jobs, rx) = mpsc::channel(QUEUE);
         let me = Arc::new(ClusterRecovery {
-            node: node.to_owned(),
+            node: node.clone(),
             prefix: prefix.to_owned(),
             conn: conn.clone(),
-            last: Mutex::new(last),
+            last: Mutex::new(0),
             sent: Mutex::new(HashMap::new()),
             jobs,
             dropped: AtomicU64::new(0),
         });
-        tokio::spawn(write_loop(rx, conn, stream_key(prefix, node), max_age));
+        tokio::spawn(write_loop(rx, conn, stream_key(prefix, &node), max_age));
         me
     }
 
@@ -182,6 +173,7 @@ async fn write_loop(
             .saturating_mul(1024);
         let mut pipe = redis::pipe();
         let mut flushes = Vec::new();
+
         for job in batch.drain(..) {
             match job {
                 Job::Flush(done) => flushes.push(done),
@@ -206,6 +198,11 @@ async fn write_loop(
                 }
             }
         }
+        // The stream outlives its process by one window at most.
+        pipe.cmd("PEXPIRE")
+            .arg(&stream)
+            .arg(max_age.as_millis() as u64)
+            .ignore();
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
             tracing::warn!(error = %e, "recovery data not written: those sessions will not recover");
         }
