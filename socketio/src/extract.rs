@@ -619,7 +619,8 @@ impl<T: Send + Sync + 'static> FromConnect for State<T> {
 }
 
 /// A value of the socket's [`Extensions`](crate::Extensions) (per-socket typed state), by
-/// type. Take `Option<Extension<T>>` where it may be absent.
+/// type. Take `Option<Extension<T>>` where it may be absent: in a connection handler, a socket
+/// restored by connection state recovery skipped the middlewares and has no extensions.
 ///
 /// ```no_run
 /// use socketio::extract::{Extension, State};

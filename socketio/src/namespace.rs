@@ -295,7 +295,10 @@ impl Namespace {
     /// socket is connected: when one cannot be, the client is refused with CONNECT_ERROR
     /// `{"message": "invalid payload: …"}` (`"internal error"` for a missing state or
     /// extension) and the handler is not called. Otherwise it runs after the CONNECT reply,
-    /// as [`Namespace::on_connection`]'s; synchronous (returning `()`) or `async`.
+    /// as [`Namespace::on_connection`]'s; synchronous (returning `()`) or `async`. A socket
+    /// restored by connection state recovery has its `data` but no extensions, and skips the
+    /// middlewares by default ([`Recovery::skip_middlewares`](crate::Recovery)): take
+    /// `Option<Extension<T>>` for what a middleware sets, or every recovered client is refused.
     ///
     /// ```no_run
     /// use serde::Deserialize;

@@ -585,3 +585,51 @@ async fn untyped_handlers_are_unchanged_beside_typed_ones() {
     ws.expect(r#"42["typed",2]"#).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_recovered_socket_has_its_data_but_not_its_extensions() {
+    let io = SocketIo::new(config().recovery(socketio::Recovery::default()).build());
+    let (drops, mut dropped) = recorder();
+    io.of("/").middleware(move |socket: Socket| {
+        let drops = drops.clone();
+        async move {
+            socket.set_data(json!({"name": "ann"}));
+            socket.extensions().insert(User("ann".into()));
+            socket
+                .extensions()
+                .insert(DropSignal(drops, socket.id().to_string()));
+            Ok(())
+        }
+    });
+    let (tx, mut seen) = recorder();
+    // Recovery skips the middlewares: `Option`, or every recovered client would be refused.
+    io.of("/")
+        .on_connection_typed(move |socket: Socket, user: Option<Extension<User>>| {
+            let user = user.map(|Extension(u)| u.0.clone());
+            let _ = tx.send((socket.recovered(), user, socket.data()));
+        });
+    let server = TestServer::start(io.clone()).await;
+    let mut ws = server.ws().await;
+    let reply = ws.connect_with("/", None).await;
+    let (sid, pid) = (
+        reply["sid"].as_str().unwrap(),
+        reply["pid"].as_str().unwrap(),
+    );
+    assert_eq!(
+        seen.next().await,
+        (false, Some("ann".to_owned()), json!({"name": "ann"}))
+    );
+    io.emit("e", ()).unwrap();
+    let frame = ws.text().await;
+    let offset = json_after(&frame, "42")[1].as_str().unwrap().to_owned();
+    // The transport drops: the session is saved, the extensions go.
+    drop(ws);
+    assert_eq!(dropped.next().await, sid);
+
+    let mut ws = server.ws().await;
+    let auth = json!({"pid": pid, "offset": offset}).to_string();
+    let reply = ws.connect_with("/", Some(&auth)).await;
+    assert_eq!(reply["sid"], json!(sid));
+    assert_eq!(seen.next().await, (true, None, json!({"name": "ann"})));
+    server.stop().await;
+}
