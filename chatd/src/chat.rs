@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use socketio::{Ack, ConnectError, Namespace, Socket};
+use socketio::extract::{AckSender, Data, Extension, ExtractError};
+use socketio::{ConnectError, Namespace, Socket};
 use tokio::time::Instant;
 
 use crate::app::App;
@@ -61,7 +62,8 @@ fn cost(name: &str) -> f64 {
         .map_or(UNKNOWN_COST, |(_, c)| *c)
 }
 
-/// What one connection carries along: who it is, its limits, its rooms.
+/// What one connection carries along: who it is, its limits, its rooms. Kept in the socket's
+/// extensions, so it goes with the socket.
 struct Session {
     user: Claimed,
     budget: Mutex<Budget>,
@@ -113,7 +115,9 @@ async fn admit(app: &App, socket: &Socket) -> Result<(), ConnectError> {
     let claimed = claim(app, socket).await;
     match claimed {
         Ok(user) => {
+            // Recovery restores `data`, not the extensions: the name must survive in both.
             socket.set_data(json!({"user": user.name, "token": user.token}));
+            socket.extensions().insert(user);
             Ok(())
         }
         Err(err) => {
@@ -134,22 +138,21 @@ async fn claim(app: &App, socket: &Socket) -> Result<Claimed, ChatError> {
     app.identities.claim(&name, token, socket.id()).await
 }
 
+/// The user a recovered socket had: recovery restores its `data` (the middleware, which set it,
+/// is skipped).
+fn recovered_user(data: &Value) -> Option<Claimed> {
+    Some(Claimed {
+        name: data.get("user")?.as_str()?.to_owned(),
+        token: data.get("token")?.as_str()?.to_owned(),
+    })
+}
+
 async fn connected(app: Arc<App>, socket: Socket) {
-    let data = socket.data();
-    let user = match (
-        data.get("user").and_then(Value::as_str),
-        data.get("token").and_then(Value::as_str),
-    ) {
-        (Some(name), Some(token)) => Claimed {
-            name: name.to_owned(),
-            token: token.to_owned(),
-        },
-        _ => {
+    let user = if socket.recovered() {
+        let Some(user) = recovered_user(&socket.data()) else {
             socket.disconnect();
             return;
-        }
-    };
-    if socket.recovered() {
+        };
         // Recovery skips the middleware: take the name again.
         if app
             .identities
@@ -160,9 +163,18 @@ async fn connected(app: Arc<App>, socket: Socket) {
             socket.disconnect();
             return;
         }
-    }
+        user
+    } else {
+        match socket.extensions().remove::<Claimed>() {
+            Some(user) => Arc::unwrap_or_clone(user),
+            None => {
+                socket.disconnect();
+                return;
+            }
+        }
+    };
     socket.join(user_group(&user.name));
-    let session = Arc::new(Session {
+    let session = socket.extensions().get_or_insert_with(|| Session {
         user: user.clone(),
         budget: Mutex::new(Budget::new(
             app.settings.message_rate,
@@ -176,12 +188,14 @@ async fn connected(app: Arc<App>, socket: Socket) {
         rejoin_recovered(&app, &socket, &session).await;
     }
     let _ = socket.emit("session", json!({"user": user.name, "token": user.token}));
-    let mw_session = session.clone();
     socket.use_event(move |socket, event| {
         if COMMANDS.contains(&event.name.as_str()) {
             return Ok(());
         }
-        let err = match mw_session.charge(UNKNOWN_COST) {
+        let Some(session) = socket.extensions().get::<Session>() else {
+            return Err("no session".into());
+        };
+        let err = match session.charge(UNKNOWN_COST) {
             Charge::Allowed => {
                 ChatError::new(Code::BadRequest, format!("unknown event {:?}", event.name))
             }
@@ -196,13 +210,15 @@ async fn connected(app: Arc<App>, socket: Socket) {
         }
         Err("unknown event".into())
     });
-    register(&socket, &app, &session);
+    register(&socket, &app);
     let gone_app = app.clone();
-    let gone_session = session.clone();
     socket.on_disconnect(move |socket, reason| {
         let app = gone_app.clone();
-        let session = gone_session.clone();
         async move {
+            // The extensions go after the disconnect handlers.
+            let Some(session) = socket.extensions().get::<Session>() else {
+                return;
+            };
             tracing::debug!(user = %session.user.name, %reason, "chat connection gone");
             app.identities
                 .release(&session.user.name, socket.id())
@@ -288,7 +304,7 @@ async fn rejoin_room(
     }
 }
 
-fn reply(app: &App, ack: Option<Ack>, result: Result<Value, ChatError>) {
+fn reply(app: &App, ack: AckSender, result: Result<Value, ChatError>) {
     let payload = match result {
         Ok(v) => v,
         Err(e) => {
@@ -296,9 +312,7 @@ fn reply(app: &App, ack: Option<Ack>, result: Result<Value, ChatError>) {
             e.to_ack()
         }
     };
-    if let Some(ack) = ack {
-        ack.send(payload);
-    }
+    ack.send(payload);
 }
 
 fn parse<T: DeserializeOwned>(payload: Value) -> Result<T, ChatError> {
@@ -323,41 +337,41 @@ fn kick(socket: &Socket) {
     socket.disconnect();
 }
 
-/// Registers one command: budget, payload parsing, ack.
-fn command<T, F, Fut>(
-    socket: &Socket,
-    app: &Arc<App>,
-    session: &Arc<Session>,
-    name: &'static str,
-    f: F,
-) where
+/// Registers one command: budget, then the payload (its first argument) as `T`, then the ack.
+/// A payload that does not deserialise is charged too, and answered `bad_request`.
+fn command<T, F, Fut>(socket: &Socket, app: &Arc<App>, name: &'static str, f: F)
+where
     T: DeserializeOwned + Send + 'static,
     F: Fn(Arc<App>, Arc<Session>, Socket, T) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Value, ChatError>> + Send + 'static,
 {
     let app = app.clone();
-    let session = session.clone();
     let f = Arc::new(f);
     let cost = cost(name);
-    socket.on(name, move |socket, event| {
-        let (app, session, f) = (app.clone(), session.clone(), f.clone());
-        async move {
-            match session.charge(cost) {
-                Charge::Allowed => {}
-                Charge::Limited => return reply(&app, event.ack, Err(rate_limited())),
-                Charge::Abusive => {
-                    reply(&app, event.ack, Err(rate_limited()));
-                    return kick(&socket);
+    socket.on_typed(
+        name,
+        move |socket: Socket,
+              Extension(session): Extension<Session>,
+              payload: Result<Data<T>, ExtractError>,
+              ack: AckSender| {
+            let (app, f) = (app.clone(), f.clone());
+            async move {
+                match session.charge(cost) {
+                    Charge::Allowed => {}
+                    Charge::Limited => return reply(&app, ack, Err(rate_limited())),
+                    Charge::Abusive => {
+                        reply(&app, ack, Err(rate_limited()));
+                        return kick(&socket);
+                    }
                 }
+                let result = match payload {
+                    Ok(Data(req)) => f(app.clone(), session, socket, req).await,
+                    Err(e) => Err(bad_request(e.to_string())),
+                };
+                reply(&app, ack, result);
             }
-            let payload = event.args.json(0).cloned().unwrap_or(Value::Null);
-            let result = match parse::<T>(payload) {
-                Ok(req) => f(app.clone(), session, socket, req).await,
-                Err(e) => Err(e),
-            };
-            reply(&app, event.ack, result);
-        }
-    });
+        },
+    );
 }
 
 /// Runs `f` on a room, asking the registry again if the room stopped in between.
@@ -541,11 +555,10 @@ async fn page(
     Ok(json!({"messages": messages, "cursor": cursor, "more": more}))
 }
 
-fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
+fn register(socket: &Socket, app: &Arc<App>) {
     command(
         socket,
         app,
-        session,
         "rooms:list",
         |app, _s, _socket, _: Option<Empty>| async move {
             let stored = app.store.rooms().await.map_err(store_error)?;
@@ -582,7 +595,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
     command(
         socket,
         app,
-        session,
         "room:create",
         |app, _s, _socket, req: CreateReq| async move {
             let name = protocol::room_name(&req.room)?;
@@ -599,7 +611,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
     command(
         socket,
         app,
-        session,
         "room:join",
         |app, session, socket, req: JoinReq| async move {
             let name = protocol::room_name(&req.room)?;
@@ -637,7 +648,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
     command(
         socket,
         app,
-        session,
         "room:leave",
         |app, session, socket, req: RoomReq| async move {
             let name = protocol::room_name(&req.room)?;
@@ -658,7 +668,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
     command(
         socket,
         app,
-        session,
         "room:topic",
         |app, session, _socket, req: TopicReq| async move {
             let name = protocol::room_name(&req.room)?;
@@ -679,7 +688,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
     command(
         socket,
         app,
-        session,
         "message:send",
         |app, session, socket, req: SendReq| async move {
             let name = protocol::room_name(&req.room)?;
@@ -704,7 +712,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
     command(
         socket,
         app,
-        session,
         "history",
         |app, _session, _socket, req: HistoryReq| async move {
             let name = protocol::room_name(&req.room)?;
@@ -720,7 +727,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
     command(
         socket,
         app,
-        session,
         "typing",
         |app, session, socket, req: TypingReq| async move {
             let name = protocol::room_name(&req.room)?;
@@ -741,7 +747,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
     command(
         socket,
         app,
-        session,
         "dm:send",
         |app, session, socket, req: DmReq| async move {
             let to = protocol::user_name(&req.to)?;
@@ -791,7 +796,6 @@ fn register(socket: &Socket, app: &Arc<App>, session: &Arc<Session>) {
     command(
         socket,
         app,
-        session,
         "dm:history",
         |app, session, _socket, req: DmHistoryReq| async move {
             let with = protocol::user_name(&req.with)?;

@@ -7,11 +7,11 @@ use engineio::{CloseReason, Handler, Message, Sid};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use crate::namespace::NsInner;
+use crate::namespace::{ConnectError, NsInner, OnConnection};
 use crate::packet::{Decoder, Packet, PacketType};
 use crate::reason::DisconnectReason;
 use crate::server::ServerInner;
-use crate::socket::{encode, Socket};
+use crate::socket::{encode, ConnectionJob, Socket};
 
 pub(crate) struct Client {
     pub(crate) engine: engineio::Socket,
@@ -272,21 +272,29 @@ impl Client {
         if !skip {
             for middleware in ns.setup.middlewares() {
                 if let Err(err) = middleware(socket.clone()).await {
-                    if !self.engine.is_closed() {
-                        let data = if self.legacy {
-                            crate::legacy::connect_error_payload(&err)
-                        } else {
-                            err.to_json()
-                        };
-                        self.send(&Packet::connect_error(ns.name.as_str(), data));
-                    }
-                    return;
+                    return self.refuse(&ns, &err);
                 }
             }
         }
         if self.engine.is_closed() {
             return;
         }
+        // A typed handler's arguments are taken now, so that what cannot be is a refusal.
+        let on_connection = match ns.setup.connection_handler() {
+            None => None,
+            Some(OnConnection::Plain(handler)) => Some(ConnectionJob::Plain(handler)),
+            Some(OnConnection::Typed(handler)) => match handler(&socket) {
+                Ok(job) => Some(ConnectionJob::Typed(job)),
+                Err(err) => {
+                    if err.is_payload() {
+                        tracing::debug!(nsp = %ns.name, error = %err, "connection refused: invalid auth");
+                    } else {
+                        tracing::warn!(nsp = %ns.name, error = %err, "connection refused");
+                    }
+                    return self.refuse(&ns, &ConnectError::new(err.client_message()));
+                }
+            },
+        };
         {
             let mut sockets = self.lock_sockets();
             if sockets.contains_key(&ns.name) {
@@ -325,6 +333,19 @@ impl Client {
         };
         self.send(&Packet::connect(ns.name.as_str(), reply));
         tracing::debug!(socket = %id, nsp = %ns.name, recovered, "socket connected");
-        socket.connected_now();
+        socket.connected_now(on_connection);
+    }
+
+    /// Refuses a CONNECT with CONNECT_ERROR (unless the connection closed meanwhile).
+    fn refuse(&self, ns: &NsInner, err: &ConnectError) {
+        if self.engine.is_closed() {
+            return;
+        }
+        let data = if self.legacy {
+            crate::legacy::connect_error_payload(err)
+        } else {
+            err.to_json()
+        };
+        self.send(&Packet::connect_error(ns.name.as_str(), data));
     }
 }

@@ -14,6 +14,9 @@
 //! - [`adapter::Adapter`]: rooms and broadcasts behind a trait, so a cluster adapter can replace
 //!   the in-memory one; [`recovery::SessionStore`]: connection state recovery storage.
 //! - [`packet`]: the sans-IO codec.
+//! - Typed handlers ([`Socket::on_typed`], [`Namespace::on_connection_typed`]): arguments
+//!   taken by [`extract`]ors (serde data, binary, the ack, [`Builder::state`], per-socket
+//!   [`Extensions`]), beside the untyped `on`/`on_connection`, which take the raw [`Event`].
 //!
 //! Handlers of one socket run one at a time, in the order the events arrived. A handler whose
 //! future completes without waiting runs inline on the connection's IO path; one that waits
@@ -45,6 +48,9 @@ mod broadcast;
 mod client;
 mod client_files;
 mod config;
+mod extensions;
+pub mod extract;
+pub mod handler;
 mod legacy;
 mod namespace;
 pub mod packet;
@@ -60,6 +66,7 @@ pub use broadcast::BroadcastOperator;
 pub use client_files::CLIENT_FILES;
 pub use config::{Config, ConfigBuilder, Recovery};
 pub use engineio::Sid;
+pub use extensions::Extensions;
 pub use namespace::{ConnectError, Namespace};
 pub use packet::{Data, DecodeError, Decoder, Packet, PacketType};
 pub use reason::DisconnectReason;

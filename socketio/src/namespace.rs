@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::adapter::{Adapter, BroadcastOptions, LocalNamespace};
 use crate::args::Args;
 use crate::broadcast::BroadcastOperator;
+use crate::handler::{boxed_connect, BoxedConnectHandler, ConnectHandler};
 use crate::recovery::SessionStore;
 use crate::server::ServerInner;
 use crate::socket::{EmitError, Socket};
@@ -20,6 +21,13 @@ pub(crate) type BoxFut = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 type MiddlewareFut = Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send + 'static>>;
 pub(crate) type Middleware = Arc<dyn Fn(Socket) -> MiddlewareFut + Send + Sync>;
 pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFut + Send + Sync>;
+
+/// The connection handler of a namespace, untyped or typed.
+#[derive(Clone)]
+pub(crate) enum OnConnection {
+    Plain(ConnectionHandler),
+    Typed(BoxedConnectHandler),
+}
 type ServerSideFut = Pin<Box<dyn Future<Output = Option<Args>> + Send + 'static>>;
 pub(crate) type ServerSideHandler = Arc<dyn Fn(Args) -> ServerSideFut + Send + Sync>;
 
@@ -65,7 +73,7 @@ impl ConnectError {
 #[derive(Default)]
 pub(crate) struct NsSetup {
     pub(crate) middlewares: RwLock<Vec<Middleware>>,
-    pub(crate) on_connection: RwLock<Option<ConnectionHandler>>,
+    pub(crate) on_connection: RwLock<Option<OnConnection>>,
     pub(crate) on_server_side: RwLock<Option<ServerSideHandler>>,
     /// Connection state recovery turned off for this namespace (see [`Namespace::recovery`]).
     pub(crate) no_recovery: AtomicBool,
@@ -86,7 +94,7 @@ impl NsSetup {
             .clone()
     }
 
-    pub(crate) fn connection_handler(&self) -> Option<ConnectionHandler> {
+    pub(crate) fn connection_handler(&self) -> Option<OnConnection> {
         self.on_connection
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -276,12 +284,50 @@ impl Namespace {
         F: Fn(Socket) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        self.set_on_connection(OnConnection::Plain(Arc::new(move |s| Box::pin(f(s)))))
+    }
+
+    /// Sets a typed connection handler (replacing any connection handler): its arguments are
+    /// [extractors](crate::extract) — the [`Socket`], the auth object as
+    /// [`Data<T>`](crate::extract::Data), [`State<T>`](crate::extract::State),
+    /// [`Extension<T>`](crate::extract::Extension)s the middlewares set. They are extracted
+    /// after the middlewares (also for a recovered socket, which may skip them), before the
+    /// socket is connected: when one cannot be, the client is refused with CONNECT_ERROR
+    /// `{"message": "invalid payload: …"}` (`"internal error"` for a missing state or
+    /// extension) and the handler is not called. Otherwise it runs after the CONNECT reply,
+    /// as [`Namespace::on_connection`]'s; synchronous (returning `()`) or `async`. A socket
+    /// restored by connection state recovery has its `data` but no extensions, and skips the
+    /// middlewares by default ([`Recovery::skip_middlewares`](crate::Recovery)): take
+    /// `Option<Extension<T>>` for what a middleware sets, or every recovered client is refused.
+    ///
+    /// ```no_run
+    /// use serde::Deserialize;
+    /// use socketio::extract::Data;
+    /// use socketio::{Config, Socket, SocketIo};
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Auth { token: String }
+    ///
+    /// let io = SocketIo::new(Config::default());
+    /// // `io("/", { auth: { token: "…" } })`; without a string token: CONNECT_ERROR.
+    /// io.of("/").on_connection_typed(|socket: Socket, Data(auth): Data<Auth>| {
+    ///     let _ = socket.emit("hello", serde_json::json!(auth.token.len()));
+    /// });
+    /// ```
+    pub fn on_connection_typed<H, M>(&self, handler: H) -> &Self
+    where
+        H: ConnectHandler<M>,
+    {
+        self.set_on_connection(OnConnection::Typed(boxed_connect(handler)))
+    }
+
+    fn set_on_connection(&self, handler: OnConnection) -> &Self {
         *self
             .0
             .setup
             .on_connection
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(move |s| Box::pin(f(s))));
+            .unwrap_or_else(|e| e.into_inner()) = Some(handler);
         self
     }
 

@@ -21,6 +21,7 @@ use crate::broadcast::BroadcastOperator;
 use crate::client::SioHandler;
 use crate::client_files::ClientFiles;
 use crate::config::Config;
+use crate::extensions::StateMap;
 use crate::namespace::{Joining, Namespace, NsInner, NsSetup};
 use crate::recovery::{MemoryStore, SessionStore};
 use crate::socket::EmitError;
@@ -39,6 +40,8 @@ pub(crate) struct ServerInner {
     dynamic: RwLock<Vec<Dynamic>>,
     pub(crate) adapter_factory: Box<dyn AdapterFactory>,
     pub(crate) store: Option<Arc<dyn SessionStore>>,
+    /// Application state for [`State`](crate::extract::State) extractors.
+    pub(crate) state: StateMap,
 }
 
 impl ServerInner {
@@ -94,6 +97,7 @@ pub struct Builder {
     config: Config,
     adapter_factory: Box<dyn AdapterFactory>,
     store: Option<Arc<dyn SessionStore>>,
+    state: StateMap,
 }
 
 impl Builder {
@@ -106,6 +110,29 @@ impl Builder {
     /// The connection-state-recovery store (in memory by default when recovery is on).
     pub fn recovery_store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Adds application state, one value per type (a second one of a type replaces the
+    /// first), which handlers take as [`State<T>`](crate::extract::State): a shared handle on
+    /// it, so register `T` itself, not an `Arc<T>`. Fixed once the server is built, so read
+    /// without a lock.
+    ///
+    /// ```
+    /// use socketio::extract::State;
+    /// use socketio::{Config, Socket, SocketIo};
+    ///
+    /// struct Greeting(&'static str);
+    ///
+    /// let io = SocketIo::builder(Config::default())
+    ///     .state(Greeting("hello"))
+    ///     .build();
+    /// io.of("/").on_connection_typed(|socket: Socket, State(greeting): State<Greeting>| {
+    ///     let _ = socket.emit("greeting", greeting.0);
+    /// });
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
         self
     }
 
@@ -124,6 +151,7 @@ impl Builder {
             dynamic: RwLock::new(Vec::new()),
             adapter_factory: self.adapter_factory,
             store,
+            state: self.state,
         });
         inner.namespace("/");
         let engine = EngineIo::new(
@@ -186,6 +214,7 @@ impl SocketIo {
             config,
             adapter_factory: Box::new(MemoryAdapter::factory()),
             store: None,
+            state: StateMap::default(),
         }
     }
 

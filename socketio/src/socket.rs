@@ -15,7 +15,9 @@ use crate::adapter::{BroadcastOptions, Room, SocketInfo};
 use crate::args::Args;
 use crate::broadcast::BroadcastOperator;
 use crate::client::Client;
-use crate::namespace::{BoxFut, Namespace, NsInner};
+use crate::extensions::Extensions;
+use crate::handler::{boxed_event, BoxedEventHandler, EventHandler};
+use crate::namespace::{BoxFut, ConnectionHandler, Namespace, NsInner};
 use crate::packet::{is_reserved_event, Data, Packet};
 use crate::reason::DisconnectReason;
 use crate::recovery::SavedSession;
@@ -32,6 +34,13 @@ pub struct Event {
     pub ack: Option<Ack>,
 }
 
+/// The connection handler of a socket about to be connected: an untyped one, called once the
+/// socket is connected; or a typed one's job, its arguments already extracted.
+pub(crate) enum ConnectionJob {
+    Plain(ConnectionHandler),
+    Typed(BoxFut),
+}
+
 /// Why an emit did not go out.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EmitError {
@@ -43,7 +52,6 @@ pub enum EmitError {
     Disconnected,
 }
 
-type EventHandler = Arc<dyn Fn(Socket, Event) -> BoxFut + Send + Sync>;
 type AnyHandler = Arc<dyn Fn(&Socket, &str, &Args) + Send + Sync>;
 type EventMiddleware = Arc<dyn Fn(&Socket, &mut Event) -> Result<(), String> + Send + Sync>;
 type DisconnectingHandler = Arc<dyn Fn(&Socket, DisconnectReason) + Send + Sync>;
@@ -52,7 +60,7 @@ type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFut + Send +
 #[derive(Default)]
 struct Handlers {
     /// Handler of each event, and whether it may run concurrently with the socket's others.
-    events: HashMap<String, (EventHandler, bool)>,
+    events: HashMap<String, (BoxedEventHandler, bool)>,
     any: Vec<AnyHandler>,
     any_outgoing: Vec<AnyHandler>,
     middlewares: Vec<EventMiddleware>,
@@ -81,6 +89,7 @@ pub(crate) struct SocketInner {
     handlers: Mutex<Handlers>,
     queue: Mutex<Queue>,
     data: Mutex<Value>,
+    extensions: Extensions,
 }
 
 /// A client's socket in one namespace. Cheap to clone.
@@ -165,6 +174,7 @@ impl Socket {
                 handlers: Mutex::default(),
                 queue: Mutex::default(),
                 data: Mutex::new(data),
+                extensions: Extensions::new(),
             }),
         }
     }
@@ -243,6 +253,31 @@ impl Socket {
         *self.lock_data() = data;
     }
 
+    /// Typed values of this socket, local to this node, such as who the user is or their
+    /// limits: no JSON round trip, unlike [`Socket::data`]. Dropped once the socket has left
+    /// (after its disconnect handlers); not restored by connection state recovery. Handlers
+    /// read them with [`Extension`](crate::extract::Extension).
+    ///
+    /// ```no_run
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// # fn f(ns: socketio::Namespace) {
+    /// #[derive(Default)]
+    /// struct Sent(AtomicU32);
+    ///
+    /// ns.on_connection(|socket| async move {
+    ///     socket.extensions().insert(Sent::default());
+    ///     socket.on("message", |socket, _event| async move {
+    ///         if let Some(sent) = socket.extensions().get::<Sent>() {
+    ///             sent.0.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     });
+    /// });
+    /// # }
+    /// ```
+    pub fn extensions(&self) -> &Extensions {
+        &self.inner.extensions
+    }
+
     fn lock_data(&self) -> std::sync::MutexGuard<'_, Value> {
         self.inner.data.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -260,10 +295,49 @@ impl Socket {
         F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let handler: EventHandler = Arc::new(move |s, e| Box::pin(handler(s, e)));
+        let handler: BoxedEventHandler = Arc::new(move |s, e| Box::pin(handler(s, e)));
         self.handlers()
             .events
             .insert(event.into(), (handler, false));
+        self
+    }
+
+    /// Handles an event with a typed handler: its arguments are
+    /// [extractors](crate::extract) (the socket, deserialised data, binary attachments, the
+    /// ack, state, extensions), written out in the closure. A synchronous closure (returning
+    /// `()`) runs to completion when the event is dispatched; an `async` one returns a future.
+    /// When an argument cannot be extracted (a payload that does not deserialise, a wrong
+    /// number of attachments), the handler is not called, and an ack the client asked for is
+    /// answered with `{"error": "invalid payload: …"}` (see [`crate::extract`]). Handlers of one
+    /// socket run one at a time in arrival order, typed or not; registering one replaces the
+    /// event's handler, typed or not.
+    ///
+    /// ```no_run
+    /// use serde::Deserialize;
+    /// use socketio::extract::{AckSender, Data};
+    /// use socketio::Socket;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Msg { room: String, text: String }
+    ///
+    /// # fn f(socket: Socket) {
+    /// socket.on_typed("message", |socket: Socket, Data(msg): Data<Msg>, ack: AckSender| {
+    ///     let _ = socket.to(msg.room).emit("message", msg.text);
+    ///     ack.send("ok");
+    /// });
+    /// socket.on_typed("slow", |socket: Socket| async move {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    ///     let _ = socket.emit("done", ());
+    /// });
+    /// # }
+    /// ```
+    pub fn on_typed<H, M>(&self, event: impl Into<String>, handler: H) -> &Self
+    where
+        H: EventHandler<M>,
+    {
+        self.handlers()
+            .events
+            .insert(event.into(), (boxed_event(handler), false));
         self
     }
 
@@ -275,7 +349,7 @@ impl Socket {
         F: Fn(Socket, Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let handler: EventHandler = Arc::new(move |s, e| Box::pin(handler(s, e)));
+        let handler: BoxedEventHandler = Arc::new(move |s, e| Box::pin(handler(s, e)));
         self.handlers().events.insert(event.into(), (handler, true));
         self
     }
@@ -580,10 +654,12 @@ impl Socket {
     }
 
     /// Marks the socket connected (after the CONNECT reply) and runs the connection handler.
-    pub(crate) fn connected_now(&self) {
+    pub(crate) fn connected_now(&self, handler: Option<ConnectionJob>) {
         self.inner.connected.store(true, Ordering::Release);
-        if let Some(handler) = self.inner.ns.setup.connection_handler() {
-            self.run_ordered(handler(self.clone()));
+        match handler {
+            Some(ConnectionJob::Plain(handler)) => self.run_ordered(handler(self.clone())),
+            Some(ConnectionJob::Typed(job)) => self.run_ordered(job),
+            None => {}
         }
     }
 
@@ -728,10 +804,13 @@ impl Socket {
         for f in disconnect {
             self.run_ordered(f(self.clone(), reason));
         }
-        // Last job: drop the handlers, which may hold clones of this socket (a cycle).
+        // Last job: drop the handlers and extensions, which may hold clones of this socket (a
+        // cycle), and which the application may not outlive.
         let socket = self.clone();
         self.run_ordered(Box::pin(async move {
-            *socket.handlers() = Handlers::default();
+            let handlers = std::mem::take(&mut *socket.handlers());
+            drop(handlers);
+            socket.inner.extensions.clear();
         }));
     }
 }

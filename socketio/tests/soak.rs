@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -20,10 +21,30 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
 
 const ROUNDS: usize = 100;
 
+/// Per-socket extensions alive.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// A per-socket extension, counted in [`LIVE`].
+struct Live;
+
+impl Live {
+    fn new() -> Live {
+        LIVE.fetch_add(1, Ordering::SeqCst);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sockets_rooms_and_sessions_return_to_zero() {
     let io = SocketIo::new(config().build());
     io.of("/").on_connection(|socket| async move {
+        socket.extensions().insert(Live::new());
         socket.join("lobby");
         // A handler holding a clone of its own socket, as applications write them.
         let me = socket.clone();
@@ -69,6 +90,10 @@ async fn sockets_rooms_and_sessions_return_to_zero() {
     .await;
     eventually("every session to be freed", || {
         io.engine().sessions_in_memory() == 0
+    })
+    .await;
+    eventually("every socket's extensions to be dropped", || {
+        LIVE.load(Ordering::SeqCst) == 0
     })
     .await;
     server.stop().await;
