@@ -46,12 +46,12 @@ return 1
 ";
 
 /// This node no longer holds the name; the last live holder deletes it.
-/// ARGV: token prefix, node, now ms.
+/// ARGV: as [`CLAIM`].
 const RELEASE: &str = r"
 for _, k in ipairs(KEYS) do
   local h = k .. ':holders'
-  redis.call('ZREM', h, ARGV[2])
-  redis.call('ZREMRANGEBYSCORE', h, '-inf', ARGV[3])
+  redis.call('ZREM', h, ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', h, '-inf', ARGV[5])
   if redis.call('ZCARD', h) == 0 then
     local v = redis.call('GET', k)
     if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', k) end
@@ -150,45 +150,30 @@ impl Names {
 
     /// Renews the leases of the names this node holds.
     pub async fn renew(&self, leases: &[Lease]) -> Result<(), String> {
+        self.each(RENEW, leases).await
+    }
+
+    /// Gives back names this node no longer holds (their grace ended here).
+    pub async fn release(&self, leases: &[Lease]) -> Result<(), String> {
+        self.each(RELEASE, leases).await
+    }
+
+    /// Runs `script` for every lease, in one round trip (ARGV as [`CLAIM`]'s).
+    async fn each(&self, script: &str, leases: &[Lease]) -> Result<(), String> {
         if leases.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
-        let ttl = self.lease.as_millis() as u64;
         for lease in leases {
             let mut cmd = redis::cmd("EVAL");
-            cmd.arg(RENEW).arg(lease.keys.len());
+            cmd.arg(script).arg(lease.keys.len());
             for k in &lease.keys {
                 cmd.arg(self.key(k));
             }
             cmd.arg(format!("{}\n", lease.token))
                 .arg(value(&lease.token, &lease.name))
-                .arg(ttl)
-                .arg(&self.node)
-                .arg(crate::store::now_ms());
-            pipe.add_command(cmd).ignore();
-        }
-        tokio::time::timeout(Duration::from_secs(2), pipe.query_async::<()>(&mut conn))
-            .await
-            .map_err(|_| "redis did not answer".to_string())?
-            .map_err(|e| e.to_string())
-    }
-
-    /// Gives back names this node no longer holds (their grace ended here).
-    pub async fn release(&self, leases: &[Lease]) -> Result<(), String> {
-        if leases.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.conn.clone();
-        let mut pipe = redis::pipe();
-        for lease in leases {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(RELEASE).arg(lease.keys.len());
-            for k in &lease.keys {
-                cmd.arg(self.key(k));
-            }
-            cmd.arg(format!("{}\n", lease.token))
+                .arg(self.lease.as_millis() as u64)
                 .arg(&self.node)
                 .arg(crate::store::now_ms());
             pipe.add_command(cmd).ignore();
