@@ -54,6 +54,8 @@ mod error;
 pub mod fuzzing;
 mod headers;
 mod heartbeat;
+#[cfg(feature = "tower")]
+mod layer;
 pub mod packet;
 pub mod payload;
 mod polling;
@@ -79,6 +81,8 @@ pub use config::{
 pub use error::HttpError;
 pub use headers::Headers;
 pub use ipnet::IpNet;
+#[cfg(feature = "tower")]
+pub use layer::{EngineLayer, EngineResponseFuture};
 pub use packet::{DecodeError, Message, Packet, Text};
 pub use reason::CloseReason;
 pub use serve::{serve, shutdown_signal};
