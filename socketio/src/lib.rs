@@ -45,6 +45,8 @@ mod broadcast;
 mod client;
 mod client_files;
 mod config;
+#[cfg(feature = "tower")]
+mod layer;
 mod legacy;
 mod namespace;
 pub mod packet;
@@ -60,6 +62,8 @@ pub use broadcast::BroadcastOperator;
 pub use client_files::CLIENT_FILES;
 pub use config::{Config, ConfigBuilder, Recovery};
 pub use engineio::Sid;
+#[cfg(feature = "tower")]
+pub use layer::SocketIoLayer;
 pub use namespace::{ConnectError, Namespace};
 pub use packet::{Data, DecodeError, Decoder, Packet, PacketType};
 pub use reason::DisconnectReason;
