@@ -410,9 +410,7 @@ pub(crate) fn origin_is_valid(parts: &Parts) -> bool {
 /// A hyper service: an [`EngineIo`] at its path, and a fallback service for the rest.
 ///
 /// Responses have the body type `Either<Full<Bytes>, B>` where `B` is the fallback's. With the
-/// `tower` feature it is a tower `Service` too, around any tower service (see [`EngineLayer`]).
-///
-/// [`EngineLayer`]: crate::EngineLayer
+/// `tower` feature it is a tower `Service` too, around any tower service (see `EngineLayer`).
 pub struct EngineService<H: Handler, F> {
     pub(crate) engine: EngineIo<H>,
     pub(crate) fallback: F,
