@@ -133,8 +133,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        record_peer(&mut req, self.peer);
         if self.engine.is_engine_path(req.uri().path()) {
+            record_peer(&mut req, self.peer);
             let engine = self.engine.clone();
             EngineResponseFuture::engine(Box::pin(async move { engine.handle(req).await }))
         } else {
