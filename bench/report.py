@@ -153,19 +153,34 @@ METRICS = {
 
 
 METRICS["idle_browser"] = METRICS["idle"]
+METRICS["chat_cluster"] = dict(METRICS["chat"], **{
+    "nodes": "params.nodes",
+    "ack_p50_ms": "results.ack_latency.p50_ms",
+    "db_cpu_s": "results.db_cpu_s",
+    "redis_cpu_s": "results.redis_cpu_s",
+    "server_side_cpu_s": "results.server_side_cpu_s",
+    "server_side_cpu_per_stored_msg_us": "results.server_side_cpu_per_stored_msg_us",
+})
 
 
 def scenario_of(run):
-    """Idle runs with a browser's request headers are their own table."""
+    """Idle runs with a browser's request headers are their own table, and so are chat runs on
+    PostgreSQL (one node or a cluster)."""
     if run["scenario"] == "idle" and get(run, "params.browser_headers"):
         return "idle_browser"
+    if run["scenario"] == "chat" and get(run, "params.store") == "postgres":
+        return "chat_cluster"
     return run["scenario"]
 
 
 def size_of(run):
     p = run.get("params", {})
     if run["scenario"] == "chat":
-        return f'{p.get("rooms")}x{p.get("users")}@{p.get("rate")}/s'
+        size = f'{p.get("rooms")}x{p.get("users")}@{p.get("rate")}/s'
+        if p.get("store") == "postgres":
+            n = p.get("nodes") or 1
+            size += f', {n} node' + ("s" if n != 1 else "")
+        return size
     if run["scenario"] == "cycles":
         return p.get("cycles")
     return p.get("clients")
@@ -423,6 +438,44 @@ def markdown(agg, errors, machine, env, stamp):
                              fmt(m["loadgen_cpu_share"], 2)])
         table(["R×U@M", "server", "stored msgs/s", "delivered / expected", "e2e p50 ms",
                "e2e p99 ms", "ack p99 ms", "server CPU s", "CPU µs/stored msg",
+               "loadgen CPU share"], rows)
+    if "chat_cluster" in agg:
+        L.append("**3b. Chat on PostgreSQL, one node and a cluster** — the chat workload against "
+                 "one chatd node on PostgreSQL, then against several nodes on the same "
+                 "PostgreSQL and a Redis, users dealt round-robin over the nodes (every room has "
+                 "members on every node, so every message crosses nodes). Every node, "
+                 "PostgreSQL and Redis share CPU 0; the generator has CPU 1. CPU s: over the "
+                 "measured phase; server-side CPU = nodes + PostgreSQL (postmaster and backends) "
+                 "+ Redis.")
+        L.append("")
+        rows = []
+        one = {}
+        for size, d in agg["chat_cluster"].items():
+            workload = size.split(",")[0]
+            for p in peers_in(d):
+                m = d[p]
+                n = int(m["nodes"] or 1)
+                if n == 1:
+                    one[workload] = m
+                base = one.get(workload)
+                setup = ("1 node, PostgreSQL" if n == 1
+                         else f"{n} nodes, PostgreSQL + Redis")
+                if n == 1:
+                    rel = "1"
+                else:
+                    rel = fmt(ratio(m["e2e_p99_ms"], get(base, "e2e_p99_ms")), 2) if base else "–"
+                rows.append([workload, setup, fmt(m["stored_per_s"]),
+                             f'{fmt(m["delivered"])} / {fmt(m["expected"])}',
+                             fmt(m["e2e_p50_ms"]), fmt(m["e2e_p99_ms"]),
+                             fmt(m["ack_p50_ms"]), fmt(m["ack_p99_ms"]),
+                             fmt(m["server_cpu_s"], 2), fmt(m["db_cpu_s"], 2),
+                             fmt(m["redis_cpu_s"], 2),
+                             fmt(m["server_side_cpu_per_stored_msg_us"], 0),
+                             rel,
+                             fmt(m["loadgen_cpu_share"], 2)])
+        table(["R×U@M", "setup", "stored msgs/s", "delivered / expected", "e2e p50 ms",
+               "e2e p99 ms", "ack p50 ms", "ack p99 ms", "nodes CPU s", "PostgreSQL CPU s",
+               "Redis CPU s", "server-side CPU µs/stored msg", "e2e p99 ÷ 1 node",
                "loadgen CPU share"], rows)
     if "cycles" in agg:
         L.append("**6. Open/close cycles** — sessions open, are put in room `all`, exchange one "

@@ -19,6 +19,15 @@
 # Scenario "cluster" (not in the default list; peers ours and node): a redis-server
 # (REDIS_SERVER_BIN, else /usr/bin/redis-server) and two nodes of the peer on the classic Redis
 # adapter, CLUSTER_CLIENTS spread over both, CLUSTER_K broadcasts per burst, CLUSTER_BURSTS.
+# Scenario "chat-cluster" (not in the default list; peer ours): the chat workload (CHAT_ROOMS,
+# CHAT_USERS, CHAT_RATES, CHAT_SECONDS) against chatd on PostgreSQL, at each rate first one node,
+# then CHAT_CLUSTER_NODES (3) nodes with a Redis (--redis, --node-id), users dealt round-robin
+# over the nodes (each room has members on every node). One throw-away PostgreSQL for the
+# scenario (PG_BIN, else initdb's directory on PATH, else the newest /usr/lib/postgresql/*/bin;
+# initdb in a temp dir, run as the postgres user when root, default settings: fsync and
+# synchronous_commit on), a fresh database and a fresh redis-server per run. Every chatd node,
+# PostgreSQL (all its processes) and Redis run on CPU 0, the generator on CPU 1. CHATD_BIN runs
+# another chatd binary in chat and chat-cluster (to compare two builds; default: the one built).
 # An idle size that does not fit one process's RLIMIT_NOFILE (raised as far as the hard limit
 # allows) runs over as many server processes ("shards", consecutive ports, all on CPU 0) as it
 # needs, each with its own child loadgen; the fleet is held at once and the RSS summed.
@@ -68,6 +77,7 @@ fi
 : "${CHAT_ROOMS:=20}" "${CHAT_USERS:=10}" "${CHAT_RATES:=5 50}" "${CHAT_SECONDS:=10}"
 : "${CLUSTER_CLIENTS:=2000}" "${CLUSTER_K:=10}" "${CLUSTER_BURSTS:=5}"
 : "${REDIS_SERVER_BIN:=/usr/bin/redis-server}"
+: "${CHAT_CLUSTER_NODES:=3}"
 : "${CYCLES:=1000000}" "${CYCLES_CONCURRENCY:=128}" "${CYCLES_FIRST:=10000}" "${CYCLES_SAMPLES:=10}"
 : "${TIMEOUT_S:=180}"
 unset REDIS_URL
@@ -91,9 +101,10 @@ fi
 log "building (release)"
 cargo build --release -q -p loadgen -p bench-ours
 T="$ROOT/target/release"
+CHATD="${CHATD_BIN:-$T/chatd}"
 CHATD_OK=0
 case " $SCENARIOS " in
-*" chat "*)
+*" chat "* | *" chat-cluster "*)
     if cargo build --release -q -p chatd; then CHATD_OK=1; else log "chatd does not build: no chat scenario"; fi
     ;;
 esac
@@ -137,7 +148,8 @@ stop_server() {
     SERVER_PIDS=()
 }
 REDIS_PID=""
-trap 'stop_server; [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+PG_DIR=""
+trap 'stop_server; [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null; stop_pg; rm -rf "$WORK"' EXIT
 
 # next_port: the next port after PORT that nothing listens on (another run may share the machine)
 next_port() {
@@ -165,7 +177,17 @@ start_server() {
     python) PORT=$PORT "${SERVER_CPU[@]}" "$VENV/bin/python" "$B/peers/python/server.py" >"$logf" 2>&1 & ;;
     chatd)
         mkdir -p "$WORK/chatd-$PORT"
-        "${SERVER_CPU[@]}" "$T/chatd" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
+        "${SERVER_CPU[@]}" "$CHATD" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
+            --message-rate 1000 --message-burst 1000 --max-connections-per-ip 1000000 \
+            >"$logf" 2>&1 &
+        ;;
+    chatd-pg)
+        # on the database PG_URL; a cluster node when NODE_ID is set (with REDIS_URL)
+        local cluster=()
+        [ -n "${NODE_ID:-}" ] && cluster=(--redis "$REDIS_URL" --node-id "$NODE_ID")
+        mkdir -p "$WORK/chatd-$PORT"
+        "${SERVER_CPU[@]}" "$CHATD" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
+            --store "$PG_URL" "${cluster[@]}" \
             --message-rate 1000 --message-burst 1000 --max-connections-per-ip 1000000 \
             >"$logf" 2>&1 &
         ;;
@@ -281,6 +303,120 @@ cluster_run() {
     done
 }
 
+# ------------------------------------------------------------------------------------------
+# PostgreSQL for chat-cluster
+
+PG_AS=()
+[ "$(id -u)" = 0 ] && PG_AS=(runuser -u postgres --)
+
+# pg_bin: the directory of initdb, pg_ctl and createdb
+pg_bin() {
+    if [ -n "${PG_BIN:-}" ]; then
+        echo "$PG_BIN"
+    elif command -v initdb >/dev/null; then
+        dirname "$(readlink -f "$(command -v initdb)")"
+    else
+        find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1
+    fi
+}
+
+# start_pg: initdb in a temp dir and start it on a free port, pinned like a server; sets
+# PG_DIR, PG_PORT and PG_PID (the postmaster)
+start_pg() {
+    PG_BIN="$(pg_bin)"
+    if [ ! -x "$PG_BIN/initdb" ]; then
+        log "PostgreSQL not found (initdb): set PG_BIN"
+        return 1
+    fi
+    PG_DIR="$(mktemp -d)"
+    [ ${#PG_AS[@]} -gt 0 ] && chown postgres "$PG_DIR"
+    # from PG_DIR: the postgres user may not enter the current directory
+    if ! (cd "$PG_DIR" && "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust \
+        -E UTF8 --locale=C --no-sync >"$PG_DIR/initdb.log" 2>&1); then
+        cat "$PG_DIR/initdb.log" >&2
+        return 1
+    fi
+    next_port
+    PG_PORT=$PORT
+    if ! (cd "$PG_DIR" && "${SERVER_CPU[@]}" "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" \
+        -l "$PG_DIR/log" -w -t 60 -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" \
+        start >/dev/null); then
+        cat "$PG_DIR/log" >&2
+        return 1
+    fi
+    PG_PID="$(head -n 1 "$PG_DIR/data/postmaster.pid")"
+}
+
+stop_pg() {
+    [ -n "$PG_DIR" ] || return 0
+    (cd "$PG_DIR" && "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop) \
+        >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+    PG_DIR=""
+}
+
+# chat_cluster_run RATE: at one rate, the chat workload against one chatd node on PostgreSQL,
+# then CHAT_CLUSTER_NODES nodes on PostgreSQL and a Redis; a fresh database (and Redis) per run
+chat_cluster_run() {
+    local rate=$1 i n j db rport ids=(a b c d e f g h) addrs pids redis_arg
+    for i in $(seq "$REPS"); do
+        for n in 1 "$CHAT_CLUSTER_NODES"; do
+            log "ours: chat-cluster, $n node(s), --rate $rate (rep $i/$REPS)"
+            db="chat_${n}_${rate//./_}_$i"
+            if ! "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"; then
+                echo '{"scenario":"chat-cluster","peer":"ours","error":"createdb failed"}' >>"$RAW"
+                continue
+            fi
+            rport=""
+            redis_arg=()
+            if [ "$n" -gt 1 ]; then
+                next_port
+                rport=$PORT
+                "${SERVER_CPU[@]}" "$REDIS_SERVER_BIN" --port "$rport" --bind 127.0.0.1 --save '' \
+                    --appendonly no >"$WORK/redis-$rport.log" 2>&1 &
+                REDIS_PID=$!
+                if ! wait_port "$rport" "$REDIS_PID"; then
+                    cat "$WORK/redis-$rport.log" >&2
+                    echo '{"scenario":"chat-cluster","peer":"ours","error":"redis did not start"}' >>"$RAW"
+                    kill "$REDIS_PID" 2>/dev/null || true
+                    REDIS_PID=""
+                    continue
+                fi
+                redis_arg=(--redis-pid "$REDIS_PID")
+            fi
+            addrs=()
+            for j in $(seq "$n"); do
+                local node=""
+                [ "$n" -gt 1 ] && node=${ids[$((j - 1))]}
+                PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/$db" NODE_ID=$node \
+                    REDIS_URL="redis://127.0.0.1:$rport/" start_server chatd-pg || break
+                SERVER_PIDS+=("$SERVER_PID")
+                SERVER_PID=""
+                addrs+=("127.0.0.1:$PORT")
+            done
+            if [ ${#addrs[@]} = "$n" ]; then
+                pids="$(IFS=,; echo "${SERVER_PIDS[*]}")"
+                if ! "${LOADGEN_CPU[@]}" "$T/loadgen" --addr "${addrs[0]}" --server-pid "$pids" \
+                    --label ours --timeout-s "$TIMEOUT_S" --out "$RAW" chat \
+                    --addrs "$(IFS=,; echo "${addrs[*]}")" --store postgres --db-pid "$PG_PID" \
+                    "${redis_arg[@]}" --rooms "$CHAT_ROOMS" --users "$CHAT_USERS" --rate "$rate" \
+                    --duration-s "$CHAT_SECONDS" >/dev/null; then
+                    echo '{"scenario":"chat-cluster","peer":"ours","error":"loadgen failed"}' >>"$RAW"
+                fi
+            else
+                echo '{"scenario":"chat-cluster","peer":"ours","error":"chatd did not start"}' >>"$RAW"
+            fi
+            stop_server
+            if [ -n "$REDIS_PID" ]; then
+                kill -TERM "$REDIS_PID" 2>/dev/null || true
+                wait "$REDIS_PID" 2>/dev/null || true
+                REDIS_PID=""
+            fi
+            sleep 1
+        done
+    done
+}
+
 for s in $SCENARIOS; do
     case "$s" in
     idle)
@@ -337,6 +473,18 @@ for s in $SCENARIOS; do
         for p in $PEERS; do
             case "$p" in ours | node) cluster_run "$p" ;; esac
         done
+        ;;
+    chat-cluster)
+        if [ "$CHATD_OK" = 0 ]; then
+            echo '{"scenario":"chat-cluster","peer":"ours","error":"chatd did not build"}' >>"$RAW"
+        elif has ours; then
+            if start_pg; then
+                for rate in $CHAT_RATES; do chat_cluster_run "$rate"; done
+            else
+                echo '{"scenario":"chat-cluster","peer":"ours","error":"PostgreSQL did not start"}' >>"$RAW"
+            fi
+            stop_pg
+        fi
         ;;
     *) log "unknown scenario $s" ;;
     esac

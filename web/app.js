@@ -87,7 +87,13 @@
     counter: 0,
     typingSentAt: 0,
     typingTimer: null,
+    // Set when the server moves us to another node (a rolling restart): the reconnection that
+    // follows is expected and quick, so it shows no banner unless it takes a while.
+    moving: null,
   };
+
+  /** How long a move to another node may take before the banner says we are reconnecting. */
+  const MOVE_GRACE_MS = 5000;
 
   function conv(kind, name) {
     const key = (kind === "room" ? "#" : "@") + name.toLowerCase();
@@ -148,16 +154,26 @@
         banner("offline", "Your name was taken while you were away. Reload to pick another.");
         return;
       }
-      lost("Reconnecting…");
+      if (!state.moving || Date.now() - state.moving >= MOVE_GRACE_MS) lost("Reconnecting…");
       // A refusal at CONNECT (e.g. the server is shutting down) ends the stock client's
       // reconnection loop: start it again.
       if (code) setTimeout(() => { if (!socket.connected && !socket.active) socket.connect(); }, RETRY_DELAY);
     });
     socket.io.on("reconnect_attempt", (n) => {
+      if (state.moving && Date.now() - state.moving < MOVE_GRACE_MS) return;
       lost(`Reconnecting (attempt ${n})…`);
+    });
+    socket.on("moving", () => {
+      state.moving = Date.now();
     });
     socket.on("disconnect", (reason) => {
       if (reason === "io client disconnect") return;
+      if (state.moving && reason !== "io server disconnect") {
+        setTimeout(() => {
+          if (!socket.connected && state.moving) lost("Connection lost. Reconnecting…");
+        }, MOVE_GRACE_MS);
+        return;
+      }
       lost(reason === "io server disconnect" ? "Disconnected by the server." : "Connection lost. Reconnecting…");
       if (reason === "io server disconnect") setTimeout(() => socket.connect(), 1000);
     });
@@ -204,6 +220,7 @@
 
   async function onConnect(socket) {
     banner(null);
+    state.moving = null;
     const first = !state.everConnected;
     state.everConnected = true;
     if (first) {

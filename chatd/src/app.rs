@@ -49,6 +49,8 @@ pub struct App {
     pub cluster: Option<Arc<Cluster>>,
     /// Connection state recovery across the cluster, in cluster mode.
     pub cluster_recovery: Option<Arc<ClusterRecovery>>,
+    /// Set by the admin drain command: stop as on SIGTERM.
+    pub drain_requested: tokio::sync::Notify,
 }
 
 /// How long a name lease lasts without renewal (renewed every third of it).
@@ -243,6 +245,7 @@ impl App {
             io: io.clone(),
             cluster: cluster.clone(),
             cluster_recovery,
+            drain_requested: tokio::sync::Notify::new(),
         });
         if let (Some(cluster), Some(incoming)) = (cluster, incoming) {
             cluster.run(app.registry.clone(), incoming);
@@ -278,6 +281,11 @@ impl App {
             body["nodes"] = cluster.stats().nodes.into();
         }
         body["status"] = if healthy { "ok" } else { "unavailable" }.into();
+        if self.io.engine().is_draining() {
+            // nginx (or any balancer) sends new clients elsewhere.
+            body["status"] = "draining".into();
+            healthy = false;
+        }
         (healthy, body)
     }
 
@@ -307,8 +315,16 @@ impl App {
     ) -> std::io::Result<()> {
         let site = Site { app: self.clone() };
         let chat = self.io.of("/chat");
+        let me = self.clone();
         let shutdown = async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                () = me.drain_requested.notified() => {}
+            }
+            // A cluster node hands its clients to the others first; a single node cannot.
+            if me.cluster.is_some() {
+                crate::drain::drain(&me, Duration::from_millis(me.settings.drain_window_ms)).await;
+            }
             // Queued before the close, so clients can tell a restart from a network failure.
             let _ = chat.emit(
                 "shutdown",
@@ -317,6 +333,13 @@ impl App {
         };
         let served = socketio::serve(listener, self.io.clone(), site, shutdown).await;
         self.store.close().await;
+        // What this node sent its clients, for those recovering on another node.
+        if let Some(recovery) = &self.cluster_recovery {
+            recovery.flush().await;
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
         served
     }
 }

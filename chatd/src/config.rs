@@ -272,6 +272,8 @@ settings! {
     cluster_prefix: String = "chatd".into(), env = "CHATD_CLUSTER_PREFIX";
     /// Milliseconds after which a silent node counts as gone (its users leave).
     node_timeout_ms: u64 = 5000, env = "CHATD_NODE_TIMEOUT_MS";
+    /// Cluster mode: milliseconds over which a stopping node moves its clients to the others.
+    drain_window_ms: u64 = 10_000, env = "CHATD_DRAIN_WINDOW_MS";
 }
 
 impl Settings {

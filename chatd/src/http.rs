@@ -51,6 +51,29 @@ fn respond(
     res
 }
 
+/// `POST /admin/drain`: stops the node as SIGTERM does (in a cluster, after moving its
+/// clients to the other nodes). Only from this host, and not through a proxy.
+fn drain_command(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let local = req
+        .extensions()
+        .get::<engineio::PeerAddr>()
+        .is_some_and(|p| p.0.ip().is_loopback());
+    if !local || req.headers().contains_key("x-forwarded-for") {
+        return respond(
+            StatusCode::FORBIDDEN,
+            "application/json",
+            r#"{"status":"forbidden","message":"only from this host"}"#,
+        );
+    }
+    tracing::info!("drain requested");
+    app.drain_requested.notify_one();
+    respond(
+        StatusCode::ACCEPTED,
+        "application/json",
+        r#"{"status":"draining"}"#,
+    )
+}
+
 impl Service<Request<Incoming>> for Site {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
@@ -59,6 +82,9 @@ impl Service<Request<Incoming>> for Site {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let app = self.app.clone();
         Box::pin(async move {
+            if req.method() == Method::POST && req.uri().path() == "/admin/drain" {
+                return Ok(drain_command(&app, &req));
+            }
             if req.method() != Method::GET && req.method() != Method::HEAD {
                 return Ok(respond(
                     StatusCode::METHOD_NOT_ALLOWED,

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod deliver;
 pub mod demo;
+pub mod drain;
 pub mod http;
 pub mod identity;
 pub mod limits;

@@ -450,12 +450,18 @@ struct Room {
     last_seq: u64,
     /// Messages that came before their predecessor, by sequence number.
     early: BTreeMap<u64, (StoredMessage, Option<Sid>)>,
+    /// Acks of messages committed here but not delivered yet (an earlier one is missing): a
+    /// sender that saw the ack of `n` has been sent every message before `n`.
+    acks: BTreeMap<u64, Vec<(oneshot::Sender<Posted>, Appended)>>,
     /// When to read a gap from the store.
     gap_at: Option<Instant>,
     /// A gap or resync read is running.
     filling: bool,
     /// Members present on other nodes, by lowercased name.
     remote: HashMap<String, RemoteMember>,
+    /// Members of nodes that are gone (stopped, or silent): they leave after the grace period
+    /// unless they show up again, on another node or the same one restarted. When, node, name.
+    departures: Vec<(Instant, String, String)>,
     /// Just started in a cluster: joins wait until every other node told its members, or
     /// until this instant.
     settle_at: Option<Instant>,
@@ -538,9 +544,11 @@ pub(crate) fn spawn(
         recent: recent.into_iter().collect(),
         last_seq,
         early: BTreeMap::new(),
+        acks: BTreeMap::new(),
         gap_at: None,
         filling: false,
         remote: HashMap::new(),
+        departures: Vec::new(),
         settle_at: None,
         awaiting: 0,
         deferred: Vec::new(),
@@ -611,11 +619,13 @@ impl Room {
                 .min()
         });
         let idle = self.idle_since.map(|t| t + self.settings.idle_timeout);
+        let departures = self.departures.iter().map(|(at, _, _)| *at);
         leaves
             .chain(typing)
             .chain(idle)
             .chain(self.gap_at)
             .chain(self.settle_at)
+            .chain(departures)
             .min()
     }
 
@@ -638,6 +648,16 @@ impl Room {
         }
         if self.settle_at.is_some_and(|t| t <= now) {
             self.settled();
+        }
+        if self.departures.iter().any(|(at, _, _)| *at <= now) {
+            let (due, later) = std::mem::take(&mut self.departures)
+                .into_iter()
+                .partition(|(at, _, _)| *at <= now);
+            self.departures = later;
+            let due: Vec<(Instant, String, String)> = due;
+            for (_, node, name) in due {
+                self.remote_presence(&node, &name, false);
+            }
         }
         let interval = self.settings.typing_interval;
         let mut relays = Vec::new();
@@ -873,6 +893,8 @@ impl Room {
                 }
             },
             Remote::NodeGone(node) => {
+                // Its users are moving to other nodes: they leave only if not back in time.
+                let at = now + self.settings.presence_grace;
                 let names: Vec<String> = self
                     .remote
                     .values()
@@ -880,8 +902,10 @@ impl Room {
                     .map(|m| m.name.clone())
                     .collect();
                 for name in names {
-                    self.remote_presence(&node, &name, false);
+                    self.departures.push((at, node.clone(), name));
                 }
+                // It may have committed messages it never published.
+                self.fill();
             }
             Remote::PublishState => self.publish_state(),
             Remote::Resync => {
@@ -929,6 +953,8 @@ impl Room {
     fn remote_presence(&mut self, node: &str, user: &str, online: bool) {
         let key = user.to_lowercase();
         let was_present = self.members.contains_key(&key) || self.remote.contains_key(&key);
+        self.departures
+            .retain(|(_, n, name)| !(n == node && name.to_lowercase() == key));
         if online {
             self.remote
                 .entry(key)
@@ -971,6 +997,11 @@ impl Room {
             self.recent.push_back(m);
             while self.recent.len() > self.settings.window {
                 self.recent.pop_front();
+            }
+            if let Some(waiting) = self.acks.remove(&self.last_seq) {
+                for (reply, appended) in waiting {
+                    let _ = reply.send(Ok(appended));
+                }
             }
             if !self.live_at.is_empty() {
                 let seq = self.last_seq;
@@ -1319,21 +1350,34 @@ impl Room {
         started: Instant,
     ) {
         self.metrics.store_write(started.elapsed());
-        let result = match result {
-            Ok(appended) => {
-                if !appended.duplicate {
-                    self.metrics.message_in();
-                    self.publish(RoomEvent::Message {
-                        kind: self.info.kind,
-                        message: appended.message.clone(),
-                    });
-                    self.sequence(appended.message.clone(), from, Instant::now());
-                }
-                Ok(appended)
+        let appended = match result {
+            Ok(appended) => appended,
+            Err(e) => {
+                let _ = reply.send(Err(store_error(e)));
+                return;
             }
-            Err(e) => Err(store_error(e)),
         };
-        let _ = reply.send(result);
+        let seq = appended.message.seq;
+        if !appended.duplicate {
+            self.metrics.message_in();
+            self.publish(RoomEvent::Message {
+                kind: self.info.kind,
+                message: appended.message.clone(),
+            });
+            self.sequence(appended.message.clone(), from, Instant::now());
+        } else if seq > self.last_seq {
+            // Committed by a write whose answer was lost (a timeout), never delivered: now.
+            self.publish(RoomEvent::Message {
+                kind: self.info.kind,
+                message: appended.message.clone(),
+            });
+            self.sequence(appended.message.clone(), from, Instant::now());
+        }
+        if seq <= self.last_seq {
+            let _ = reply.send(Ok(appended));
+        } else {
+            self.acks.entry(seq).or_default().push((reply, appended));
+        }
     }
 
     fn typing(&mut self, user: String, socket: Sid, typing: bool, now: Instant) {

@@ -128,8 +128,23 @@ async fn presence_is_the_union_of_the_nodes() {
     // Bob leaves b: still on c. Node c dies: Bob is gone.
     room.remote(remote("b", "bob", false));
     assert_eq!(presence(f.drain(&room).await), vec![]);
+    // Node c is gone: Bob leaves after the grace period unless he shows up elsewhere.
     room.remote(Remote::NodeGone("c".into()));
+    assert_eq!(presence(f.drain(&room).await), vec![]);
+    tokio::time::sleep(crate::room_tests::GRACE + std::time::Duration::from_millis(1)).await;
     assert_eq!(presence(f.drain(&room).await), vec![("bob".into(), false)]);
+    // Carol's node goes, and she is back on another within the grace: no leave, no join.
+    room.remote(remote("c", "carol", true));
+    assert_eq!(presence(f.drain(&room).await), vec![("carol".into(), true)]);
+    room.remote(Remote::NodeGone("c".into()));
+    room.remote(remote("b", "carol", true));
+    tokio::time::sleep(crate::room_tests::GRACE + std::time::Duration::from_millis(1)).await;
+    assert_eq!(presence(f.drain(&room).await), vec![]);
+    room.remote(remote("b", "carol", false));
+    assert_eq!(
+        presence(f.drain(&room).await),
+        vec![("carol".into(), false)]
+    );
     // Alice's local tab leaves: her tab on b keeps her present.
     room.leave("alice", tab).await.unwrap();
     assert_eq!(presence(f.drain(&room).await), vec![]);
@@ -221,4 +236,28 @@ async fn a_connection_recovered_ahead_of_this_node_goes_live_once_the_room_catch
             Out::Join(tab, crate::room::Group::Chat),
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ack_waits_until_every_earlier_message_was_delivered() {
+    let mut f = fixture(settings()).await;
+    let room = f.lobby().await;
+    // Another node committed 1; its event is still on the way.
+    let first = append_elsewhere(f.store.as_ref(), "lobby", "bob", "a").await;
+    let post = {
+        let room = room.clone();
+        tokio::spawn(async move { room.post("alice", "x".into(), "mine".into(), None).await })
+    };
+    // Committed as 2, but not acked: the sender would take 2 as "everything up to 2". (The
+    // paused clock moves once every task is idle: all is done, short of the gap wait.)
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    assert_eq!(messages(&f.drain(&room).await), Vec::<u64>::new());
+    assert!(!post.is_finished());
+    room.remote(Remote::Event {
+        node: "b".into(),
+        event: message(first),
+    });
+    let acked = post.await.unwrap().unwrap().unwrap();
+    assert_eq!(acked.message.seq, 2);
+    assert_eq!(messages(&f.drain(&room).await), vec![1, 2]);
 }

@@ -54,7 +54,7 @@ impl Fanout for Recorder {
     }
 }
 
-const GRACE: Duration = Duration::from_secs(5);
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
 const TYPING: Duration = Duration::from_secs(4);
 
 pub(crate) fn settings() -> RoomSettings {

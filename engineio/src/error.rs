@@ -21,6 +21,8 @@ pub enum HttpError {
     UnsupportedProtocolVersion,
     /// 413: body over `maxPayload`.
     PayloadTooLarge,
+    /// 503: the server takes no new sessions (it is draining); a proxy may try another.
+    Unavailable(String),
 }
 
 impl HttpError {
@@ -33,7 +35,7 @@ impl HttpError {
             HttpError::BadRequest => 3,
             HttpError::Forbidden(_) => 4,
             HttpError::UnsupportedProtocolVersion => 5,
-            HttpError::PayloadTooLarge => return None,
+            HttpError::PayloadTooLarge | HttpError::Unavailable(_) => return None,
         })
     }
 
@@ -42,6 +44,7 @@ impl HttpError {
         match self {
             HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
             HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -57,6 +60,7 @@ impl HttpError {
             HttpError::Forbidden(_) => "Forbidden",
             HttpError::UnsupportedProtocolVersion => "Unsupported protocol version",
             HttpError::PayloadTooLarge => "Payload too large",
+            HttpError::Unavailable(m) => m,
         }
     }
 

@@ -152,6 +152,18 @@ impl<H: Handler> EngineIo<H> {
             .collect()
     }
 
+    /// Takes no new sessions from now on: handshakes get 503 `Server draining` (a proxy such as
+    /// nginx then tries another server), while open sessions go on until the application
+    /// closes them ([`Socket::close`] lets a client reconnect elsewhere and recover).
+    pub fn drain(&self) {
+        self.shared.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether [`EngineIo::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Acquire)
+    }
+
     /// Refuses new handshakes and closes every session with `server shutting down`, then waits
     /// until every WebSocket connection has finished its close. Polling clients fetch their
     /// close packet afterwards, if the HTTP server still serves them; see
@@ -276,6 +288,9 @@ impl<H: Handler> EngineIo<H> {
                 upgrade,
                 HttpError::Forbidden("Server shutting down".into()),
             );
+        }
+        if self.shared.draining.load(Ordering::Acquire) {
+            return websocket::refuse_if(upgrade, HttpError::Unavailable("Server draining".into()));
         }
         let client_ip = crate::client_ip(
             peer.map(|p| p.ip()),

@@ -167,6 +167,8 @@ pub(crate) struct Shared {
     timer: OnceLock<Timer>,
     pub(crate) ws_tasks: Arc<TaskCount>,
     pub(crate) shutting_down: AtomicBool,
+    /// New handshakes are refused with 503; open sessions go on.
+    pub(crate) draining: AtomicBool,
     /// Connections closed by the slow-consumer policy.
     pub(crate) slow_consumers: std::sync::atomic::AtomicU64,
     /// Sessions still in memory, open or closed: the registry's count plus those that
@@ -186,6 +188,7 @@ impl Shared {
             timer: OnceLock::new(),
             ws_tasks: Arc::default(),
             shutting_down: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             slow_consumers: Default::default(),
             live_sessions: AtomicUsize::new(0),
             per_ip: IpSlots::default(),

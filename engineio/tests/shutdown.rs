@@ -112,3 +112,39 @@ async fn a_polling_client_between_requests_still_fetches_its_close_packet() {
     assert_eq!(client.poll(&open.sid).await.records(), ["1"]);
     server.join().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_engine_refuses_new_sessions_with_503_and_keeps_the_open_ones() {
+    let mut server = TestServer::default_echo().await;
+    let client = server.client();
+    let (open, socket) = server.open_polling().await;
+    let (mut ws, _open, ws_socket) = server.open_websocket().await;
+    assert!(!server.engine.is_draining());
+    server.engine.drain();
+    assert!(server.engine.is_draining());
+    // New handshakes: 503, which a proxy such as nginx takes as "try another server".
+    let res = client.get("EIO=4&transport=polling").await;
+    assert_eq!(res.status, 503, "{res:?}");
+    assert_eq!(res.header("content-type"), Some("application/json"));
+    assert_eq!(res.text(), r#"{"message":"Server draining"}"#);
+    assert_eq!(client.ws_refused("EIO=4&transport=websocket").await, 503);
+    // Open sessions still work both ways.
+    assert_eq!(client.send(&open.sid, b"4hello").await.status, 200);
+    assert_eq!(
+        server.expect_message(socket.id()).await,
+        Message::text("hello")
+    );
+    ws_send(&mut ws, "4echo").await;
+    assert_eq!(
+        server.expect_message(ws_socket.id()).await,
+        Message::text("echo")
+    );
+    assert_eq!(ws_text(&mut ws).await, "4echo");
+    // Closing one lets its client reconnect elsewhere: a forced close, not a shutdown.
+    socket.close();
+    assert_eq!(
+        server.expect_close(socket.id()).await,
+        CloseReason::ForcedClose
+    );
+    server.stop().await;
+}

@@ -217,4 +217,39 @@ describe(`chatd cluster: the chat across nodes (${STORE})`, { timeout: 60000 }, 
     await back.events.message.waitFor((m) => m.id === next.id);
     await again.events.message.waitFor((m) => m.id === next.id);
   });
+
+  it('rooms:list on a node counts the members the other nodes have, in rooms not running there', T, async (t) => {
+    const ivan = await chat(t, A, 'ivan7');
+    await ivan.ok('room:create', { room: 'elsewhere' });
+    await ivan.ok('room:join', { room: 'elsewhere' });
+    // Nobody on node b is in the room: its count comes from the other nodes' presence.
+    const judy = await chat(t, B, 'judy7');
+    const deadline = Date.now() + 5000;
+    let listed;
+    do {
+      listed = (await judy.ok('rooms:list', {})).rooms.find((r) => r.name === 'elsewhere');
+    } while (listed?.members !== 1 && Date.now() < deadline);
+    assert.equal(listed?.members, 1);
+  });
+
+  it('each node reports its dependencies on /healthz and the cluster on /metrics', T, async () => {
+    for (const node of [A, B, C]) {
+      const res = await node.get('/healthz');
+      assert.equal(res.status, 200);
+      const body = JSON.parse(res.text);
+      assert.equal(body.status, 'ok');
+      assert.equal(body.store, 'ok');
+      assert.equal(body.redis, 'ok');
+      // Beats every second: every node has heard the two others by now, or soon.
+      const deadline = Date.now() + 5000;
+      let m = await node.metrics();
+      while (m.get('chatd_cluster_nodes') !== 3 && Date.now() < deadline) m = await node.metrics();
+      assert.equal(m.get('chatd_cluster_nodes'), 3);
+      assert.equal(m.get('chatd_cluster_redis_up'), 1);
+      assert.ok(m.get('chatd_cluster_published_total') > 0);
+      assert.equal(m.get('chatd_cluster_publish_errors_total'), 0);
+      assert.ok(m.get('chatd_cluster_publish_seconds_count') > 0);
+      assert.ok(m.has('chatd_store_write_seconds_count'));
+    }
+  });
 });

@@ -8,6 +8,7 @@
 //   cluster.nodes.b              a Chatd (helpers/chatd.mjs): .url, .port, .get(), .metrics()
 //   await cluster.kill('b', 'SIGKILL');    await cluster.restartNode('b');   // same port
 //   await cluster.restartRedis();          await cluster.restartPostgres();  // same ports
+//   await cluster.restartRedis({ crash: true, down: async () => { … } });  // during the outage
 //   cluster.requests()           nginx's access log: { status, method, upstream, uri, sid }
 //   await cluster.stop();        // everything stopped, every directory removed
 //
@@ -115,18 +116,32 @@ export class Cluster {
   /** Starts a node again on its port and data (after it exited; SIGKILLs it otherwise). */
   async restartNode(id) { return this.nodes[id].restart({ samePort: true }); }
 
-  /** Kills redis-server (`SIGKILL`) or stops it, and starts it on the same port. */
-  async restartRedis({ crash = false } = {}) {
+  /**
+   * Kills redis-server (`SIGKILL`) or stops it, and starts it on the same port. `down`, if
+   * given, runs once it has exited and before it starts again (what happens during the outage).
+   */
+  async restartRedis({ crash = false, down } = {}) {
     const { port } = this.redis;
     await (crash ? this.redis.kill() : this.redis.stop());
-    this.redis = await startRedis({ port });
+    try {
+      await down?.();
+    } finally {
+      this.redis = await startRedis({ port });
+    }
     return this.redis;
   }
 
-  /** Stops PostgreSQL (fast shutdown, or `SIGKILL`) and starts it on the same port and data. */
-  async restartPostgres({ crash = false } = {}) {
+  /**
+   * Stops PostgreSQL (fast shutdown, or `SIGKILL`) and starts it on the same port and data;
+   * `down` as for restartRedis.
+   */
+  async restartPostgres({ crash = false, down } = {}) {
     await this.pg.stop(crash ? 'SIGKILL' : 'SIGINT');
-    await this.pg.start();
+    try {
+      await down?.();
+    } finally {
+      await this.pg.start();
+    }
     return this.pg;
   }
 

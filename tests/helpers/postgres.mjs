@@ -3,7 +3,8 @@
 //
 //   const pg = await startPostgres();          // pg.url "postgres://postgres@127.0.0.1:<port>/chatd"
 //   await pg.stop();                           // fast shutdown (SIGINT), waits for the exit
-//   await pg.stop('SIGKILL');                  // a crash of the postmaster
+//   await pg.stop('SIGKILL');                  // a crash of the postmaster (waits for its backends)
+//   pg.freeze(); pg.thaw();                    // SIGSTOP / SIGCONT: a server that does not answer
 //   await pg.restart();                        // same port, same data
 //   await pg.cleanup();                        // stop and remove the directory
 //
@@ -12,7 +13,7 @@
 // as root the temp dir goes to the `postgres` user and both run through `runuser -u postgres --`.
 // Readiness is the server's "ready to accept connections" log line.
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -196,10 +197,50 @@ export class Postgres {
       timer = setTimeout(() => reject(new Error(`PostgreSQL did not exit within ${timeoutMs} ms after ${sig}`)), timeoutMs);
     });
     try {
-      return await Promise.race([this.child.exited, timeout]);
+      const exited = await Promise.race([this.child.exited, timeout]);
+      // Backends outlive a killed postmaster for a moment, and may still commit: the server is
+      // down once the last of them is gone.
+      if (sig === 'SIGKILL' && !(await this.orphansGone(timeoutMs))) throw new Error(`PostgreSQL's backends still run ${timeoutMs} ms after SIGKILL`);
+      return exited;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Pids of the processes working in the data directory (every PostgreSQL process does). */
+  processes() {
+    const dir = realpathSync(this.dataDir);
+    const out = [];
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try { if (readlinkSync(`/proc/${pid}/cwd`) === dir) out.push(Number(pid)); } catch { /* gone, or not ours */ }
+    }
+    return out;
+  }
+
+  /** Whether every process working in the data directory went within `ms`. */
+  async orphansGone(ms) {
+    const deadline = Date.now() + ms;
+    while (this.processes().length > 0) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 20)); // nothing announces it
+    }
+    return true;
+  }
+
+  /** Stops every process of the server (SIGSTOP): its connections neither fail nor answer. */
+  freeze() {
+    this.frozen = this.processes();
+    for (const pid of this.frozen) process.kill(pid, 'SIGSTOP');
+    return this.frozen.length;
+  }
+
+  /** Lets a frozen server go on; runuser, which stopped itself with its child, too. */
+  thaw() {
+    for (const pid of [...(this.frozen ?? []), this.child?.proc.pid]) {
+      try { if (pid) process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+    }
+    this.frozen = null;
   }
 
   /** Stops (fast shutdown) and starts again on the same port and data. */

@@ -93,6 +93,19 @@ enum Scenario {
     },
     /// chatd's /chat: R rooms × U users sending M messages per second each.
     Chat {
+        /// Nodes of one chatd cluster, comma-separated (default: `--addr` alone): users connect
+        /// round-robin; `--server-pid` lists their pids in the same order.
+        #[arg(long, value_delimiter = ',')]
+        addrs: Vec<SocketAddr>,
+        /// What the nodes store messages in, for the report (`sqlite`, `postgres`).
+        #[arg(long, default_value = "sqlite")]
+        store: String,
+        /// PostgreSQL's postmaster pid: CPU of it and its backends.
+        #[arg(long)]
+        db_pid: Option<u32>,
+        /// Redis's pid, for its CPU.
+        #[arg(long)]
+        redis_pid: Option<u32>,
         #[arg(long, default_value_t = 10)]
         rooms: usize,
         #[arg(long, default_value_t = 10)]
@@ -273,14 +286,41 @@ async fn main() -> loadgen::Result<()> {
                 scenarios::cluster(&c, b, redis_pid, clients, k, bursts, interval).await
             }
             Scenario::Chat {
+                addrs,
+                store,
+                db_pid,
+                redis_pid,
                 rooms,
                 users,
                 rate,
                 duration_s,
                 drain_s,
             } => {
+                for a in &addrs {
+                    check_loopback(a)?;
+                }
+                // every node's CPU or none: a partial sum would pass for the whole
+                if !addrs.is_empty()
+                    && !cli.server_pid.is_empty()
+                    && cli.server_pid.len() != addrs.len()
+                {
+                    return Err(format!(
+                        "{} addresses but {} server pids",
+                        addrs.len(),
+                        cli.server_pid.len()
+                    )
+                    .into());
+                }
+                let nodes = scenarios::ChatNodes {
+                    addrs,
+                    pids: cli.server_pid.clone(),
+                    store,
+                    db_pid,
+                    redis_pid,
+                };
                 scenarios::chat(
                     &c,
+                    &nodes,
                     rooms,
                     users,
                     rate,

@@ -14,7 +14,7 @@ use tokio::time::{sleep, sleep_until, timeout};
 use crate::client::{json_str, parse_tick, SioConn, Target};
 use crate::http::Polling;
 use crate::stats::{round3, summary};
-use crate::sys::{rss_kib, CpuMeter, CpuSpan};
+use crate::sys::{rss_kib, tree_cpu_seconds, CpuMeter, CpuSpan};
 use crate::{now_ms, Result};
 
 /// What every scenario needs.
@@ -887,16 +887,58 @@ async fn chat_user(
     out
 }
 
+/// The chatd nodes a chat run talks to, and what else it measures.
+#[derive(Clone, Debug, Default)]
+pub struct ChatNodes {
+    /// The nodes' addresses: user i connects to `addrs[i % len]` (empty: `c.target` only).
+    pub addrs: Vec<std::net::SocketAddr>,
+    /// Every node's pid, for CPU (empty: `c.server_pid`).
+    pub pids: Vec<u32>,
+    /// What the nodes store messages in, as named in the report (`sqlite`, `postgres`).
+    pub store: String,
+    /// PostgreSQL's postmaster, for the CPU of it and its backends.
+    pub db_pid: Option<u32>,
+    /// Redis's pid, for its CPU.
+    pub redis_pid: Option<u32>,
+}
+
+/// Sums the servers' CPU of spans measured over the same phase (wall time and the generator's
+/// CPU from the first); `None` when any server is unmeasured.
+fn sum_spans(spans: &[CpuSpan]) -> Option<CpuSpan> {
+    let first = *spans.first()?;
+    let add = |f: fn(&CpuSpan) -> Option<f64>| spans.iter().map(f).sum::<Option<f64>>();
+    Some(CpuSpan {
+        server: add(|s| s.server),
+        server_user: add(|s| s.server_user),
+        server_sys: add(|s| s.server_sys),
+        ..first
+    })
+}
+
 /// R rooms × U users on chatd's `/chat`, each user sending `rate` messages per second for
-/// `duration`: end-to-end latency, server CPU, messages stored per second.
+/// `duration`: end-to-end latency, server CPU, messages stored per second. With several nodes
+/// the users are dealt round-robin over them, so each room has members on every node (when
+/// U ≥ nodes) and its messages cross nodes; CPU is that of every node (and of PostgreSQL and
+/// Redis when their pids are given).
 pub async fn chat(
     c: &Common,
+    nodes: &ChatNodes,
     rooms: usize,
     users: usize,
     rate: f64,
     duration: Duration,
     drain: Duration,
 ) -> Result<Value> {
+    let addrs = if nodes.addrs.is_empty() {
+        vec![c.target.addr]
+    } else {
+        nodes.addrs.clone()
+    };
+    let pids: Vec<Option<u32>> = if nodes.pids.is_empty() {
+        vec![c.server_pid]
+    } else {
+        nodes.pids.iter().map(|&p| Some(p)).collect()
+    };
     let gate = Arc::new(Semaphore::new(c.concurrency.max(1)));
     let ready = Arc::new(AtomicU64::new(0));
     let (go, go_rx) = watch::channel(0u8);
@@ -904,11 +946,14 @@ pub async fn chat(
     let mut handles = Vec::with_capacity(total);
     for r in 0..rooms {
         for u in 0..users {
+            let idx = r * users + u;
+            let mut target = c.target.clone();
+            target.addr = addrs[idx % addrs.len()];
             handles.push(tokio::spawn(chat_user(
-                r * users + u,
+                idx,
                 r,
                 u,
-                c.target.clone(),
+                target,
                 gate.clone(),
                 ready.clone(),
                 go_rx.clone(),
@@ -919,10 +964,20 @@ pub async fn chat(
     }
     wait_until(c.timeout, || ready.load(Relaxed) as usize >= total).await;
     let joined = ready.load(Relaxed);
-    let meter = CpuMeter::start(c.server_pid);
+    let meters: Vec<CpuMeter> = pids.iter().map(|&p| CpuMeter::start(p)).collect();
+    let side = (
+        CpuMeter::start(nodes.redis_pid),
+        nodes.db_pid.and_then(tree_cpu_seconds),
+    );
     let _ = go.send(1);
     sleep(duration + drain).await;
-    let span = meter.stop();
+    let spans: Vec<CpuSpan> = meters.iter().map(CpuMeter::stop).collect();
+    let redis_cpu = side.0.stop().server;
+    let db_cpu = side
+        .1
+        .zip(nodes.db_pid.and_then(tree_cpu_seconds))
+        .map(|(a, b)| b - a);
+    let span = sum_spans(&spans).ok_or("no CPU span")?;
     let _ = go.send(2);
     let mut all = ChatOut::default();
     let mut errors = Vec::new();
@@ -943,13 +998,21 @@ pub async fn chat(
     }
     let expected = all.acked_ok * (users as u64 - 1);
     let stored_per_s = all.acked_ok as f64 / duration.as_secs_f64();
-    let per_msg = span
-        .server
-        .map(|s| round3(s * 1e6 / all.acked_ok.max(1) as f64));
+    let per_msg = |cpu: Option<f64>| cpu.map(|s| round3(s * 1e6 / all.acked_ok.max(1) as f64));
+    // Nodes, PostgreSQL and Redis: what the server side spent, wherever it ran.
+    let all_cpu = [span.server, db_cpu, redis_cpu]
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| a + b);
+    let store = if nodes.store.is_empty() {
+        "sqlite"
+    } else {
+        nodes.store.as_str()
+    };
     Ok(report(
         c,
         "chat",
-        json!({"rooms": rooms, "users": users, "rate": rate, "duration_s": duration.as_secs_f64(), "drain_s": drain.as_secs_f64()}),
+        json!({"rooms": rooms, "users": users, "rate": rate, "duration_s": duration.as_secs_f64(), "drain_s": drain.as_secs_f64(), "nodes": addrs.len(), "store": store}),
         json!({
             "joined": joined,
             "sent": all.sent,
@@ -962,7 +1025,12 @@ pub async fn chat(
             "e2e_latency": summary(&mut all.e2e),
             "ack_latency": summary(&mut all.ack),
             "cpu": cpu_json(&span),
-            "server_cpu_per_stored_msg_us": per_msg,
+            "node_cpu_s": spans.iter().map(|s| s.server.map(round3)).collect::<Vec<_>>(),
+            "server_cpu_per_stored_msg_us": per_msg(span.server),
+            "db_cpu_s": db_cpu.map(round3),
+            "redis_cpu_s": redis_cpu.map(round3),
+            "server_side_cpu_s": all_cpu.map(round3),
+            "server_side_cpu_per_stored_msg_us": per_msg(all_cpu),
         }),
     ))
 }

@@ -37,6 +37,43 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     cpu_times(pid).map(|(u, s)| u + s)
 }
 
+/// CPU seconds of a process and of its children, living or gone (`utime + stime + cutime +
+/// cstime` of it and of every process whose parent it is), `None` when it is gone. Meant for
+/// PostgreSQL's postmaster: its backends are its children, and the CPU of those that exit
+/// moves into its `cutime`/`cstime` when it reaps them, so a difference of two readings counts
+/// every backend.
+pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    // (parent, user + system + children's user + system) in clock ticks
+    let read = |path: &std::path::Path| -> Option<(u32, f64)> {
+        let stat = std::fs::read_to_string(path).ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // fields[0] is field 3 (state): ppid is field 4, utime..cstime fields 14..17.
+        let ppid = fields.get(1)?.parse().ok()?;
+        let mut ticks = 0.0;
+        for i in 11..=14 {
+            ticks += fields.get(i)?.parse::<f64>().ok()?;
+        }
+        Some((ppid, ticks))
+    };
+    let (_, mut ticks) = read(std::path::Path::new(&format!("/proc/{pid}/stat")))?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            continue;
+        }
+        if let Some((ppid, t)) = read(&entry.path().join("stat")) {
+            if ppid == pid {
+                ticks += t;
+            }
+        }
+    }
+    Some(ticks / clk_tck())
+}
+
 /// Resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
 pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
     let path = match pid {
@@ -185,5 +222,13 @@ mod tests {
         let (u, s) = (span.server_user.unwrap(), span.server_sys.unwrap());
         assert!((span.server.unwrap() - (u + s)).abs() < 1e-9);
         assert!(CpuMeter::start(None).stop().server_user.is_none());
+    }
+
+    #[test]
+    fn a_process_tree_counts_at_least_the_process() {
+        let own = cpu_seconds(None).unwrap();
+        let tree = tree_cpu_seconds(std::process::id()).expect("own stat");
+        assert!(tree + 1e-9 >= own, "{tree} < {own}");
+        assert!(tree_cpu_seconds(u32::MAX).is_none());
     }
 }

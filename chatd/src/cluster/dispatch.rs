@@ -216,6 +216,11 @@ async fn handle(
             }
         }
         Event::Resync => registry.cluster_resync().await,
+        Event::Bye => {
+            nodes.remove(&node);
+            directory.forget(&node);
+            registry.cluster_node_gone(node).await;
+        }
         Event::Room { room, event } => {
             if let Some(n) = nodes.get_mut(&node) {
                 n.seen = now;

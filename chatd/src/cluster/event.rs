@@ -25,6 +25,8 @@ pub enum Event {
     Beat,
     /// A node lost events it published: read what you missed from the store.
     Resync,
+    /// A node stops: its members leave, and what it committed last is read from the store.
+    Bye,
     /// Asks node `to` to publish its local presence again.
     Sync {
         /// The node asked.

@@ -97,7 +97,7 @@ impl ClusterStats {
 pub struct Cluster {
     settings: ClusterSettings,
     instance: String,
-    out: mpsc::Sender<Vec<u8>>,
+    out: mpsc::Sender<Outgoing>,
     commands: ConnectionManager,
     subscriber: ConnectionManager,
     stats: Arc<ClusterStats>,
@@ -111,6 +111,13 @@ impl std::fmt::Debug for Cluster {
             .field("node", &self.settings.node)
             .finish()
     }
+}
+
+/// What the publish task takes.
+enum Outgoing {
+    Event(Vec<u8>),
+    /// Answered once everything queued before is published (or failed).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Subscribed messages, until [`Cluster::run`] takes them.
@@ -235,8 +242,19 @@ impl Cluster {
         let Ok(payload) = serde_json::to_vec(&envelope) else {
             return;
         };
-        if self.out.try_send(payload).is_err() {
+        if self.out.try_send(Outgoing::Event(payload)).is_err() {
             self.stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Leaving the cluster (a stopping node): publishes what is queued, then tells the others,
+    /// which drop this node's members and read from the store anything it committed but could
+    /// not publish. Waits at most 2 s.
+    pub async fn leave(&self) {
+        self.publish(Event::Bye);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.out.send(Outgoing::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
         }
     }
 
@@ -302,7 +320,7 @@ async fn keepalive(cluster: std::sync::Weak<Cluster>, alive: mpsc::Sender<bool>)
 
 /// Publishes queued events in order, pipelining whatever piled up.
 async fn publish_loop(
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<Outgoing>,
     mut conn: ConnectionManager,
     channel: String,
     stats: Arc<ClusterStats>,
@@ -313,12 +331,25 @@ async fn publish_loop(
     let mut lost: Option<Vec<u8>> = None;
     while rx.recv_many(&mut batch, 64).await > 0 {
         let mut pipe = redis::pipe();
-        let size = batch.len() as u64;
         if let Some(resync) = lost.take() {
             pipe.cmd("PUBLISH").arg(&channel).arg(resync).ignore();
         }
-        for payload in batch.drain(..) {
-            pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+        let mut flushes = Vec::new();
+        let mut size = 0u64;
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Event(payload) => {
+                    size += 1;
+                    pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+                }
+                Outgoing::Flush(done) => flushes.push(done),
+            }
+        }
+        if size == 0 {
+            for done in flushes {
+                let _ = done.send(());
+            }
+            continue;
         }
         let started = Instant::now();
         let mut result = pipe.query_async::<()>(&mut conn).await;
@@ -340,6 +371,9 @@ async fn publish_loop(
                 lost = Some(resync.clone());
                 tracing::warn!(error = %e, lost = size, "cluster publish failed; nodes resync from the store");
             }
+        }
+        for done in flushes {
+            let _ = done.send(());
         }
     }
 }

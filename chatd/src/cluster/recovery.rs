@@ -60,8 +60,16 @@ struct Session {
 }
 
 enum Job {
-    Packet { ord: u64, body: String },
-    Session { key: String, body: String },
+    Packet {
+        ord: u64,
+        body: String,
+    },
+    Session {
+        key: String,
+        body: String,
+    },
+    /// Answered once everything queued before is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The cluster's recovery store.
@@ -69,7 +77,9 @@ pub struct ClusterRecovery {
     node: String,
     prefix: String,
     conn: ConnectionManager,
-    last: AtomicU64,
+    /// The last offset given; held while a packet is queued, so that packets reach the
+    /// stream in offset order (the stream refuses a smaller id).
+    last: Mutex<u64>,
     /// Per chat room, the last message sequence number broadcast by this node.
     sent: Mutex<HashMap<String, u64>>,
     jobs: mpsc::Sender<Job>,
@@ -122,7 +132,7 @@ impl ClusterRecovery {
             node: node.to_owned(),
             prefix: prefix.to_owned(),
             conn: conn.clone(),
-            last: AtomicU64::new(last),
+            last: Mutex::new(last),
             sent: Mutex::new(HashMap::new()),
             jobs,
             dropped: AtomicU64::new(0),
@@ -131,18 +141,12 @@ impl ClusterRecovery {
         me
     }
 
-    fn next_ord(&self) -> u64 {
-        let now = (now_ms().max(0) as u64).saturating_mul(1024);
-        let mut prev = self.last.load(Ordering::Relaxed);
-        loop {
-            let next = now.max(prev + 1);
-            match self
-                .last
-                .compare_exchange_weak(prev, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return next,
-                Err(seen) => prev = seen,
-            }
+    /// Writes everything queued so far (a stopping node: its clients recover elsewhere from
+    /// this stream). Waits at most 2 s.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.jobs.send(Job::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
         }
     }
 
@@ -177,8 +181,10 @@ async fn write_loop(
             .saturating_sub(max_age.as_millis() as u64)
             .saturating_mul(1024);
         let mut pipe = redis::pipe();
+        let mut flushes = Vec::new();
         for job in batch.drain(..) {
             match job {
+                Job::Flush(done) => flushes.push(done),
                 Job::Packet { ord, body } => {
                     pipe.cmd("XADD")
                         .arg(&stream)
@@ -203,12 +209,17 @@ async fn write_loop(
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
             tracing::warn!(error = %e, "recovery data not written: those sessions will not recover");
         }
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
 }
 
 impl SessionStore for ClusterRecovery {
     fn store_packet(&self, make: &mut dyn FnMut(&str) -> StoredPacket) -> String {
-        let ord = self.next_ord();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let ord = ((now_ms().max(0) as u64).saturating_mul(1024)).max(*last + 1);
+        *last = ord;
         let offset = format!("{}:{ord}", self.node);
         let packet = make(&offset);
         if let Some((room, seq)) = chat_message(&packet.data) {
@@ -230,6 +241,7 @@ impl SessionStore for ClusterRecovery {
         if let Ok(body) = serde_json::to_string(&body) {
             self.queue(Job::Packet { ord, body });
         }
+        drop(last);
         offset
     }
 

@@ -321,74 +321,58 @@ fn row_room(r: &Row) -> Result<RoomInfo, StoreError> {
 const RESENT: &str = "SELECT room, seq, client_id, sender, text, ts FROM messages
      WHERE room = $1 AND sender_key = $2 AND client_id = $3";
 
+/// An append in one statement, so one round trip: the resend check, the room's next sequence
+/// number and the insert. Outside a transaction block it is its own transaction, committed
+/// before the server reports it complete (the client reads up to ReadyForQuery), so the ack
+/// still follows the commit. A resend does not touch the room row. Otherwise the `UPDATE` takes
+/// the room row's lock, which orders this room's appends across every node until the commit;
+/// under READ COMMITTED it then increments the latest committed `last_seq`. Any error (the
+/// same message stored meanwhile through another node: `messages_resend`) undoes the whole
+/// statement, the increment too, so sequence numbers stay gap-free. No row: no such room.
+/// Columns: those of [`row_message`], then `duplicate`.
+const APPEND: &str = "WITH resent AS (
+         SELECT room, seq, client_id, sender, text, ts FROM messages
+         WHERE room = $1 AND sender_key = $2 AND client_id = $3
+     ), next AS (
+         UPDATE rooms SET last_seq = last_seq + 1
+         WHERE name = $1 AND NOT EXISTS (SELECT FROM resent)
+         RETURNING last_seq
+     ), stored AS (
+         INSERT INTO messages (room, seq, client_id, sender, sender_key, text, ts)
+         SELECT $1, last_seq, $3, $4::text, $2, $5::text, $6::bigint FROM next
+         RETURNING room, seq, client_id, sender, text, ts
+     )
+     SELECT room, seq, client_id, sender, text, ts, false FROM stored
+     UNION ALL
+     SELECT room, seq, client_id, sender, text, ts, true FROM resent";
+
 async fn append(c: &mut ClientWrapper, m: NewMessage) -> Result<Appended, StoreError> {
     let key = m.user.to_lowercase();
-    let tx = c.transaction().await.map_err(pg_err)?;
-    let resent = tx.prepare_cached(RESENT).await.map_err(pg_err)?;
-    if let Some(row) = tx
-        .query_opt(&resent, &[&m.room, &key, &m.client_id])
-        .await
-        .map_err(pg_err)?
-    {
-        tx.rollback().await.map_err(pg_err)?;
-        return Ok(Appended {
-            message: row_message(&row)?,
-            duplicate: true,
-        });
-    }
-    // The room row's lock orders this room's appends across every node until the commit.
-    let next = tx
-        .prepare_cached(
-            "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1 RETURNING last_seq",
-        )
-        .await
-        .map_err(pg_err)?;
-    let Some(row) = tx.query_opt(&next, &[&m.room]).await.map_err(pg_err)? else {
-        tx.rollback().await.map_err(pg_err)?;
-        return Err(StoreError::NoSuchRoom);
-    };
-    let seq: i64 = row.try_get(0).map_err(pg_err)?;
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO messages (room, seq, client_id, sender, sender_key, text, ts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .await
-        .map_err(pg_err)?;
-    let inserted = tx
-        .execute(
-            &insert,
-            &[&m.room, &seq, &m.client_id, &m.user, &key, &m.text, &m.ts],
-        )
-        .await;
-    match inserted {
-        Ok(_) => tx.commit().await.map_err(pg_err)?,
+    let append = c.prepare_cached(APPEND).await.map_err(pg_err)?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&m.room, &key, &m.client_id, &m.user, &m.text, &m.ts];
+    let (row, duplicate) = match c.query_opt(&append, &params).await {
+        Ok(Some(row)) => {
+            let duplicate = row.try_get(6).map_err(pg_err)?;
+            (row, duplicate)
+        }
+        Ok(None) => return Err(StoreError::NoSuchRoom),
         Err(e) if is_resend_conflict(&e) => {
             // The same message came in through another connection (another node) meanwhile:
-            // answer with that one. The rollback takes back this sequence number.
-            tx.rollback().await.map_err(pg_err)?;
+            // answer with that one.
+            let resent = c.prepare_cached(RESENT).await.map_err(pg_err)?;
             let row = c
-                .query_opt(RESENT, &[&m.room, &key, &m.client_id])
+                .query_opt(&resent, &[&m.room, &key, &m.client_id])
                 .await
                 .map_err(pg_err)?
                 .ok_or_else(|| StoreError::Database("a resent message vanished".into()))?;
-            return Ok(Appended {
-                message: row_message(&row)?,
-                duplicate: true,
-            });
+            (row, true)
         }
         Err(e) => return Err(pg_err(e)),
-    }
+    };
     Ok(Appended {
-        message: StoredMessage {
-            room: m.room,
-            seq: seq_value(seq),
-            id: m.client_id,
-            user: m.user,
-            text: m.text,
-            ts: m.ts,
-        },
-        duplicate: false,
+        message: row_message(&row)?,
+        duplicate,
     })
 }
 
@@ -707,6 +691,67 @@ mod tests {
         for node in nodes {
             node.close().await;
         }
+    }
+
+    /// The same message stored through another node while this append waits for the room:
+    /// the append finds it on its insert and answers with it, and the sequence number it had
+    /// taken is given back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resend_stored_elsewhere_while_waiting_for_the_room_is_answered_with_that_one() {
+        let pg = PgServer::new();
+        let url = pg.database("chatd").await;
+        let store = Arc::new(PostgresStore::open(&url).await.unwrap());
+        store.create_room(room("lobby")).await.unwrap();
+        // The other node's append, by hand, left uncommitted: it holds the room row.
+        let (mut other, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        let connection = tokio::spawn(connection);
+        let tx = other.transaction().await.unwrap();
+        tx.execute(
+            "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = 'lobby'",
+            &[],
+        )
+        .await
+        .unwrap();
+        tx.execute(
+            "INSERT INTO messages (room, seq, client_id, sender, sender_key, text, ts)
+             VALUES ('lobby', 1, 'c1', 'Alice', 'alice', 'first', 1)",
+            &[],
+        )
+        .await
+        .unwrap();
+        let resend = tokio::spawn({
+            let store = store.clone();
+            async move { store.append(msg("lobby", "c1", "alice")).await }
+        });
+        // Until the append waits for the room row's lock (pg_locks is read afresh each time).
+        let waiting = async {
+            loop {
+                let row = tx
+                    .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+                    .await
+                    .unwrap();
+                if row.get::<_, i64>(0) > 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the append never waited for the room");
+        tx.commit().await.unwrap();
+        let appended = resend.await.unwrap().unwrap();
+        assert!(appended.duplicate);
+        assert_eq!(
+            (appended.message.seq, appended.message.text.as_str()),
+            (1, "first")
+        );
+        assert_eq!(store.last_seq("lobby").await, Ok(1));
+        let next = store.append(msg("lobby", "c2", "alice")).await.unwrap();
+        assert_eq!((next.message.seq, next.duplicate), (2, false));
+        drop(other);
+        let _ = connection.await;
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
