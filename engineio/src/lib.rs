@@ -6,7 +6,8 @@
 //! [`Config::allow_eio3`] is on, Engine.IO v3 for old clients (Socket.IO client 1.x and 2.x).
 //!
 //! - [`EngineIo`] is the server; mount it in any hyper program with [`EngineIo::service`] or
-//!   [`EngineIo::handle`], or run it with [`serve`].
+//!   [`EngineIo::handle`], run it with [`serve`], or put it in an axum router with
+//!   `EngineIo::layer` (feature `tower` or `axum`, below).
 //! - A [`Handler`] receives each connection's events; [`Socket`] is the handle to send, close
 //!   and inspect a connection.
 //! - The codec ([`packet`], [`payload`]) and the session state machine are sans-IO.
@@ -43,6 +44,36 @@
 //!     engineio::serve(listener, engine, engineio::not_found(), ctrl_c).await
 //! }
 //! ```
+//!
+//! # With axum
+//!
+//! With the feature `axum`, `EngineIo::layer` mounts the server in an axum 0.8 `Router` beside
+//! its routes, on `axum::serve`'s listener. [`EngineIo::graceful_shutdown`], awaited in the
+//! future given to `with_graceful_shutdown`, tells every client before axum stops.
+//!
+//! ```no_run
+//! # use engineio::{CloseReason, Config, EngineIo, Handler, Message, Socket};
+//! # struct Echo;
+//! # impl Handler for Echo {
+//! #     type Conn = Socket;
+//! #     fn on_open(&self, s: Socket) -> Socket { s }
+//! #     fn on_message(&self, s: &Socket, m: Message) { let _ = s.send(m); }
+//! #     fn on_close(&self, _: &Socket, _: CloseReason) {}
+//! # }
+//! # async fn run() -> std::io::Result<()> {
+//! let engine = EngineIo::new(Config::default(), Echo);
+//! let app = axum::Router::new()
+//!     .route("/health", axum::routing::get(|| async { "ok" }))
+//!     .layer(engine.layer());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! let shutdown = async move {
+//!     engineio::shutdown_signal().await;
+//!     engine.graceful_shutdown().await;
+//! };
+//! let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+//! axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -54,6 +85,8 @@ mod error;
 pub mod fuzzing;
 mod headers;
 mod heartbeat;
+#[cfg(feature = "tower")]
+mod layer;
 pub mod packet;
 pub mod payload;
 mod polling;
@@ -79,6 +112,8 @@ pub use config::{
 pub use error::HttpError;
 pub use headers::Headers;
 pub use ipnet::IpNet;
+#[cfg(feature = "tower")]
+pub use layer::{EngineLayer, EngineResponseFuture};
 pub use packet::{DecodeError, Message, Packet, Text};
 pub use reason::CloseReason;
 pub use serve::{serve, shutdown_signal};
@@ -96,3 +131,8 @@ pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query::pairs(query).map(|(k, v)| (k.into_owned(), v.into_owned()))
 }
 pub use socket::{Handler, Handshake, SendError, Socket};
+
+/// The examples of README.md, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

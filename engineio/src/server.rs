@@ -165,9 +165,29 @@ impl<H: Handler> EngineIo<H> {
     }
 
     /// Refuses new handshakes and closes every session with `server shutting down`, then waits
-    /// until every WebSocket connection has finished its close.
+    /// until every WebSocket connection has finished its close. Polling clients fetch their
+    /// close packet afterwards, if the HTTP server still serves them; see
+    /// [`EngineIo::graceful_shutdown`] to wait for that too.
     pub async fn shutdown(&self) {
         self.begin_shutdown();
+        self.shared.ws_tasks.wait_idle().await;
+    }
+
+    /// Shuts down for an HTTP server other than [`serve`](crate::serve) (axum's
+    /// `with_graceful_shutdown`, a hyper accept loop of one's own): refuses new handshakes,
+    /// closes every session with `server shutting down`, and resolves once the clients have
+    /// been told: each WebSocket got its close frame, and each polling client fetched its close
+    /// packet or [`Config::shutdown_delivery`] went by.
+    ///
+    /// The HTTP server must go on serving until this resolves, since polling clients fetch
+    /// their close packet with a request; stop it afterwards. With axum, await this inside the
+    /// future given to `with_graceful_shutdown`. Long-polling requests still open when the HTTP
+    /// server stops are answered at once (their session is closed), so they do not hold up
+    /// the server's own graceful shutdown.
+    pub async fn graceful_shutdown(&self) {
+        self.begin_shutdown();
+        let delivery = self.shared.config.shutdown_delivery;
+        let _ = tokio::time::timeout(delivery, self.drained()).await;
         self.shared.ws_tasks.wait_idle().await;
     }
 
@@ -404,11 +424,12 @@ pub(crate) fn origin_is_valid(parts: &Parts) -> bool {
 
 /// A hyper service: an [`EngineIo`] at its path, and a fallback service for the rest.
 ///
-/// Responses have the body type `Either<Full<Bytes>, B>` where `B` is the fallback's.
+/// Responses have the body type `Either<Full<Bytes>, B>` where `B` is the fallback's. With the
+/// `tower` feature it is a tower `Service` too, around any tower service (see `EngineLayer`).
 pub struct EngineService<H: Handler, F> {
-    engine: EngineIo<H>,
-    fallback: F,
-    peer: Option<SocketAddr>,
+    pub(crate) engine: EngineIo<H>,
+    pub(crate) fallback: F,
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 impl<H: Handler, F: Clone> Clone for EngineService<H, F> {

@@ -7,7 +7,8 @@
 //! CONNECT_ERROR as a string, and know their socket by [`Socket::client_id`].
 //!
 //! - [`SocketIo`] is the server: namespaces ([`SocketIo::of`], [`SocketIo::dynamic`]),
-//!   broadcasts, and a hyper service ([`SocketIo::service`]) or a ready accept loop ([`serve`]).
+//!   broadcasts, and a hyper service ([`SocketIo::service`]), a ready accept loop ([`serve`]),
+//!   or a tower layer for axum (`SocketIo::layer`, feature `tower` or `axum`).
 //! - [`Namespace`]: connect middlewares, the connection handler, broadcasts to its sockets.
 //! - [`Socket`]: one client in one namespace: event handlers, emits, acknowledgements both ways,
 //!   rooms, disconnect.
@@ -38,6 +39,50 @@
 //!     socketio::serve(listener, io, engineio::not_found(), ctrl_c).await
 //! }
 //! ```
+//!
+//! # With axum
+//!
+//! With the feature `axum` (`socketio = { version = "0.1", features = ["axum"] }`),
+//! `SocketIo::layer` mounts Socket.IO in an axum 0.8 `Router` beside its routes, and
+//! `axum::serve` serves both on one listener. Axum handlers reach the clients through a clone of
+//! the [`SocketIo`] (here as router state). On shutdown, [`SocketIo::shutdown`] tells the clients
+//! while axum still serves them; axum stops once it returns.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//!
+//! use axum::{extract::State, routing::post, Router};
+//! use socketio::{Config, SocketIo};
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let io = SocketIo::new(Config::default());
+//!     io.of("/").on_connection(|socket| async move {
+//!         socket.on("message", |socket, event| async move {
+//!             let _ = socket.emit("message-back", event.args);
+//!         });
+//!     });
+//!     let app = Router::new()
+//!         .route("/notify", post(|State(io): State<SocketIo>, text: String| async move {
+//!             let _ = io.emit("notice", text);
+//!         }))
+//!         .with_state(io.clone())
+//!         .layer(io.layer());
+//!
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     let shutdown = async move {
+//!         engineio::shutdown_signal().await;
+//!         io.shutdown().await;
+//!     };
+//!     // With ConnectInfo, sockets know their client's address.
+//!     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+//!         .with_graceful_shutdown(shutdown)
+//!         .await
+//! }
+//! ```
+//!
+//! The feature `tower` alone gives the layer without axum, for other tower stacks.
+//! `examples/axum-chat.rs` is a fuller chat (rooms, acks, state shared with JSON routes).
 
 #![warn(missing_docs)]
 
@@ -51,6 +96,8 @@ mod config;
 mod extensions;
 pub mod extract;
 pub mod handler;
+#[cfg(feature = "tower")]
+mod layer;
 mod legacy;
 mod namespace;
 pub mod packet;
@@ -67,6 +114,8 @@ pub use client_files::CLIENT_FILES;
 pub use config::{Config, ConfigBuilder, Recovery};
 pub use engineio::Sid;
 pub use extensions::Extensions;
+#[cfg(feature = "tower")]
+pub use layer::SocketIoLayer;
 pub use namespace::{ConnectError, Namespace};
 pub use packet::{Data, DecodeError, Decoder, Packet, PacketType};
 pub use reason::DisconnectReason;
@@ -126,3 +175,8 @@ impl IntoRooms for &[&str] {
         self.iter().map(|s| (*s).to_owned()).collect()
     }
 }
+
+/// The examples of README.md, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

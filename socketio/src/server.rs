@@ -189,8 +189,8 @@ impl Builder {
 #[derive(Clone)]
 pub struct SocketIo {
     inner: Arc<ServerInner>,
-    engine: EngineIo<SioHandler>,
-    client_files: Arc<ClientFiles>,
+    pub(crate) engine: EngineIo<SioHandler>,
+    pub(crate) client_files: Arc<ClientFiles>,
 }
 
 impl std::fmt::Debug for SocketIo {
@@ -299,18 +299,42 @@ impl SocketIo {
         }
     }
 
-    /// Closes every connection with `server shutting down`.
+    /// Closes every connection with `server shutting down` and refuses new ones; resolves once
+    /// the clients have been told (each WebSocket got its close frame, each polling client
+    /// fetched its close packet or [`engineio::Config::shutdown_delivery`] went by).
+    ///
+    /// [`serve`] does this itself. An application on another HTTP server (axum, a hyper loop
+    /// of its own) calls it when it shuts down, while that server still serves requests, and
+    /// stops the server afterwards. With axum, await it in the future given to
+    /// `with_graceful_shutdown`:
+    ///
+    /// ```no_run
+    /// # async fn run(io: socketio::SocketIo, app: axum::Router) -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    /// let shutdown = {
+    ///     let io = io.clone();
+    ///     async move {
+    ///         engineio::shutdown_signal().await;
+    ///         io.shutdown().await;
+    ///     }
+    /// };
+    /// axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    /// # }
+    /// ```
     pub async fn shutdown(&self) {
-        self.engine.shutdown().await;
+        self.engine.graceful_shutdown().await;
     }
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// The hyper service of a [`SocketIo`]; see [`SocketIo::service`].
+///
+/// With the `tower` feature it is a tower `Service` too, around any tower service; see
+/// `SocketIo::layer`.
 pub struct SocketIoService<F> {
-    engine: EngineService<SioHandler, F>,
-    client_files: Arc<ClientFiles>,
+    pub(crate) engine: EngineService<SioHandler, F>,
+    pub(crate) client_files: Arc<ClientFiles>,
 }
 
 impl<F: Clone> Clone for SocketIoService<F> {
