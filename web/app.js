@@ -90,6 +90,7 @@
     // Set when the server moves us to another node (a rolling restart): the reconnection that
     // follows is expected and quick, so it shows no banner unless it takes a while.
     moving: null,
+    moveTimer: null, // shows the banner if the move's reconnection takes too long
   };
 
   /** How long a move to another node may take before the banner says we are reconnecting. */
@@ -169,7 +170,9 @@
     socket.on("disconnect", (reason) => {
       if (reason === "io client disconnect") return;
       if (state.moving && reason !== "io server disconnect") {
-        setTimeout(() => {
+        // One timer for the move in progress: an earlier move's must not fire during this one.
+        clearTimeout(state.moveTimer);
+        state.moveTimer = setTimeout(() => {
           if (!socket.connected && state.moving) lost("Connection lost. Reconnecting…");
         }, MOVE_GRACE_MS);
         return;
@@ -221,6 +224,7 @@
   async function onConnect(socket) {
     banner(null);
     state.moving = null;
+    clearTimeout(state.moveTimer);
     const first = !state.everConnected;
     state.everConnected = true;
     if (first) {

@@ -380,11 +380,31 @@ pub(crate) async fn drive<S>(
         reason: Utf8Bytes::from_static(""),
     });
     let _ = Box::pin(tokio::time::timeout(WRITE_GRACE, async {
-        if ws.close(frame).await.is_ok() {
+        if ws.close(frame).await.is_err() {
+            return;
+        }
+        if close_code.is_some() {
+            // A refused frame may still be arriving: its bytes are no frames to parse.
             discard_until_closed(ws.get_mut()).await;
+        } else {
+            await_close_reply(ws).await;
         }
     }))
     .await;
+}
+
+/// Reads until the client answers the close frame, then returns so that the connection is
+/// dropped: the server closes TCP first (RFC 6455 7.1.1). A browser waits for that before it
+/// reports the close, so waiting for the client to close its side would delay both.
+async fn await_close_reply<S>(ws: &mut WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(Ok(message)) = ws.next().await {
+        if let WsMessage::Close(_) = message {
+            break;
+        }
+    }
 }
 
 /// Reads and drops what the client still sends until it closes its side. Closing a socket with

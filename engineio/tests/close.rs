@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use engineio::{CloseReason, Config, Message, SendError};
+use futures_util::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_close_answers_the_pending_get_with_close_packet() {
@@ -144,6 +145,22 @@ async fn server_close_on_websocket_sends_a_close_frame() {
         .await
         .assert_error(400, 1, "Session ID unknown");
     server.assert_no_event();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_close_on_websocket_ends_the_connection_once_the_client_answers() {
+    let mut server = TestServer::default_echo().await;
+    let (mut ws, _open, socket) = server.open_websocket().await;
+    socket.close();
+    ws_expect_close(&mut ws).await;
+    // The client answers the close frame (on its next read) and, like a browser, waits for the
+    // server to close the connection: that comes at once, not after the server's write grace.
+    let end = tokio::time::timeout(Duration::from_millis(1500), ws.next())
+        .await
+        .expect("the server closes the connection after the close handshake");
+    assert!(end.is_none(), "expected the end of the stream, got {end:?}");
+    server.expect_close(socket.id()).await;
     server.stop().await;
 }
 
