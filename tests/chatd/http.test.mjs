@@ -209,3 +209,21 @@ function expectCode(res, code) {
   assert.equal(res?.ok, false);
   assert.equal(res.error?.code, code, JSON.stringify(res));
 }
+
+describe('chatd POST /admin/drain', { timeout: 30000 }, () => {
+  it('is refused through a proxy; from this host it stops the node as SIGTERM does', async (t) => {
+    const srv = await startChatd({}, { t });
+    const proxied = await srv.get('/admin/drain', { method: 'POST', headers: { 'x-forwarded-for': '203.0.113.9' } });
+    assert.equal(proxied.status, 403);
+    assert.equal(JSON.parse(proxied.text).status, 'forbidden');
+    // Still serving.
+    assert.equal((await srv.get('/healthz')).status, 200);
+    const exited = srv.run.exited;
+    const res = await srv.get('/admin/drain', { method: 'POST' });
+    assert.equal(res.status, 202);
+    assert.deepEqual(JSON.parse(res.text), { status: 'draining' });
+    // One node without Redis stops as on SIGTERM: it exits 0.
+    const exit = await exited;
+    assert.equal(exit.code, 0, JSON.stringify(exit));
+  });
+});
