@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -600,4 +601,89 @@ async fn a_session_that_missed_more_than_max_replay_bytes_is_not_recovered() {
         ws.close().await;
         server.stop().await;
     }
+}
+
+/// A [`MemoryStore`](socketio::recovery::MemoryStore) that takes its time after assigning an
+/// offset, as a store writing elsewhere may: a broadcast recorded meanwhile gets the next one.
+struct SlowStore(socketio::recovery::MemoryStore);
+
+impl socketio::recovery::SessionStore for SlowStore {
+    fn store_packet(
+        &self,
+        make: &mut dyn FnMut(&str) -> socketio::recovery::StoredPacket,
+    ) -> String {
+        let offset = self.0.store_packet(make);
+        for _ in 0..50 {
+            std::thread::yield_now();
+        }
+        offset
+    }
+    fn save_session(&self, session: socketio::recovery::SavedSession) {
+        self.0.save_session(session)
+    }
+    fn restore_session(
+        &self,
+        pid: engineio::Sid,
+        offset: String,
+        nsp: &str,
+    ) -> socketio::adapter::BoxFuture<
+        Option<(
+            socketio::recovery::SavedSession,
+            Vec<socketio::recovery::StoredPacket>,
+        )>,
+    > {
+        self.0.restore_session(pid, offset, nsp)
+    }
+}
+
+/// The offsets a connection receives rise in the store's order even while per-socket emits and
+/// broadcasts are recorded on several threads at once: a client that reconnects from the last
+/// offset it got must be replayed every later packet, and none it got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_reach_a_connection_in_the_order_the_store_gave_them() {
+    const EACH: usize = 500;
+    let store = Arc::new(SlowStore(socketio::recovery::MemoryStore::new(
+        Duration::from_secs(60),
+    )));
+    let io = SocketIo::builder(config().recovery(Recovery::default()).build())
+        .recovery_store(store)
+        .build();
+    io.of("/").on_connection(|s| async move {
+        s.on("go", |s, _e| async move {
+            let one = s.clone();
+            let direct = tokio::spawn(async move {
+                for i in 0..EACH {
+                    let _ = one.emit("direct", json!(i));
+                    tokio::task::yield_now().await;
+                }
+            });
+            let all = s.ns();
+            let broadcast = tokio::spawn(async move {
+                for i in 0..EACH {
+                    let _ = all.emit("broadcast", json!(i));
+                    tokio::task::yield_now().await;
+                }
+            });
+            let _ = tokio::join!(direct, broadcast);
+        });
+    });
+    let server = TestServer::start(io).await;
+    let mut ws = server.ws().await;
+    connect(&mut ws, "/", "").await;
+    ws.send(r#"42["go"]"#).await;
+    let mut last: Option<u64> = None;
+    for n in 0..2 * EACH {
+        let frame = ws.text().await;
+        let offset = offset_of(&frame, "42");
+        let ord: u64 = offset
+            .rsplit('-')
+            .next()
+            .and_then(|o| u64::from_str_radix(o, 36).ok())
+            .unwrap_or_else(|| panic!("offset {offset}"));
+        if let Some(prev) = last {
+            assert!(ord > prev, "frame {n}: offset {ord} after {prev} ({frame})");
+        }
+        last = Some(ord);
+    }
+    server.stop().await;
 }

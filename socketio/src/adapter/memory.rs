@@ -1,7 +1,7 @@
 //! The in-process adapter.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
@@ -83,6 +83,9 @@ impl Rooms {
 pub struct MemoryAdapter {
     ns: LocalNamespace,
     rooms: RwLock<Rooms>,
+    /// Held from a recorded packet's offset to its hand-off to every connection, so that each
+    /// connection gets recorded packets in offset order (see [`MemoryAdapter::broadcast`]).
+    recording: Mutex<()>,
 }
 
 impl MemoryAdapter {
@@ -91,6 +94,7 @@ impl MemoryAdapter {
         MemoryAdapter {
             ns,
             rooms: RwLock::new(Rooms::default()),
+            recording: Mutex::new(()),
         }
     }
 
@@ -134,18 +138,22 @@ impl MemoryAdapter {
         });
     }
 
-    /// Appends the recovery offset and stores the packet, when it is eligible.
-    fn store_for_recovery(&self, packet: &mut Packet, opts: &BroadcastOptions) {
+    /// Appends the recovery offset, stores the packet and sends it, when it is eligible;
+    /// `false` (nothing done) when it is not.
+    fn record_and_deliver(&self, packet: &mut Packet, opts: &BroadcastOptions) -> bool {
         let eligible = packet.kind.is_event() && packet.id.is_none() && !opts.flags.volatile;
         if !eligible {
-            return;
+            return false;
         }
         let Some(store) = self.ns.recovery_store() else {
-            return;
+            return false;
         };
         let Some(Value::Array(items)) = packet.data.as_mut() else {
-            return;
+            return false;
         };
+        // A client resumes from the last offset it got: had a later offset overtaken this one
+        // on some connection, a reconnect from it would skip this packet.
+        let _order = self.recording.lock().unwrap_or_else(|e| e.into_inner());
         store.store_packet(&mut |offset: &str| {
             items.push(Value::String(offset.to_owned()));
             StoredPacket {
@@ -157,6 +165,8 @@ impl MemoryAdapter {
                 except: opts.except.clone(),
             }
         });
+        self.deliver(packet, opts);
+        true
     }
 }
 
@@ -236,8 +246,9 @@ impl Adapter for MemoryAdapter {
     }
 
     fn broadcast(&self, mut packet: Packet, opts: &BroadcastOptions) {
-        self.store_for_recovery(&mut packet, opts);
-        self.deliver(&packet, opts);
+        if !self.record_and_deliver(&mut packet, opts) {
+            self.deliver(&packet, opts);
+        }
     }
 
     fn broadcast_with_ack(
