@@ -242,6 +242,14 @@ async fn rejoin_recovered(app: &App, socket: &Socket, session: &Session) {
         .as_object_mut()
         .and_then(|d| d.remove(crate::cluster::recovery::REJOIN));
     if let Some(Value::Object(rooms)) = rejoin {
+        // Kept for the next move: until the client gets a packet this node records, this is
+        // what it has.
+        if let Some(d) = data.as_object_mut() {
+            d.insert(
+                crate::cluster::recovery::REJOINED.into(),
+                Value::Object(rooms.clone()),
+            );
+        }
         socket.set_data(data);
         for (room, since) in rooms {
             rejoin_room(app, socket, session, room, since.as_u64()).await;

@@ -39,6 +39,9 @@ const MAX_PAGES: usize = 100;
 /// The key of the session data under which a restore hands chatd the chat rooms to rejoin:
 /// room name to the last message sequence number the client got (`null`: unknown).
 pub const REJOIN: &str = "rejoin";
+/// The key of the session data under which chatd keeps the [`REJOIN`] points it was restored
+/// with: what the client had when it came to this node.
+pub const REJOINED: &str = "rejoined";
 
 #[derive(Serialize, Deserialize)]
 struct Packet {
@@ -60,6 +63,9 @@ struct Session {
     at: u64,
     /// Per chat room: the last message sequence number the node had sent to this session.
     seqs: HashMap<String, u64>,
+    /// The stream of the process that saved it (`{node}.{instance}`).
+    #[serde(default)]
+    stream: String,
 }
 
 enum Job {
@@ -264,6 +270,7 @@ impl SessionStore for ClusterRecovery {
             data: session.data,
             at,
             seqs,
+            stream: self.node.clone(),
         };
         if let Ok(body) = serde_json::to_string(&body) {
             self.queue(Job::Session {
@@ -340,7 +347,11 @@ async fn restore(
         disconnected_at: UNIX_EPOCH + Duration::from_millis(session.at),
     };
     let mut missed = Vec::new();
-    let mut covered = session.seqs.clone();
+    // An offset from the saving process's stream: the client got each packet up to it, and
+    // gets the rest now, so it has every message that process sent it. An offset from an
+    // earlier process's stream: it got nothing the saving process recorded, so it has what
+    // it came there with (the points that process rejoined it from) and the packets now due.
+    let mut covered = starting_points(&session, node);
     let mut from = format!("({ord}-0");
     for _ in 0..MAX_PAGES {
         let entries: Entries = redis::cmd("XRANGE")
@@ -411,9 +422,48 @@ async fn restore(
     Ok(Some((saved, missed)))
 }
 
+/// Per chat room, the last message a client resuming `session` from an offset of `stream`
+/// had before the packets replayed now.
+fn starting_points(session: &Session, stream: &str) -> HashMap<String, u64> {
+    if session.stream.is_empty() || session.stream == stream {
+        return session.seqs.clone();
+    }
+    session
+        .data
+        .get(REJOINED)
+        .and_then(Value::as_object)
+        .map(|rooms| {
+            rooms
+                .iter()
+                .filter_map(|(room, seq)| Some((room.clone(), seq.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_without_a_packet_of_the_saving_process_starts_where_it_came_in() {
+        let session = Session {
+            sid: "s".into(),
+            pid: "p".into(),
+            nsp: "/chat".into(),
+            rooms: vec!["r:lobby".into()],
+            data: json!({ REJOINED: {"lobby": 7, "dm": null} }),
+            at: 0,
+            seqs: HashMap::from([("lobby".to_owned(), 9)]),
+            stream: "b.2".into(),
+        };
+        // It got b.2's packets up to its offset and gets the rest: all it sent, up to 9.
+        assert_eq!(starting_points(&session, "b.2")["lobby"], 9);
+        // Its offset is a.1's: it never got what b.2 sent, so it has what it came with.
+        let from_a = starting_points(&session, "a.1");
+        assert_eq!(from_a.get("lobby"), Some(&7));
+        assert_eq!(from_a.get("dm"), None);
+    }
 
     #[test]
     fn message_packets_name_their_room_and_seq() {
