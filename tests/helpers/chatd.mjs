@@ -169,9 +169,12 @@ export class Chatd {
   get proc() { return this.run.proc; }
   get exited() { return this.run.exited; }
   stderr() { return this.run?.stderr() ?? ''; }
+  /** The standard error of every run of this node so far (restarts included). */
+  allStderr() { return (this.pastStderr ?? '') + this.stderr(); }
 
   async start(port = 0) {
     const args = ['--listen', `127.0.0.1:${port}`, '--data-dir', this.dataDir, ...flagArgs(this.flags)];
+    if (this.run) this.pastStderr = ((this.pastStderr ?? '') + this.run.stderr()).slice(-MAX_LOG);
     this.run = await spawnChatd(args, { env: this.env, onPanic: (text) => this.panics.push(text) });
     return this;
   }

@@ -235,7 +235,9 @@ export class Nginx {
       'worker_processes 1;',
       `pid ${d}/nginx.pid;`,
       `error_log ${d}/error.log warn;`,
-      'events { worker_connections 512; }',
+      // Room for the rolling-restart bench's 10 000 clients (two connections each).
+      'worker_rlimit_nofile 65536;',
+      'events { worker_connections 32768; }',
       'http {',
       ...(this.logFormat ? [`    log_format test '${this.logFormat}';`, `    access_log ${d}/access.log test;`] : [`    access_log ${d}/access.log;`]),
       `    client_body_temp_path ${d}/client_body;`,
