@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use engineio::Sid;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -24,13 +25,7 @@ pub async fn drain(app: &App, window: Duration) {
     let engine = app.io.engine();
     engine.drain();
     let sockets = engine.sockets();
-    let chat: HashMap<_, _> = app
-        .io
-        .of("/chat")
-        .sockets()
-        .into_iter()
-        .map(|s| (s.engine().id(), s))
-        .collect();
+    let mut chat = ChatSockets::of(app);
     tracing::info!(
         connections = sockets.len(),
         ?window,
@@ -38,15 +33,67 @@ pub async fn drain(app: &App, window: Duration) {
     );
     let start = Instant::now();
     let n = sockets.len().max(1) as u32;
+    // A connection not (yet) in `/chat`, say one still connecting, goes last: by then it may be.
+    let mut later = Vec::new();
     for (i, socket) in sockets.iter().enumerate() {
         tokio::time::sleep_until(start + window * i as u32 / n).await;
-        if let Some(s) = chat.get(&socket.id()) {
-            // Without a recovery offset: a broadcast still on its way to this socket must not
-            // fall behind the client's recovery position.
+        match chat.get(app, socket.id()) {
+            Some(s) => {
+                // Without a recovery offset: a broadcast still on its way to this socket must
+                // not fall behind the client's recovery position.
+                let _ =
+                    s.emit_unrecorded(MOVING, json!({"reason": "node draining: reconnect now"}));
+                socket.close();
+            }
+            None => later.push(socket),
+        }
+    }
+    tokio::time::sleep_until(start + window).await;
+    chat.refresh(app);
+    for socket in later {
+        if let Some(s) = chat.get(app, socket.id()) {
             let _ = s.emit_unrecorded(MOVING, json!({"reason": "node draining: reconnect now"}));
         }
         socket.close();
     }
     let _ = tokio::time::timeout_at(start + window + LINGER, engine.drained()).await;
     tracing::info!(left = engine.sockets().len(), "drained");
+}
+
+/// The `/chat` sockets by connection, read again when one is missing and the copy is older
+/// than [`REFRESH`] (connections keep arriving through the window: recovered sessions whose
+/// engine connection was there before their namespace connection).
+struct ChatSockets {
+    by_connection: HashMap<Sid, socketio::Socket>,
+    at: Instant,
+}
+
+/// How old the copy of the `/chat` sockets may be before a miss reads them again.
+const REFRESH: Duration = Duration::from_millis(100);
+
+impl ChatSockets {
+    fn of(app: &App) -> Self {
+        let by_connection = app
+            .io
+            .of("/chat")
+            .sockets()
+            .into_iter()
+            .map(|s| (s.engine().id(), s))
+            .collect();
+        ChatSockets {
+            by_connection,
+            at: Instant::now(),
+        }
+    }
+
+    fn refresh(&mut self, app: &App) {
+        *self = Self::of(app);
+    }
+
+    fn get(&mut self, app: &App, connection: Sid) -> Option<socketio::Socket> {
+        if !self.by_connection.contains_key(&connection) && self.at.elapsed() >= REFRESH {
+            self.refresh(app);
+        }
+        self.by_connection.get(&connection).cloned()
+    }
 }
