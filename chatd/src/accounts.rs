@@ -81,9 +81,10 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// The identity token of an account's connections: every tab and node of one account holds
-/// the name together. Guests cannot claim an account's name, so they never present it.
+/// the name together. Guests cannot claim an account's name, so they never present it. (16 to
+/// 64 characters, as the identity actor takes.)
 pub fn identity_token(account: &Account) -> String {
-    format!("account:{}", account.id)
+    format!("account:{:020}", account.id)
 }
 
 fn unavailable() -> ChatError {

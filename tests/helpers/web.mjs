@@ -119,7 +119,8 @@ const LISTENING_RE = /^listening on http:\/\/127\.0\.0\.1:(\d+)\/\s*$/m;
  */
 export class ChatdProcess {
   constructor(flags = {}) {
-    this.flags = flags;
+    // Guests (pick-a-name) unless `guests: false`.
+    this.flags = { guests: true, ...flags };
     this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'chatd-web-'));
     liveDirs.add(this.dataDir);
     this.port = 0;
