@@ -36,9 +36,9 @@ pub const MAX_TOKEN: usize = 128;
 /// Password length in characters.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=256;
 /// Hashes waiting for a free hasher at most; more are answered `overloaded`.
-const MAX_WAITING_HASHES: usize = 64;
+pub const MAX_WAITING_HASHES: usize = 64;
 /// Addresses or names a rate limiter remembers at most.
-const MAX_LIMITED_KEYS: usize = 10_000;
+pub const MAX_LIMITED_KEYS: usize = 10_000;
 /// How long an invite code is valid by default.
 pub const INVITE_HOURS: u64 = 7 * 24;
 
