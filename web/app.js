@@ -193,7 +193,7 @@
       state.moving = Date.now();
     });
     socket.on("disconnect", (reason) => {
-      if (reason === "io client disconnect") return;
+      if (reason === "io client disconnect" || state.ended) return;
       if (state.moving && reason !== "io server disconnect") {
         // One timer for the move in progress: an earlier move's must not fire during this one.
         clearTimeout(state.moveTimer);
@@ -215,6 +215,14 @@
       $("me").textContent = user;
       for (const peer of saved.peers(user)) conv("dm", peer);
       renderRooms();
+    });
+    socket.on("session_ended", ({ reason }) => {
+      // Logged out elsewhere, revoked, or a new password: back to the login screen.
+      if (state.ended) return; // this tab is logging out itself
+      state.ended = true;
+      socket.disconnect();
+      sessionStorage.setItem("chatd.ended", `You were logged out (${reason}).`);
+      location.reload();
     });
     socket.on("connect", () => onConnect(socket));
     socket.on("message", (m) => onMessage(conv("room", m.room), m));
@@ -664,6 +672,7 @@
   });
 
   $("logout").addEventListener("click", async () => {
+    state.ended = true;
     try {
       await api("/api/logout", {});
     } catch (_) { /* the page starts over anyway */ }
@@ -689,7 +698,9 @@
         return;
       }
     } catch (_) { /* not logged in */ }
-    showLogin();
+    const ended = sessionStorage.getItem("chatd.ended");
+    sessionStorage.removeItem("chatd.ended");
+    showLogin(ended || undefined);
   }
 
   $("login-form").addEventListener("submit", (ev) => {

@@ -87,6 +87,11 @@ pub fn identity_token(account: &Account) -> String {
     format!("account:{:020}", account.id)
 }
 
+/// The Socket.IO room of a session's `/chat` connections, which end with it.
+pub fn session_group(session_id: &str) -> String {
+    format!("session:{session_id}")
+}
+
 fn unavailable() -> ChatError {
     ChatError::new(Code::Unavailable, "storage is unavailable, try again")
 }
@@ -482,14 +487,14 @@ impl Accounts {
     }
 
     /// `POST /api/password`: checks the current password, sets the new one, and ends every
-    /// other session of the account.
+    /// other session of the account; returns the ids of those it ended.
     pub async fn change_password(
         &self,
         ip: Option<IpAddr>,
         authed: &Authed,
         current: &str,
         new: &str,
-    ) -> Result<(), Refused> {
+    ) -> Result<Vec<String>, Refused> {
         self.charge_ip(ip)?;
         self.charge_name(&authed.account.name)?;
         check_password(new).map_err(refused)?;
@@ -506,12 +511,20 @@ impl Accounts {
             )));
         }
         let hash = self.hasher.hash(new).await.map_err(refused)?;
+        let others: Vec<String> = self
+            .sessions(authed)
+            .await
+            .map_err(refused)?
+            .into_iter()
+            .map(|s| s.id)
+            .filter(|id| *id != authed.session.id)
+            .collect();
         self.store
             .set_password(authed.account.id, hash, Some(authed.session.id.clone()))
             .await
             .map_err(|e| refused(store_error(e)))?;
         tracing::info!(user = %authed.account.name, "password changed");
-        Ok(())
+        Ok(others)
     }
 
     /// Sets the password of the account `name` and ends all its sessions (`chatd user passwd`).

@@ -203,6 +203,19 @@ impl Ask<'_> {
     }
 }
 
+/// Ends this node's `/chat` connections of the sessions `ids`, telling them why first. (Other
+/// nodes' connections of a session end at their next handshake, which refuses it.)
+fn end_connections(app: &App, ids: &[String], reason: &str) {
+    let chat = app.io.of("/chat");
+    for id in ids {
+        let group = accounts::session_group(id);
+        let _ = chat
+            .to(group.clone())
+            .emit("session_ended", json!({"reason": reason}));
+        chat.to(group).disconnect_sockets(false);
+    }
+}
+
 fn signed_in(authed: &Authed) -> Value {
     json!({
         "ok": true,
@@ -378,6 +391,7 @@ async fn login(ask: &Ask<'_>) -> Result<Res, Refused> {
 async fn logout(ask: &Ask<'_>) -> Result<Res, Refused> {
     if let Ok(authed) = ask.authed().await {
         ask.app.accounts.logout(&authed).await.map_err(refused)?;
+        end_connections(ask.app, &[authed.session.id], "logged out");
     }
     Ok(ask.clear_cookie(json_response(StatusCode::OK, &json!({"ok": true}))))
 }
@@ -385,10 +399,12 @@ async fn logout(ask: &Ask<'_>) -> Result<Res, Refused> {
 async fn password(ask: &Ask<'_>) -> Result<Res, Refused> {
     let authed = ask.authed().await?;
     let req: PasswordReq = ask.json()?;
-    ask.app
+    let ended = ask
+        .app
         .accounts
         .change_password(ask.client_ip(), &authed, &req.current, &req.new)
         .await?;
+    end_connections(ask.app, &ended, "password changed");
     Ok(json_response(StatusCode::OK, &json!({"ok": true})))
 }
 
@@ -421,6 +437,7 @@ async fn revoke(ask: &Ask<'_>) -> Result<Res, Refused> {
     {
         return Err(refused(ChatError::new(Code::NotFound, "no such session")));
     }
+    end_connections(ask.app, std::slice::from_ref(&req.id), "session revoked");
     let res = json_response(StatusCode::OK, &json!({"ok": true}));
     Ok(if req.id == authed.session.id {
         ask.clear_cookie(res)

@@ -245,6 +245,10 @@ async fn connected(app: Arc<App>, socket: Socket) {
         }
     };
     socket.join(user_group(&user.name));
+    if let Some(authed) = socket.extensions().get::<Authed>() {
+        // Logging out, a revocation or a new password ends this connection too.
+        socket.join(accounts::session_group(&authed.session.id));
+    }
     let session = socket.extensions().get_or_insert_with(|| Session {
         user: user.clone(),
         budget: Mutex::new(Budget::new(

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
-  startChatd, chat, chatRefused, chatAs, api, register, cookieToken, CHATD_BIN, TRANSPORTS, nextId,
+  startChatd, chat, chatRefused, chatAs, api, register, cookieToken, nextEvent, CHATD_BIN, TRANSPORTS, nextId,
 } from '../helpers/chatd.mjs';
 import { findPostgresBinDir, startPostgres } from '../helpers/postgres.mjs';
 
@@ -120,6 +120,40 @@ describe('chatd accounts', () => {
     // A session ended by logout is refused at the next handshake.
     await api(srv, '/api/logout', {}, { token });
     assert.equal(await code({ token }), 'invalid_session');
+  });
+
+  it('logout, revocation and a new password end the live /chat connections of those sessions', T, async (t) => {
+    const srv = await startChatd({ guests: false }, { t });
+    const { token: first } = await register(srv, 'ivan');
+    const login = async () => cookieToken((await api(srv, '/api/login', { name: 'ivan', password: 'password1' })).cookie);
+    const [second, third, fourth] = [await login(), await login(), await login()];
+    const tabs = {
+      first: await chatAs(t, srv, { token: first }),
+      second: await chatAs(t, srv, { cookie: second }),
+      third: await chatAs(t, srv, { token: third, transport: TRANSPORTS.polling }),
+      fourth: await chatAs(t, srv, { token: fourth }),
+    };
+    const ended = (tab) => Promise.all([
+      nextEvent(tab.socket, 'session_ended'),
+      tab.disconnects.waitFor(([reason]) => reason === 'io server disconnect'),
+    ]).then(([[payload]]) => payload.reason);
+
+    // Revoked from another session.
+    const listed = (await api(srv, '/api/sessions', undefined, { token: fourth })).json.sessions;
+    let end = ended(tabs.first);
+    assert.equal((await api(srv, '/api/sessions/revoke', { id: listed[0].id }, { token: fourth })).status, 200);
+    assert.equal(await end, 'session revoked');
+    // Logged out.
+    end = ended(tabs.second);
+    await api(srv, '/api/logout', {}, { cookie: second });
+    assert.equal(await end, 'logged out');
+    // A new password ends the others, not this one.
+    end = ended(tabs.third);
+    assert.equal((await api(srv, '/api/password', { current: 'password1', new: 'password2' }, { token: fourth })).status, 200);
+    assert.equal(await end, 'password changed');
+    assert.equal(tabs.fourth.socket.connected, true);
+    await tabs.fourth.ok('rooms:list', {});
+    assert.equal(tabs.fourth.events.session.length, 1);
   });
 
   it('guests cannot take an account name or a look-alike, and a guest name cannot be registered while in use', T, async (t) => {

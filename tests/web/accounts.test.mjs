@@ -70,6 +70,14 @@ describe('web client: accounts', { timeout: 180000 }, () => {
     // Log in again.
     await alice.account('alice', 'correct horse');
     await alice.message('hello from an account').waitFor();
+    // A second tab shares the session (the cookie); logging out in one ends the other too.
+    const tab = await alice.context.newPage();
+    await tab.goto(alice.url);
+    await tab.getByTestId('conv-title').filter({ hasText: '# lobby' }).waitFor();
+    await alice.byId('logout').click();
+    await tab.getByTestId('account-error').filter({ hasText: 'You were logged out (logged out).' }).waitFor();
+    assert.equal(await tab.getByTestId('shell').isVisible(), false);
+    await alice.account('alice', 'correct horse');
     assert.deepEqual([...alice.errors, ...bob.errors], [], stack.logs());
     await alice.context.close();
     await bob.context.close();
