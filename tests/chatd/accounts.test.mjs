@@ -156,6 +156,48 @@ describe('chatd accounts', () => {
     assert.equal(tabs.fourth.events.session.length, 1);
   });
 
+  it('a connection recovered after a drop comes back only while its session is valid', T, async (t) => {
+    const srv = await startChatd({ guests: false }, { t });
+    const { token } = await register(srv, 'jane');
+    const other = cookieToken((await api(srv, '/api/login', { name: 'jane', password: 'password1' })).cookie);
+    for (const revoke of [false, true]) {
+      const tab = await chatAs(t, srv, { token: revoke ? other : token, transport: TRANSPORTS.websocket });
+      await tab.ok('room:join', { room: 'lobby' });
+      const dropped = tab.disconnects.waitFor(([reason]) => reason === 'forced close');
+      tab.socket.io.engine.close();
+      await dropped;
+      if (revoke) {
+        const listed = (await api(srv, '/api/sessions', undefined, { token })).json.sessions;
+        const id = listed.find((s) => !s.current).id;
+        assert.equal((await api(srv, '/api/sessions/revoke', { id }, { token })).status, 200);
+      }
+      const back = nextEvent(tab.socket, 'connect');
+      tab.socket.connect();
+      await back;
+      assert.equal(tab.socket.recovered, true);
+      if (revoke) {
+        await tab.disconnects.waitFor(([reason]) => reason === 'io server disconnect');
+      } else {
+        await tab.ok('rooms:list', {});
+      }
+      tab.close();
+    }
+  });
+
+  it('the cookie is Secure behind a trusted proxy saying https, or with --cookie-secure', T, async (t) => {
+    const proxied = await startChatd({ 'trust-proxy': true }, { t });
+    const https = await api(proxied, '/api/register', { name: 'kim', password: 'password1' }, { headers: { 'x-forwarded-proto': 'https' } });
+    assert.match(https.cookie, /; HttpOnly; SameSite=Lax; Secure$/);
+    const plain = await api(proxied, '/api/login', { name: 'kim', password: 'password1' });
+    assert.doesNotMatch(plain.cookie, /Secure/);
+    // Not from a trusted proxy: the header does not count.
+    const direct = await startChatd({}, { t });
+    const spoofed = await api(direct, '/api/register', { name: 'kim', password: 'password1' }, { headers: { 'x-forwarded-proto': 'https' } });
+    assert.doesNotMatch(spoofed.cookie, /Secure/);
+    const always = await startChatd({ 'cookie-secure': true }, { t });
+    assert.match((await api(always, '/api/register', { name: 'kim', password: 'password1' })).cookie, /; Secure$/);
+  });
+
   it('guests cannot take an account name or a look-alike, and a guest name cannot be registered while in use', T, async (t) => {
     const srv = await startChatd({}, { t });
     const { token } = await register(srv, 'alice');
