@@ -125,16 +125,26 @@ pub fn check_password(password: &str) -> Result<(), ChatError> {
 /// Runs Argon2id on the blocking pool, `permits` at a time, with at most
 /// [`MAX_WAITING_HASHES`] waiting.
 pub struct Hasher {
-    permits: Semaphore,
-    waiting: AtomicUsize,
+    permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// One hash waiting for a hasher; counted out however the wait ends (a request dropped by its
+/// client too).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Hasher {
     /// A hasher running `permits` hashes at once.
     pub fn new(permits: usize) -> Hasher {
         Hasher {
-            permits: Semaphore::new(permits.max(1)),
-            waiting: AtomicUsize::new(0),
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -142,16 +152,24 @@ impl Hasher {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ChatError> {
+        let waiting = Waiting(self.waiting.clone());
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING_HASHES {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(crate::registry::overloaded());
         }
-        let permit = self.permits.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let _permit = permit.map_err(|_| unavailable())?;
-        tokio::task::spawn_blocking(f)
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| unavailable())
+            .map_err(|_| unavailable())?;
+        drop(waiting);
+        // The permit goes with the work: a caller that stops waiting does not free it early.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        })
+        .await
+        .map_err(|_| unavailable())
     }
 
     /// The PHC string of `password` with a fresh salt.
@@ -635,6 +653,40 @@ mod tests {
         assert!(!hasher.verify("x", "not a hash").await.unwrap());
         // Salted: the same password hashes differently.
         assert_ne!(hasher.hash("correct horse").await.unwrap(), hash);
+    }
+
+    #[tokio::test]
+    async fn hashes_waiting_are_bounded_and_counted_out_when_dropped() {
+        use futures_util::FutureExt;
+        let hasher = Arc::new(Hasher::new(1));
+        // Hold the only hasher.
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let busy = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.run(move || held.blocking_recv()).await }
+        });
+        while hasher.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // Waiters that give up (a client gone) do not count any more.
+        for _ in 0..MAX_WAITING_HASHES * 2 {
+            assert!(hasher.run(|| ()).now_or_never().is_none());
+        }
+        assert_eq!(hasher.waiting.load(Ordering::Acquire), 0);
+        let mut queued: Vec<_> = (0..MAX_WAITING_HASHES)
+            .map(|_| Box::pin(hasher.run(|| ())))
+            .collect();
+        for q in &mut queued {
+            assert!(q.as_mut().now_or_never().is_none());
+        }
+        let over = hasher.run(|| ()).await;
+        assert_eq!(over.map_err(|e| e.code), Err(Code::Overloaded));
+        let _ = release.send(());
+        assert!(busy.await.unwrap().is_ok());
+        for q in queued {
+            q.await.unwrap();
+        }
+        assert_eq!(hasher.waiting.load(Ordering::Acquire), 0);
     }
 
     #[test]
