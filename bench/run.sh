@@ -178,7 +178,7 @@ start_server() {
     chatd)
         mkdir -p "$WORK/chatd-$PORT"
         "${SERVER_CPU[@]}" "$CHATD" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
-            --message-rate 1000 --message-burst 1000 --max-connections-per-ip 1000000 \
+            --message-rate 1000 --message-burst 1000 --max-connections-per-ip 1000000 --guests \
             >"$logf" 2>&1 &
         ;;
     chatd-pg)
@@ -188,7 +188,7 @@ start_server() {
         mkdir -p "$WORK/chatd-$PORT"
         "${SERVER_CPU[@]}" "$CHATD" --listen "127.0.0.1:$PORT" --data-dir "$WORK/chatd-$PORT" \
             --store "$PG_URL" "${cluster[@]}" \
-            --message-rate 1000 --message-burst 1000 --max-connections-per-ip 1000000 \
+            --message-rate 1000 --message-burst 1000 --max-connections-per-ip 1000000 --guests \
             >"$logf" 2>&1 &
         ;;
     esac

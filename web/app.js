@@ -79,6 +79,8 @@
 
   const state = {
     me: null,
+    guest: false,
+    config: null, // GET /api/config
     socket: null,
     everConnected: false,
     listing: new Map(), // room name -> {topic, members}
@@ -115,6 +117,7 @@
   function banner(kind, text) {
     const b = $("banner");
     if (!kind) {
+      if (b.hidden) return; // already: no mutation for observers
       b.hidden = true;
       b.removeAttribute("data-state");
       return;
@@ -132,11 +135,28 @@
     else banner("offline", OFFLINE);
   }
 
+  /** A request to the accounts API: { status, body } (body null when not JSON). */
+  async function api(path, body) {
+    const init = { credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      init.method = "POST";
+      init.headers["content-type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, init);
+    let json = null;
+    try { json = await res.json(); } catch (_) { /* not JSON */ }
+    return { status: res.status, body: json };
+  }
+
+  /** Connects as a guest named `name`, or (no name) as the account of the session cookie. */
   function connect(name) {
     // `?transports=polling` (or `websocket`) restricts the transports, for testing and for
     // networks that break WebSockets.
     const only = new URLSearchParams(location.search).get("transports");
-    const options = { auth: { username: name, token: saved.token(name) } };
+    state.guest = Boolean(name);
+    // An account's session travels in its HttpOnly cookie, which the browser sends itself.
+    const options = { auth: name ? { username: name, token: saved.token(name) } : {} };
     if (only) options.transports = only.split(",");
     const socket = io("/chat", options);
     state.socket = socket;
@@ -155,6 +175,11 @@
         banner("offline", "Your name was taken while you were away. Reload to pick another.");
         return;
       }
+      if (code === "invalid_session" || code === "auth_required") {
+        socket.disconnect();
+        banner("offline", "Your session has ended. Reload to log in again.");
+        return;
+      }
       if (!state.moving || Date.now() - state.moving >= MOVE_GRACE_MS) lost("Reconnecting…");
       // A refusal at CONNECT (e.g. the server is shutting down) ends the stock client's
       // reconnection loop: start it again.
@@ -168,7 +193,7 @@
       state.moving = Date.now();
     });
     socket.on("disconnect", (reason) => {
-      if (reason === "io client disconnect") return;
+      if (reason === "io client disconnect" || state.ended) return;
       if (state.moving && reason !== "io server disconnect") {
         // One timer for the move in progress: an earlier move's must not fire during this one.
         clearTimeout(state.moveTimer);
@@ -180,13 +205,24 @@
       lost(reason === "io server disconnect" ? "Disconnected by the server." : "Connection lost. Reconnecting…");
       if (reason === "io server disconnect") setTimeout(() => socket.connect(), 1000);
     });
-    socket.on("session", ({ user, token }) => {
+    socket.on("session", ({ user, token, guest }) => {
       state.me = user;
-      socket.auth.token = token;
-      saved.remember(user, token);
+      if (guest) {
+        socket.auth.token = token;
+        saved.remember(user, token);
+      }
+      $("logout").hidden = Boolean(guest);
       $("me").textContent = user;
       for (const peer of saved.peers(user)) conv("dm", peer);
       renderRooms();
+    });
+    socket.on("session_ended", ({ reason }) => {
+      // Logged out elsewhere, revoked, or a new password: back to the login screen.
+      if (state.ended) return; // this tab is logging out itself
+      state.ended = true;
+      socket.disconnect();
+      sessionStorage.setItem("chatd.ended", `You were logged out (${reason}).`);
+      location.reload();
     });
     socket.on("connect", () => onConnect(socket));
     socket.on("message", (m) => onMessage(conv("room", m.room), m));
@@ -581,10 +617,90 @@
     $("login").hidden = false;
     $("shell").hidden = true;
     banner(null);
-    const e = $("login-error");
+    const guest = state.guest;
+    const e = $(guest ? "login-error" : "account-error");
     e.hidden = !error;
     e.textContent = error || "";
-    $("login-name").focus();
+    $(guest ? "login-name" : "account-name").focus();
+  }
+
+  // ---- accounts ---------------------------------------------------------------------------
+
+  function accountMode(mode) {
+    const form = $("account-form");
+    if (mode === "register" && state.config && state.config.registration === "closed") mode = "login";
+    form.dataset.mode = mode;
+    const register = mode === "register";
+    $("mode-login").setAttribute("aria-selected", String(!register));
+    $("mode-register").setAttribute("aria-selected", String(register));
+    $("account-submit").textContent = register ? "Create account" : "Log in";
+    $("account-password").autocomplete = register ? "new-password" : "current-password";
+    const invite = register && state.config && state.config.registration === "invite";
+    $("invite-label").hidden = !invite;
+    $("account-invite").hidden = !invite;
+    $("account-invite").required = invite;
+    $("account-error").hidden = true;
+  }
+
+  $("mode-login").addEventListener("click", () => accountMode("login"));
+  $("mode-register").addEventListener("click", () => accountMode("register"));
+
+  $("account-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (state.socket) return;
+    const register = $("account-form").dataset.mode === "register";
+    const body = { name: $("account-name").value.trim(), password: $("account-password").value };
+    if (register && !$("account-invite").hidden) body.invite = $("account-invite").value.trim();
+    const error = $("account-error");
+    error.hidden = true;
+    $("account-submit").disabled = true;
+    try {
+      const res = await api(register ? "/api/register" : "/api/login", body);
+      if (res.body && res.body.ok) {
+        $("account-password").value = "";
+        connect(null);
+        return;
+      }
+      error.textContent = (res.body && res.body.error && res.body.error.message) || `The server answered ${res.status}.`;
+      error.hidden = false;
+    } catch (_) {
+      error.textContent = "The server did not answer. Try again.";
+      error.hidden = false;
+    } finally {
+      $("account-submit").disabled = false;
+    }
+  });
+
+  $("logout").addEventListener("click", async () => {
+    state.ended = true;
+    try {
+      await api("/api/logout", {});
+    } catch (_) { /* the page starts over anyway */ }
+    if (state.socket) state.socket.disconnect();
+    location.reload();
+  });
+
+  /** What the server allows (guests, registration), then the session of the cookie, if any. */
+  async function start() {
+    try {
+      const config = await api("/api/config");
+      state.config = config.body && config.body.ok ? config.body : { registration: "open", guests: false };
+    } catch (_) {
+      state.config = { registration: "open", guests: false };
+    }
+    $("mode-register").hidden = state.config.registration === "closed";
+    $("login-form").hidden = !state.config.guests;
+    accountMode("login");
+    try {
+      const me = await api("/api/me");
+      if (me.body && me.body.ok) {
+        connect(null);
+        return;
+      }
+    } catch (_) { /* not logged in */ }
+    const ended = sessionStorage.getItem("chatd.ended");
+    sessionStorage.removeItem("chatd.ended");
+    showLogin(ended || undefined);
   }
 
   $("login-form").addEventListener("submit", (ev) => {
@@ -656,5 +772,5 @@
   window.addEventListener("focus", refreshIfConnected);
 
   $("login-name").value = saved.name();
-  showLogin();
+  start();
 })();

@@ -7,6 +7,7 @@ use engineio::TransportKind;
 use socketio::{Config, Recovery, SocketIo};
 use tokio::net::TcpListener;
 
+use crate::accounts::Accounts;
 use crate::cluster::names::Names;
 use crate::cluster::recovery::ClusterRecovery;
 use crate::cluster::{Cluster, ClusterSettings};
@@ -20,7 +21,8 @@ use crate::origin::{self, Origin};
 use crate::registry::Registry;
 use crate::room::RoomSettings;
 use crate::store::{
-    now_ms, DurableRecovery, MemoryStore, PostgresStore, RoomInfo, RoomKind, SqliteStore, Store,
+    now_ms, AccountStore, DurableRecovery, MemoryStore, PostgresStore, RoomInfo, RoomKind,
+    SqliteStore, Store,
 };
 use crate::{chat, demo};
 use socketio::recovery::SessionStore;
@@ -39,6 +41,10 @@ pub struct App {
     pub registry: Registry,
     /// Online names.
     pub identities: Identities,
+    /// Accounts and their sessions.
+    pub accounts: Accounts,
+    /// Proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<engineio::IpNet>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// The classic demo's participant count.
@@ -91,6 +97,8 @@ async fn join_cluster(
 pub struct Stores {
     /// Rooms and messages.
     pub messages: Arc<dyn Store>,
+    /// Accounts (the same database).
+    pub accounts: Arc<dyn AccountStore>,
     /// Socket.IO connection state recovery; `None` keeps it in memory.
     pub recovery: Option<Arc<dyn SessionStore>>,
 }
@@ -103,15 +111,21 @@ pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
             let store = PostgresStore::open(url)
                 .await
                 .map_err(|e| format!("cannot open the PostgreSQL store {}: {e}", settings.store))?;
+            let store = Arc::new(store);
             Ok(Stores {
-                messages: Arc::new(store),
+                messages: store.clone(),
+                accounts: store,
                 recovery: None,
             })
         }
-        StoreKind::Memory => Ok(Stores {
-            messages: Arc::new(MemoryStore::new()),
-            recovery: None,
-        }),
+        StoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            Ok(Stores {
+                messages: store.clone(),
+                accounts: store,
+                recovery: None,
+            })
+        }
         StoreKind::Sqlite => {
             std::fs::create_dir_all(&settings.data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
@@ -122,7 +136,8 @@ pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
             let window = Duration::from_millis(settings.recovery_window_ms);
             let recovery = DurableRecovery::open(sqlite.clone(), window).await;
             Ok(Stores {
-                messages: sqlite,
+                messages: sqlite.clone(),
+                accounts: sqlite,
                 recovery: Some(Arc::new(recovery)),
             })
         }
@@ -151,6 +166,8 @@ impl App {
             .map_err(|e| format!("cannot create the lobby: {e}"))?;
         let trusted = settings.trusted_proxies()?;
         let proxies = trusted.clone();
+        let trusted_proxies = trusted.clone();
+        let accounts = Accounts::new(stores.accounts, &settings);
         let config = Config::builder()
             .engine_with(|e| {
                 e.ping_interval(Duration::from_millis(settings.ping_interval_ms))
@@ -240,6 +257,8 @@ impl App {
             store,
             registry,
             identities,
+            accounts,
+            trusted_proxies,
             metrics,
             demo: DemoState::default(),
             io: io.clone(),

@@ -13,6 +13,7 @@ use socketio::extract::{AckSender, Data, Extension, ExtractError};
 use socketio::{ConnectError, Namespace, Socket};
 use tokio::time::Instant;
 
+use crate::accounts::{self, Authed};
 use crate::app::App;
 use crate::deliver::{room_group, user_group};
 use crate::identity::Claimed;
@@ -112,12 +113,18 @@ pub fn install(app: Arc<App>, ns: &Namespace) {
 /// Identity, before the socket is connected (the per-address cap applies at the Engine.IO
 /// handshake).
 async fn admit(app: &App, socket: &Socket) -> Result<(), ConnectError> {
-    let claimed = claim(app, socket).await;
-    match claimed {
-        Ok(user) => {
-            // Recovery restores `data`, not the extensions: the name must survive in both.
-            socket.set_data(json!({"user": user.name, "token": user.token}));
+    match claim(app, socket).await {
+        Ok((user, account)) => {
+            // Recovery restores `data`, not the extensions: who it is must survive in both.
+            let mut data = json!({"user": user.name, "token": user.token});
+            if let Some(authed) = &account {
+                data["account"] = json!(authed.token_hash);
+            }
+            socket.set_data(data);
             socket.extensions().insert(user);
+            if let Some(authed) = account {
+                socket.extensions().insert(authed);
+            }
             Ok(())
         }
         Err(err) => {
@@ -127,15 +134,55 @@ async fn admit(app: &App, socket: &Socket) -> Result<(), ConnectError> {
     }
 }
 
-async fn claim(app: &App, socket: &Socket) -> Result<Claimed, ChatError> {
+/// Who a connection is: the account of a valid session (`auth.token`, or the browser's
+/// session cookie), else with `--guests` the name it picked (`auth.username`, its resume token
+/// in `auth.token`).
+async fn claim(app: &App, socket: &Socket) -> Result<(Claimed, Option<Authed>), ChatError> {
     let auth = socket.auth();
-    let name = auth
-        .get("username")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ChatError::new(Code::InvalidName, "auth.username is required"))?;
+    let token = auth.get("token").and_then(Value::as_str);
+    let cookie = accounts::cookie_token(socket.handshake().headers.get_all("cookie"));
+    for presented in [token, cookie.as_deref()].into_iter().flatten() {
+        if let Some(authed) = app.accounts.authenticate(presented).await? {
+            let claimed = app
+                .identities
+                .claim(
+                    &authed.account.name,
+                    Some(accounts::identity_token(&authed.account)),
+                    socket.id(),
+                )
+                .await?;
+            return Ok((claimed, Some(authed)));
+        }
+    }
+    let name = auth.get("username").and_then(Value::as_str);
+    if !app.settings.guests {
+        return Err(match (name, token.or(cookie.as_deref())) {
+            (None, Some(_)) => ChatError::new(
+                Code::InvalidSession,
+                "the session is unknown, expired or revoked: log in again",
+            ),
+            _ => ChatError::new(
+                Code::AuthRequired,
+                "log in first: this server has no guests",
+            ),
+        });
+    }
+    // As before accounts: with guests, no valid session and no name is a bad name.
+    let name = name.ok_or_else(|| {
+        ChatError::new(
+            Code::InvalidName,
+            "auth.username is required (or a valid session token)",
+        )
+    })?;
     let name = protocol::user_name(name)?;
-    let token = auth.get("token").and_then(Value::as_str).map(str::to_owned);
-    app.identities.claim(&name, token, socket.id()).await
+    if app.accounts.is_registered(&name).await? {
+        return Err(ChatError::new(
+            Code::NameTaken,
+            "this name belongs to an account: log in to use it",
+        ));
+    }
+    let token = token.map(str::to_owned);
+    Ok((app.identities.claim(&name, token, socket.id()).await?, None))
 }
 
 /// The user a recovered socket had: recovery restores its `data` (the middleware, which set it,
@@ -147,12 +194,36 @@ fn recovered_user(data: &Value) -> Option<Claimed> {
     })
 }
 
+/// The account session a recovered socket had, still valid (`Ok(None)`: a guest's socket).
+async fn recovered_account(app: &App, data: &Value) -> Result<Option<Authed>, ()> {
+    let Some(hash) = data.get("account") else {
+        return Ok(None);
+    };
+    let hash = hash.as_str().ok_or(())?;
+    match app.accounts.authenticate_hash(hash).await {
+        Ok(Some(authed)) => Ok(Some(authed)),
+        _ => Err(()),
+    }
+}
+
 async fn connected(app: Arc<App>, socket: Socket) {
     let user = if socket.recovered() {
-        let Some(user) = recovered_user(&socket.data()) else {
+        let data = socket.data();
+        let Some(user) = recovered_user(&data) else {
             socket.disconnect();
             return;
         };
+        // A session revoked meanwhile does not come back.
+        match recovered_account(&app, &data).await {
+            Ok(Some(authed)) => {
+                socket.extensions().insert(authed);
+            }
+            Ok(None) => {}
+            Err(()) => {
+                socket.disconnect();
+                return;
+            }
+        }
         // Recovery skips the middleware: take the name again.
         if app
             .identities
@@ -174,6 +245,10 @@ async fn connected(app: Arc<App>, socket: Socket) {
         }
     };
     socket.join(user_group(&user.name));
+    if let Some(authed) = socket.extensions().get::<Authed>() {
+        // Logging out, a revocation or a new password ends this connection too.
+        socket.join(accounts::session_group(&authed.session.id));
+    }
     let session = socket.extensions().get_or_insert_with(|| Session {
         user: user.clone(),
         budget: Mutex::new(Budget::new(
@@ -187,7 +262,11 @@ async fn connected(app: Arc<App>, socket: Socket) {
     if socket.recovered() {
         rejoin_recovered(&app, &socket, &session).await;
     }
-    let _ = socket.emit("session", json!({"user": user.name, "token": user.token}));
+    let session_event = match socket.extensions().get::<Authed>() {
+        Some(authed) => json!({"user": user.name, "guest": false, "admin": authed.account.admin}),
+        None => json!({"user": user.name, "token": user.token, "guest": true}),
+    };
+    let _ = socket.emit("session", session_event);
     socket.use_event(move |socket, event| {
         if COMMANDS.contains(&event.name.as_str()) {
             return Ok(());

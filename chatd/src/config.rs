@@ -20,6 +20,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// Who may register an account (`--registration`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone.
+    Open,
+    /// Whoever has an invite code made by an administrator.
+    Invite,
+    /// Nobody: accounts are made with `chatd user add`.
+    Closed,
+}
+
+impl Registration {
+    /// The name used by the flag and `GET /api/config`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Open => "open",
+            Registration::Invite => "invite",
+            Registration::Closed => "closed",
+        }
+    }
+}
+
 /// Where messages are kept: `sqlite`, `memory`, or a `postgres://` / `postgresql://` URL.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreKind {
@@ -171,6 +194,14 @@ macro_rules! settings {
             /// Short for `--trusted-proxies 127.0.0.0/8,::1`: a reverse proxy on this host.
             #[arg(long, env = "CHATD_TRUST_PROXY")]
             pub trust_proxy: bool,
+            /// Guests: anyone may connect to `/chat` by picking a name that is neither online
+            /// nor an account's (off by default: an account is needed).
+            #[arg(long, env = "CHATD_GUESTS")]
+            pub guests: bool,
+            /// Mark the session cookie `Secure` always (by default only when a trusted proxy
+            /// says the request came over https).
+            #[arg(long, env = "CHATD_COOKIE_SECURE")]
+            pub cookie_secure: bool,
             $(
                 $(#[doc = $doc])*
                 #[arg(long, env = $env)]
@@ -183,6 +214,8 @@ macro_rules! settings {
         #[serde(deny_unknown_fields, rename_all = "kebab-case")]
         pub struct FileConfig {
             trust_proxy: Option<bool>,
+            guests: Option<bool>,
+            cookie_secure: Option<bool>,
             $( $field: Option<$ty>, )*
         }
 
@@ -191,6 +224,10 @@ macro_rules! settings {
         pub struct Settings {
             /// Trust a reverse proxy on this host (loopback) for client addresses.
             pub trust_proxy: bool,
+            /// Guests may pick a name on `/chat`.
+            pub guests: bool,
+            /// The session cookie is always `Secure`.
+            pub cookie_secure: bool,
             $( $(#[doc = $doc])* pub $field: $ty, )*
         }
 
@@ -199,6 +236,8 @@ macro_rules! settings {
             pub fn merge(cli: Cli, file: FileConfig) -> Settings {
                 Settings {
                     trust_proxy: cli.trust_proxy || file.trust_proxy.unwrap_or(false),
+                    guests: cli.guests || file.guests.unwrap_or(false),
+                    cookie_secure: cli.cookie_secure || file.cookie_secure.unwrap_or(false),
                     $( $field: cli.$field.or(file.$field).unwrap_or_else(|| $default), )*
                 }
             }
@@ -274,6 +313,15 @@ settings! {
     node_timeout_ms: u64 = 5000, env = "CHATD_NODE_TIMEOUT_MS";
     /// Cluster mode: milliseconds over which a stopping node moves its clients to the others.
     drain_window_ms: u64 = 10_000, env = "CHATD_DRAIN_WINDOW_MS";
+    /// Who may register an account: `open` (anyone), `invite` (with an administrator's invite
+    /// code) or `closed` (only `chatd user add`).
+    registration: Registration = Registration::Open, env = "CHATD_REGISTRATION";
+    /// Hours a login session lasts.
+    session_hours: u64 = 720, env = "CHATD_SESSION_HOURS";
+    /// Login and registration attempts a minute per client address (and as many at once).
+    auth_rate_per_ip: u32 = 20, env = "CHATD_AUTH_RATE_PER_IP";
+    /// Login attempts a minute per account name (and as many at once).
+    auth_rate_per_account: u32 = 10, env = "CHATD_AUTH_RATE_PER_ACCOUNT";
 }
 
 impl Settings {
@@ -370,6 +418,24 @@ mod tests {
         assert_eq!(nets[1].to_string(), "192.0.2.7/32");
         s.trusted_proxies = "10.0.0.0/33".into();
         assert!(s.trusted_proxies().is_err());
+    }
+
+    #[test]
+    fn accounts_settings() {
+        let s = Settings::defaults();
+        assert!(!s.guests && !s.cookie_secure);
+        assert_eq!(s.registration, Registration::Open);
+        let cli = Cli::parse_from(["chatd", "--guests", "--registration", "invite"]);
+        let s = Settings::merge(cli, FileConfig::default());
+        assert!(s.guests);
+        assert_eq!(s.registration, Registration::Invite);
+        let file: FileConfig =
+            toml::from_str("guests = true\nregistration = \"closed\"\ncookie-secure = true")
+                .unwrap();
+        let s = Settings::merge(Cli::default(), file);
+        assert!(s.guests && s.cookie_secure);
+        assert_eq!(s.registration, Registration::Closed);
+        assert!(Cli::try_parse_from(["chatd", "--registration", "maybe"]).is_err());
     }
 
     #[test]

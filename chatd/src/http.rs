@@ -1,4 +1,5 @@
-//! Plain HTTP next to Socket.IO: health (the store's), metrics, and the web client.
+//! Plain HTTP next to Socket.IO: health (the store's), metrics, the accounts API ([`crate::api`])
+//! and the web client.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -84,6 +85,9 @@ impl Service<Request<Incoming>> for Site {
         Box::pin(async move {
             if req.method() == Method::POST && req.uri().path() == "/admin/drain" {
                 return Ok(drain_command(&app, &req));
+            }
+            if req.uri().path().starts_with("/api/") {
+                return Ok(crate::api::handle(&app, req).await);
             }
             if req.method() != Method::GET && req.method() != Method::HEAD {
                 return Ok(respond(

@@ -7,6 +7,8 @@
 
 #![warn(missing_docs)]
 
+pub mod accounts;
+pub mod api;
 pub mod app;
 pub mod chat;
 pub mod cluster;

@@ -29,6 +29,17 @@ impl TokenBucket {
         self.try_take_n(1.0, now)
     }
 
+    /// The tokens there are at `now`.
+    pub fn available(&self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        (self.tokens + elapsed * self.rate).min(self.burst)
+    }
+
+    /// Whether the bucket is full at `now` (as good as a new one).
+    pub fn is_full(&self, now: Instant) -> bool {
+        self.available(now) >= self.burst
+    }
+
     /// Takes `cost` tokens if there are that many.
     pub fn try_take_n(&mut self, cost: f64, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

@@ -42,6 +42,22 @@ pub enum Code {
     Overloaded,
     /// Too many refused commands: the connection is closed.
     TooManyViolations,
+    /// An account session is needed (no guests here, or an account-only request).
+    AuthRequired,
+    /// The session token is unknown, expired or revoked.
+    InvalidSession,
+    /// Wrong name or password.
+    InvalidCredentials,
+    /// The password breaks the password rules.
+    InvalidPassword,
+    /// Registration is closed, or needs an invite.
+    RegistrationClosed,
+    /// The invite code is unknown, used or expired.
+    InvalidInvite,
+    /// Not allowed (an administrator's request, or a request from another origin).
+    Forbidden,
+    /// No such thing (an API path, a session id).
+    NotFound,
 }
 
 /// A command's failure: `{"ok":false,"error":{"code":…,"message":…}}`.

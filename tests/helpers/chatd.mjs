@@ -11,6 +11,9 @@
 //   const res = await alice.ask('room:join', { room: 'lobby' }); // the ack's first argument
 //   await alice.events.message.waitFor((m) => m.text === 'hi');
 //
+// Every chatd runs with `--guests` (pick-a-name, as the clients below do) unless the flags say
+// `guests: false`. The accounts API: `await api(srv, '/api/login', { name, password })`.
+//
 // Readiness is chatd's stdout line `listening on http://127.0.0.1:<port>/`; nothing sleeps to
 // synchronise: every wait is on an event, under a timeout that fails the test.
 import { spawn } from 'node:child_process';
@@ -155,9 +158,11 @@ function spawnChatd(args, { env, startTimeoutMs = 15000, onPanic } = {}) {
 
 /** A running chatd on a temporary data directory. */
 export class Chatd {
-  constructor(dataDir, flags, env) {
+  constructor(dataDir, flags = {}, env) {
     this.dataDir = dataDir;
-    this.flags = flags;
+    // Guests (pick-a-name on /chat) unless a test says `guests: false`: most tests are about
+    // the chat, not accounts.
+    this.flags = { guests: true, ...flags };
     this.env = env;
     this.run = null;
     this.closed = false;
@@ -469,6 +474,67 @@ export async function chatRefused(t, srv, auth, transport = TRANSPORTS.default, 
   } finally {
     closeSocket(socket);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The accounts API
+
+/**
+ * A request to chatd's JSON API: POST with `body` (JSON) unless `opts.method` says otherwise,
+ * GET without a body. opts: { token (Authorization: Bearer), cookie (the session token, sent as
+ * the cookie), headers, method, raw (a body sent as is) }.
+ * Resolves with { status, headers, json, cookie } (`cookie`: the Set-Cookie header or null).
+ */
+export async function api(srv, p, body, opts = {}) {
+  const headers = { ...(opts.headers ?? {}) };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.cookie) headers.cookie = `chatd_session=${opts.cookie}`;
+  const method = opts.method ?? (body === undefined && opts.raw === undefined ? 'GET' : 'POST');
+  let payload;
+  if (opts.raw !== undefined) payload = opts.raw;
+  else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    headers['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(`${srv.url}${p}`, { method, headers, body: payload, signal: AbortSignal.timeout(WAIT_MS * 2) });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, json, text, cookie: res.headers.get('set-cookie') };
+}
+
+/** The session token in a Set-Cookie header. */
+export function cookieToken(setCookie) {
+  return /chatd_session=([^;]*)/.exec(setCookie ?? '')?.[1] || null;
+}
+
+/** Registers `name` (password `password1` unless given) and resolves with { token, user, res }. */
+export async function register(srv, name, password = 'password1', extra = {}) {
+  const res = await api(srv, '/api/register', { name, password, ...extra });
+  if (res.status !== 201) throw new Error(`register ${name}: HTTP ${res.status} ${res.text}`);
+  return { token: cookieToken(res.cookie), user: res.json.user, res };
+}
+
+/**
+ * Connects to `/chat` with an account session: `{ cookie }` (sent as the browser's cookie
+ * through extraHeaders) or `{ token }` (auth.token); waits for `session`.
+ */
+export async function chatAs(t, srv, { cookie, token, transport = TRANSPORTS.default, ...rest } = {}) {
+  const opts = { ...rest };
+  if (cookie) opts.extraHeaders = { cookie: `chatd_session=${cookie}` };
+  opts.auth = token ? { token } : {};
+  const socket = socketFor(t, srv, '/chat', transport, opts);
+  const c = new ChatClient(socket, transport);
+  try {
+    await connected(socket, { upgrade: transport.upgrade });
+    const session = await c.events.session.waitFor();
+    c.user = session.user;
+    c.session = session;
+  } catch (err) {
+    closeSocket(socket);
+    throw err;
+  }
+  return c;
 }
 
 /** Sequence numbers of messages. */

@@ -119,7 +119,8 @@ const LISTENING_RE = /^listening on http:\/\/127\.0\.0\.1:(\d+)\/\s*$/m;
  */
 export class ChatdProcess {
   constructor(flags = {}) {
-    this.flags = flags;
+    // Guests (pick-a-name) unless `guests: false`.
+    this.flags = { guests: true, ...flags };
     this.dataDir = mkdtempSync(path.join(os.tmpdir(), 'chatd-web-'));
     liveDirs.add(this.dataDir);
     this.port = 0;
@@ -374,7 +375,24 @@ export class ChatUser {
 
   async goto() {
     await this.page.goto(this.url);
-    await this.byId('login-name').waitFor();
+    // The account form is always there; the guest form once the server says it has guests.
+    await this.byId('account-name').waitFor();
+  }
+
+  /**
+   * Logs in (`register: true`: registers first) with an account; resolves once the lobby is
+   * open and the connection is up.
+   */
+  async account(name, password, { register = false, invite } = {}) {
+    this.name = name;
+    if (register) await this.byId('mode-register').click();
+    await this.byId('account-name').fill(name);
+    await this.byId('account-password').fill(password);
+    if (invite !== undefined) await this.byId('account-invite').fill(invite);
+    await this.byId('account-password').press('Enter');
+    await this.page.locator('#login').waitFor({ state: 'hidden' });
+    await this.waitTitle('# lobby');
+    await this.banner.waitFor({ state: 'hidden' });
   }
 
   /** Picks a name; resolves once the lobby is open and the connection is up. */

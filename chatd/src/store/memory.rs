@@ -3,6 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use super::accounts::{
+    Account, AccountStore, Created, Invite, NewAccount, NewSession, SessionInfo,
+};
 use super::{
     Appended, BoxFuture, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
 };
@@ -18,6 +21,16 @@ struct Room {
 #[derive(Default)]
 pub struct MemoryStore {
     rooms: Mutex<BTreeMap<String, Room>>,
+    accounts: Mutex<Accounts>,
+}
+
+#[derive(Default)]
+struct Accounts {
+    /// By id, with their keys.
+    all: BTreeMap<i64, (Account, String, String)>,
+    /// By token hash.
+    sessions: HashMap<String, SessionInfo>,
+    invites: HashMap<String, Invite>,
 }
 
 impl MemoryStore {
@@ -28,6 +41,137 @@ impl MemoryStore {
 
     fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, Room>) -> T) -> T {
         f(&mut self.rooms.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn accounts<T>(&self, f: impl FnOnce(&mut Accounts) -> T) -> T {
+        f(&mut self.accounts.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Accounts {
+    fn find(&self, key: &str, alias: &str) -> Option<&Account> {
+        self.all
+            .values()
+            .find(|(_, k, a)| [k, a].iter().any(|x| *x == key || *x == alias))
+            .map(|(account, _, _)| account)
+    }
+}
+
+impl AccountStore for MemoryStore {
+    fn create_account(
+        &self,
+        new: NewAccount,
+        invite: Option<String>,
+    ) -> BoxFuture<Result<Created, StoreError>> {
+        ready(Ok(self.accounts(|accounts| {
+            if accounts.find(&new.key, &new.alias).is_some() {
+                return Created::NameTaken;
+            }
+            if let Some(code) = invite {
+                match accounts.invites.get(&code) {
+                    Some(i) if i.expires_at > new.created_at => {
+                        accounts.invites.remove(&code);
+                    }
+                    _ => return Created::BadInvite,
+                }
+            }
+            let id = accounts.all.keys().next_back().map_or(1, |id| id + 1);
+            let account = Account {
+                id,
+                name: new.name,
+                password_hash: new.password_hash,
+                admin: new.admin,
+                created_at: new.created_at,
+            };
+            accounts
+                .all
+                .insert(id, (account.clone(), new.key, new.alias));
+            Created::Created(account)
+        })))
+    }
+
+    fn find_account(
+        &self,
+        key: &str,
+        alias: &str,
+    ) -> BoxFuture<Result<Option<Account>, StoreError>> {
+        ready(Ok(self.accounts(|a| a.find(key, alias).cloned())))
+    }
+
+    fn accounts(&self) -> BoxFuture<Result<Vec<Account>, StoreError>> {
+        ready(Ok(self.accounts(|a| {
+            let mut all: Vec<Account> = a.all.values().map(|(x, _, _)| x.clone()).collect();
+            all.sort_by(|x, y| x.name.cmp(&y.name));
+            all
+        })))
+    }
+
+    fn set_password(
+        &self,
+        account: i64,
+        password_hash: String,
+        keep: Option<String>,
+    ) -> BoxFuture<Result<bool, StoreError>> {
+        ready(Ok(self.accounts(|a| {
+            let Some((stored, _, _)) = a.all.get_mut(&account) else {
+                return false;
+            };
+            stored.password_hash = password_hash;
+            a.sessions
+                .retain(|_, s| s.account_id != account || Some(&s.id) == keep.as_ref());
+            true
+        })))
+    }
+
+    fn create_session(&self, session: NewSession) -> BoxFuture<Result<(), StoreError>> {
+        self.accounts(|a| {
+            let (owner, now) = (session.info.account_id, session.info.created_at);
+            a.sessions
+                .retain(|_, s| s.account_id != owner || s.expires_at > now);
+            a.sessions.insert(session.token_hash, session.info);
+        });
+        ready(Ok(()))
+    }
+
+    fn session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> BoxFuture<Result<Option<(SessionInfo, Account)>, StoreError>> {
+        ready(Ok(self.accounts(|a| {
+            let s = a.sessions.get(token_hash).filter(|s| s.expires_at > now)?;
+            let (account, _, _) = a.all.get(&s.account_id)?;
+            Some((s.clone(), account.clone()))
+        })))
+    }
+
+    fn sessions(&self, account: i64, now: i64) -> BoxFuture<Result<Vec<SessionInfo>, StoreError>> {
+        ready(Ok(self.accounts(|a| {
+            let mut list: Vec<SessionInfo> = a
+                .sessions
+                .values()
+                .filter(|s| s.account_id == account && s.expires_at > now)
+                .cloned()
+                .collect();
+            list.sort_by(|x, y| (x.created_at, &x.id).cmp(&(y.created_at, &y.id)));
+            list
+        })))
+    }
+
+    fn delete_session(&self, account: i64, id: &str) -> BoxFuture<Result<bool, StoreError>> {
+        ready(Ok(self.accounts(|a| {
+            let before = a.sessions.len();
+            a.sessions
+                .retain(|_, s| !(s.account_id == account && s.id == id));
+            a.sessions.len() < before
+        })))
+    }
+
+    fn create_invite(&self, invite: Invite) -> BoxFuture<Result<(), StoreError>> {
+        self.accounts(|a| {
+            a.invites.insert(invite.code_hash.clone(), invite);
+        });
+        ready(Ok(()))
     }
 }
 
@@ -167,5 +311,10 @@ mod tests {
     #[tokio::test]
     async fn memory_store_contract() {
         super::super::contract::run(&super::MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_account_store_contract() {
+        super::super::accounts::contract::run(&super::MemoryStore::new()).await;
     }
 }

@@ -1,10 +1,11 @@
-//! Durable storage of rooms and messages.
+//! Durable storage of rooms and messages, and of accounts ([`AccountStore`]).
 //!
 //! The [`Store`] trait is what the room actors and handlers use; [`SqliteStore`] is the default
 //! (one writer thread, batched transactions, replies only after commit), [`PostgresStore`] the
 //! one for several nodes on one database, and [`MemoryStore`] the in-process one for tests. A
 //! cluster store (Redis) implements the same trait.
 
+pub mod accounts;
 mod memory;
 #[cfg(test)]
 pub(crate) mod pg_server;
@@ -18,6 +19,7 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
+pub use accounts::{Account, AccountStore, Created, Invite, NewAccount, NewSession, SessionInfo};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use recovery::DurableRecovery;

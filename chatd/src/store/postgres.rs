@@ -17,6 +17,9 @@ use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row};
 
+use super::accounts::{
+    Account, AccountStore, Created, Invite, NewAccount, NewSession, SessionInfo,
+};
 use super::{
     Appended, BoxFuture, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
 };
@@ -34,6 +37,9 @@ const POOL_SIZE: usize = 16;
 /// The advisory lock held while the schema is migrated ("chatd" in ASCII): nodes starting
 /// together migrate one after the other.
 const MIGRATION_LOCK: i64 = 0x63_6861_7464;
+/// The advisory lock a registration holds ("chatdacc"): names and their look-alikes are checked
+/// and inserted by one node at a time.
+const ACCOUNTS_LOCK: i64 = 0x6368_6174_6461_6363;
 
 /// The schema, step by step: step `i` brings it to version `i + 1`. Steps are only ever
 /// appended; a released one is never edited.
@@ -57,6 +63,32 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ts bigint NOT NULL,
         PRIMARY KEY (room, seq),
         CONSTRAINT messages_resend UNIQUE (room, sender_key, client_id)
+    );",
+    // 2: accounts, their sessions (token hashes) and invites (code hashes).
+    "CREATE TABLE accounts (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL,
+        name_key text NOT NULL UNIQUE,
+        alias_key text NOT NULL,
+        password_hash text NOT NULL,
+        admin boolean NOT NULL DEFAULT false,
+        created_at bigint NOT NULL
+    );
+    CREATE INDEX accounts_alias ON accounts (alias_key);
+    CREATE TABLE account_sessions (
+        token_hash text PRIMARY KEY,
+        id text NOT NULL UNIQUE,
+        account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        created_at bigint NOT NULL,
+        expires_at bigint NOT NULL,
+        user_agent text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX account_sessions_account ON account_sessions (account_id);
+    CREATE TABLE invites (
+        code_hash text PRIMARY KEY,
+        created_by text NOT NULL,
+        created_at bigint NOT NULL,
+        expires_at bigint NOT NULL
     );",
 ];
 
@@ -571,6 +603,276 @@ impl Store for PostgresStore {
     }
 }
 
+const ACCOUNT_COLUMNS: &str = "id, name, password_hash, admin, created_at";
+
+/// A row of [`ACCOUNT_COLUMNS`] from column `at`.
+fn row_account(r: &Row, at: usize) -> Result<Account, StoreError> {
+    Ok(Account {
+        id: r.try_get(at).map_err(pg_err)?,
+        name: r.try_get(at + 1).map_err(pg_err)?,
+        password_hash: r.try_get(at + 2).map_err(pg_err)?,
+        admin: r.try_get(at + 3).map_err(pg_err)?,
+        created_at: r.try_get(at + 4).map_err(pg_err)?,
+    })
+}
+
+const SESSION_COLUMNS: &str = "id, account_id, created_at, expires_at, user_agent";
+
+fn row_session(r: &Row) -> Result<SessionInfo, StoreError> {
+    Ok(SessionInfo {
+        id: r.try_get(0).map_err(pg_err)?,
+        account_id: r.try_get(1).map_err(pg_err)?,
+        created_at: r.try_get(2).map_err(pg_err)?,
+        expires_at: r.try_get(3).map_err(pg_err)?,
+        user_agent: r.try_get(4).map_err(pg_err)?,
+    })
+}
+
+const FIND_ACCOUNT: &str = "SELECT id, name, password_hash, admin, created_at FROM accounts
+     WHERE name_key IN ($1, $2) OR alias_key IN ($1, $2) ORDER BY id LIMIT 1";
+
+async fn create_account(
+    c: &mut ClientWrapper,
+    new: NewAccount,
+    invite: Option<String>,
+) -> Result<Created, StoreError> {
+    let tx = c.transaction().await.map_err(pg_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACCOUNTS_LOCK])
+        .await
+        .map_err(pg_err)?;
+    if tx
+        .query_opt(FIND_ACCOUNT, &[&new.key, &new.alias])
+        .await
+        .map_err(pg_err)?
+        .is_some()
+    {
+        return Ok(Created::NameTaken);
+    }
+    if let Some(code) = invite {
+        let used = tx
+            .execute(
+                "DELETE FROM invites WHERE code_hash = $1 AND expires_at > $2",
+                &[&code, &new.created_at],
+            )
+            .await
+            .map_err(pg_err)?;
+        if used == 0 {
+            return Ok(Created::BadInvite);
+        }
+    }
+    let row = tx
+        .query_one(
+            "INSERT INTO accounts (name, name_key, alias_key, password_hash, admin, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                &new.name,
+                &new.key,
+                &new.alias,
+                &new.password_hash,
+                &new.admin,
+                &new.created_at,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    let id: i64 = row.try_get(0).map_err(pg_err)?;
+    tx.commit().await.map_err(pg_err)?;
+    Ok(Created::Created(Account {
+        id,
+        name: new.name,
+        password_hash: new.password_hash,
+        admin: new.admin,
+        created_at: new.created_at,
+    }))
+}
+
+impl AccountStore for PostgresStore {
+    fn create_account(
+        &self,
+        account: NewAccount,
+        invite: Option<String>,
+    ) -> BoxFuture<Result<Created, StoreError>> {
+        self.call(move |c| Box::pin(create_account(c, account, invite)))
+    }
+
+    fn find_account(
+        &self,
+        key: &str,
+        alias: &str,
+    ) -> BoxFuture<Result<Option<Account>, StoreError>> {
+        let (key, alias) = (key.to_owned(), alias.to_owned());
+        self.call(move |c| {
+            Box::pin(async move {
+                let stmt = c.prepare_cached(FIND_ACCOUNT).await.map_err(pg_err)?;
+                c.query_opt(&stmt, &[&key, &alias])
+                    .await
+                    .map_err(pg_err)?
+                    .map(|r| row_account(&r, 0))
+                    .transpose()
+            })
+        })
+    }
+
+    fn accounts(&self) -> BoxFuture<Result<Vec<Account>, StoreError>> {
+        self.call(|c| {
+            Box::pin(async move {
+                c.query(
+                    &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY name"),
+                    &[],
+                )
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(|r| row_account(r, 0))
+                .collect()
+            })
+        })
+    }
+
+    fn set_password(
+        &self,
+        account: i64,
+        password_hash: String,
+        keep: Option<String>,
+    ) -> BoxFuture<Result<bool, StoreError>> {
+        self.call(move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await.map_err(pg_err)?;
+                let changed = tx
+                    .execute(
+                        "UPDATE accounts SET password_hash = $2 WHERE id = $1",
+                        &[&account, &password_hash],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                tx.execute(
+                    "DELETE FROM account_sessions
+                     WHERE account_id = $1 AND id IS DISTINCT FROM $2",
+                    &[&account, &keep],
+                )
+                .await
+                .map_err(pg_err)?;
+                tx.commit().await.map_err(pg_err)?;
+                Ok(changed == 1)
+            })
+        })
+    }
+
+    fn create_session(&self, session: NewSession) -> BoxFuture<Result<(), StoreError>> {
+        self.call(move |c| {
+            Box::pin(async move {
+                let info = &session.info;
+                let tx = c.transaction().await.map_err(pg_err)?;
+                tx.execute(
+                    "DELETE FROM account_sessions WHERE account_id = $1 AND expires_at <= $2",
+                    &[&info.account_id, &info.created_at],
+                )
+                .await
+                .map_err(pg_err)?;
+                tx.execute(
+                    "INSERT INTO account_sessions
+                     (token_hash, id, account_id, created_at, expires_at, user_agent)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &session.token_hash,
+                        &info.id,
+                        &info.account_id,
+                        &info.created_at,
+                        &info.expires_at,
+                        &info.user_agent,
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+                tx.commit().await.map_err(pg_err)
+            })
+        })
+    }
+
+    fn session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> BoxFuture<Result<Option<(SessionInfo, Account)>, StoreError>> {
+        let token_hash = token_hash.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let stmt = c
+                    .prepare_cached(
+                        "SELECT s.id, s.account_id, s.created_at, s.expires_at, s.user_agent,
+                                a.id, a.name, a.password_hash, a.admin, a.created_at
+                         FROM account_sessions s JOIN accounts a ON a.id = s.account_id
+                         WHERE s.token_hash = $1 AND s.expires_at > $2",
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let Some(row) = c
+                    .query_opt(&stmt, &[&token_hash, &now])
+                    .await
+                    .map_err(pg_err)?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some((row_session(&row)?, row_account(&row, 5)?)))
+            })
+        })
+    }
+
+    fn sessions(&self, account: i64, now: i64) -> BoxFuture<Result<Vec<SessionInfo>, StoreError>> {
+        self.call(move |c| {
+            Box::pin(async move {
+                c.query(
+                    &format!(
+                        "SELECT {SESSION_COLUMNS} FROM account_sessions
+                         WHERE account_id = $1 AND expires_at > $2 ORDER BY created_at, id"
+                    ),
+                    &[&account, &now],
+                )
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(row_session)
+                .collect()
+            })
+        })
+    }
+
+    fn delete_session(&self, account: i64, id: &str) -> BoxFuture<Result<bool, StoreError>> {
+        let id = id.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    "DELETE FROM account_sessions WHERE account_id = $1 AND id = $2",
+                    &[&account, &id],
+                )
+                .await
+                .map(|n| n > 0)
+                .map_err(pg_err)
+            })
+        })
+    }
+
+    fn create_invite(&self, invite: Invite) -> BoxFuture<Result<(), StoreError>> {
+        self.call(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    "INSERT INTO invites (code_hash, created_by, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        &invite.code_hash,
+                        &invite.created_by,
+                        &invite.created_at,
+                        &invite.expires_at,
+                    ],
+                )
+                .await
+                .map(drop)
+                .map_err(pg_err)
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -618,6 +920,33 @@ mod tests {
         let store = PostgresStore::open(&url).await.unwrap();
         assert_eq!(store.last_seq("lobby").await, Ok(3));
         store.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_account_store_contract_shared_by_two_nodes() {
+        let pg = PgServer::new();
+        let url = pg.database("chatd").await;
+        let store = PostgresStore::open(&url).await.unwrap();
+        crate::store::accounts::contract::run(&store).await;
+        // Another node on the same database sees the accounts and sessions.
+        let other = PostgresStore::open(&url).await.unwrap();
+        assert_eq!(other.accounts().await.unwrap().len(), 2);
+        let sessions = other.sessions(2, 2000).await.unwrap();
+        assert_eq!(sessions.len(), 1);
+        assert!(other.session("token b1", 2000).await.unwrap().is_some());
+        // Registrations of one name on both nodes at once: one wins.
+        let new = crate::store::accounts::contract::new_account;
+        let (a, b) = tokio::join!(
+            store.create_account(new("Dora", false), None),
+            other.create_account(new("dora", false), None)
+        );
+        let mut outcomes = [a.unwrap(), b.unwrap()]
+            .map(|c| matches!(c, Created::Created(_)))
+            .to_vec();
+        outcomes.sort();
+        assert_eq!(outcomes, [false, true]);
+        store.close().await;
+        other.close().await;
     }
 
     #[tokio::test]

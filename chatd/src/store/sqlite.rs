@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
+use super::accounts::{
+    Account, AccountStore, Created, Invite, NewAccount, NewSession, SessionInfo,
+};
 use super::{
     Appended, BoxFuture, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
 };
@@ -105,6 +108,62 @@ CREATE TABLE IF NOT EXISTS recovery_sessions (
 );
 ";
 
+/// The schema after [`SCHEMA`] (version 1), step by step: step `i` brings `user_version` to
+/// `i + 2`. Steps are only ever appended; a released one is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 2: accounts, their sessions (token hashes) and invites (code hashes).
+    "CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL UNIQUE,
+        alias_key TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        admin INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX accounts_alias ON accounts (alias_key);
+    CREATE TABLE account_sessions (
+        token_hash TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        user_agent TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX account_sessions_account ON account_sessions (account_id);
+    CREATE TABLE invites (
+        code_hash TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
+];
+
+/// Brings the schema to the newest version in one transaction; refuses a database of a newer
+/// chatd.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(SCHEMA).map_err(db_err)?;
+    let tx = conn.transaction().map_err(db_err)?;
+    let current: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err)?;
+    let known = MIGRATIONS.len() as i64 + 1;
+    if current > known {
+        return Err(StoreError::Database(format!(
+            "schema version {current} is newer than this chatd supports ({known})"
+        )));
+    }
+    for (version, step) in (2_i64..).zip(MIGRATIONS) {
+        if version <= current {
+            continue;
+        }
+        tx.execute_batch(step).map_err(db_err)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(db_err)?;
+    }
+    tx.commit().map_err(db_err)
+}
+
 impl SqliteStore {
     /// Opens (or creates) the database file and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -113,8 +172,8 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`] with a queue of `queue` jobs.
     pub(crate) fn open_with(path: &Path, queue: usize) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(db_err)?;
-        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        let mut conn = Connection::open(path).map_err(db_err)?;
+        migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let taken = queued.clone();
@@ -151,6 +210,29 @@ impl SqliteStore {
         jobs.send(job).map_err(|_| {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             StoreError::Closed
+        })
+    }
+
+    /// Runs `f` on the writer thread in the next batch; answers after the commit.
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<Result<T, StoreError>> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Run(Box::new(move |conn| {
+            let result = f(conn);
+            Box::new(move |committed| {
+                let _ = tx.send(if committed {
+                    result
+                } else {
+                    Err(StoreError::Database("commit failed".into()))
+                });
+            })
+        }));
+        let queued = self.queue(job, self.limit);
+        Box::pin(async move {
+            queued?;
+            rx.await.unwrap_or(Err(StoreError::Closed))
         })
     }
 
@@ -453,6 +535,229 @@ impl Store for SqliteStore {
     }
 }
 
+const ACCOUNT_COLUMNS: &str = "id, name, password_hash, admin, created_at";
+
+fn row_account(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        password_hash: r.get(2)?,
+        admin: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+const SESSION_COLUMNS: &str = "id, account_id, created_at, expires_at, user_agent";
+
+fn row_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionInfo> {
+    Ok(SessionInfo {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        created_at: r.get(2)?,
+        expires_at: r.get(3)?,
+        user_agent: r.get(4)?,
+    })
+}
+
+fn find_account(conn: &Connection, key: &str, alias: &str) -> Result<Option<Account>, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts
+         WHERE name_key IN (?1, ?2) OR alias_key IN (?1, ?2) ORDER BY id LIMIT 1"
+    ))
+    .and_then(|mut s| s.query_row(params![key, alias], row_account).optional())
+    .map_err(db_err)
+}
+
+fn create_account(
+    conn: &Connection,
+    new: &NewAccount,
+    invite: Option<&str>,
+) -> Result<Created, StoreError> {
+    if find_account(conn, &new.key, &new.alias)?.is_some() {
+        return Ok(Created::NameTaken);
+    }
+    if let Some(code) = invite {
+        let used = conn
+            .execute(
+                "DELETE FROM invites WHERE code_hash = ?1 AND expires_at > ?2",
+                params![code, new.created_at],
+            )
+            .map_err(db_err)?;
+        if used == 0 {
+            return Ok(Created::BadInvite);
+        }
+    }
+    conn.execute(
+        "INSERT INTO accounts (name, name_key, alias_key, password_hash, admin, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            new.name,
+            new.key,
+            new.alias,
+            new.password_hash,
+            new.admin,
+            new.created_at
+        ],
+    )
+    .map_err(db_err)?;
+    Ok(Created::Created(Account {
+        id: conn.last_insert_rowid(),
+        name: new.name.clone(),
+        password_hash: new.password_hash.clone(),
+        admin: new.admin,
+        created_at: new.created_at,
+    }))
+}
+
+impl AccountStore for SqliteStore {
+    fn create_account(
+        &self,
+        account: NewAccount,
+        invite: Option<String>,
+    ) -> BoxFuture<Result<Created, StoreError>> {
+        self.call(move |conn| create_account(conn, &account, invite.as_deref()))
+    }
+
+    fn find_account(
+        &self,
+        key: &str,
+        alias: &str,
+    ) -> BoxFuture<Result<Option<Account>, StoreError>> {
+        let (key, alias) = (key.to_owned(), alias.to_owned());
+        self.call(move |conn| find_account(conn, &key, &alias))
+    }
+
+    fn accounts(&self) -> BoxFuture<Result<Vec<Account>, StoreError>> {
+        self.call(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY name"
+            ))
+            .and_then(|mut s| s.query_map([], row_account)?.collect())
+            .map_err(db_err)
+        })
+    }
+
+    fn set_password(
+        &self,
+        account: i64,
+        password_hash: String,
+        keep: Option<String>,
+    ) -> BoxFuture<Result<bool, StoreError>> {
+        self.call(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE accounts SET password_hash = ?2 WHERE id = ?1",
+                    params![account, password_hash],
+                )
+                .map_err(db_err)?;
+            conn.execute(
+                "DELETE FROM account_sessions WHERE account_id = ?1 AND id IS NOT ?2",
+                params![account, keep],
+            )
+            .map_err(db_err)?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn create_session(&self, session: NewSession) -> BoxFuture<Result<(), StoreError>> {
+        self.call(move |conn| {
+            let info = &session.info;
+            conn.execute(
+                "DELETE FROM account_sessions WHERE account_id = ?1 AND expires_at <= ?2",
+                params![info.account_id, info.created_at],
+            )
+            .map_err(db_err)?;
+            conn.execute(
+                "INSERT INTO account_sessions
+                 (token_hash, id, account_id, created_at, expires_at, user_agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    session.token_hash,
+                    info.id,
+                    info.account_id,
+                    info.created_at,
+                    info.expires_at,
+                    info.user_agent
+                ],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> BoxFuture<Result<Option<(SessionInfo, Account)>, StoreError>> {
+        let token_hash = token_hash.to_owned();
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "SELECT s.id, s.account_id, s.created_at, s.expires_at, s.user_agent,
+                        a.id, a.name, a.password_hash, a.admin, a.created_at
+                 FROM account_sessions s JOIN accounts a ON a.id = s.account_id
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![token_hash, now], |r| {
+                    Ok((
+                        row_session(r)?,
+                        Account {
+                            id: r.get(5)?,
+                            name: r.get(6)?,
+                            password_hash: r.get(7)?,
+                            admin: r.get(8)?,
+                            created_at: r.get(9)?,
+                        },
+                    ))
+                })
+                .optional()
+            })
+            .map_err(db_err)
+        })
+    }
+
+    fn sessions(&self, account: i64, now: i64) -> BoxFuture<Result<Vec<SessionInfo>, StoreError>> {
+        self.call(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM account_sessions
+                 WHERE account_id = ?1 AND expires_at > ?2 ORDER BY created_at, id"
+            ))
+            .and_then(|mut s| s.query_map(params![account, now], row_session)?.collect())
+            .map_err(db_err)
+        })
+    }
+
+    fn delete_session(&self, account: i64, id: &str) -> BoxFuture<Result<bool, StoreError>> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            conn.execute(
+                "DELETE FROM account_sessions WHERE account_id = ?1 AND id = ?2",
+                params![account, id],
+            )
+            .map(|n| n > 0)
+            .map_err(db_err)
+        })
+    }
+
+    fn create_invite(&self, invite: Invite) -> BoxFuture<Result<(), StoreError>> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO invites (code_hash, created_by, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    invite.code_hash,
+                    invite.created_by,
+                    invite.created_at,
+                    invite.expires_at
+                ],
+            )
+            .map(drop)
+            .map_err(db_err)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +776,39 @@ mod tests {
         store.close().await;
         assert_eq!(store.last_seq("lobby").await, Err(StoreError::Closed));
         assert_eq!(store.health().await, Err(StoreError::Closed));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn sqlite_account_store_contract_and_migration() {
+        let dir = std::env::temp_dir().join(format!("chatd-store-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("chat.db");
+        // A database of the version before accounts: version 1, no accounts table.
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        crate::store::accounts::contract::run(&store).await;
+        store.close().await;
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.accounts().await.unwrap().len(), 2, "durable");
+        store.close().await;
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64 + 1);
+        // A newer schema is refused.
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", version + 1)
+            .unwrap();
+        let Err(StoreError::Database(e)) = SqliteStore::open(&path) else {
+            panic!("a newer schema was accepted");
+        };
+        assert!(e.contains("newer than this chatd"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
