@@ -3,7 +3,8 @@
 #
 #   1. scripts/setup.sh --tests    (npm deps, chromium, nginx, debug build of the workspace)
 #   2. cargo test --workspace      (unit, integration and doc tests of every crate)
-#   3. node --test                 (tests/**/*.test.mjs: conformance tests with the official clients)
+#   3. node --test                 (tests/**/*.test.mjs: conformance tests with the official clients;
+#                                   two lanes side by side, see below)
 #   4. scripts/fuzz.sh run         (every fuzz target of fuzz/ for a few seconds)
 #
 # All output goes to the terminal (and to tests/artifacts/*.log). At the end exactly one summary
@@ -74,41 +75,79 @@ record cargo "$c_pass" "$c_fail" "$note"
 
 # ---------------------------------------------------------------------------------------------
 banner "node --test (tests/**/*.test.mjs)"
+# Two lanes run side by side, each one file at a time: the cluster and browser tests (several
+# servers each), and all the others. NODE_LANES=1 runs everything in one lane.
 mapfile -t NODE_FILES < <(find "$ROOT/tests" -path "$ROOT/tests/node_modules" -prune -o \
     -type f -name '*.test.mjs' -print | sort)
 if [ "${#NODE_FILES[@]}" -eq 0 ]; then
     echo "no *.test.mjs files found under tests/"
     record node 0 0 "no test files"
 else
-    TAP="$ART/node-test.tap"
-    rm -f "$TAP"
-    set +e
-    (cd "$ROOT/tests" && node --test \
-        --test-timeout=120000 \
-        --test-reporter=spec --test-reporter-destination=stdout \
-        --test-reporter=tap --test-reporter-destination="$TAP" \
-        "$@" "${NODE_FILES[@]}") 2>&1 | tee "$ART/node-test.log"
-    node_rc=${PIPESTATUS[0]}
-    set -e
-    # The TAP reporter ends with "# tests N", "# pass N", "# fail N", "# cancelled N", ...
-    read -r n_pass n_fail n_cancel n_seen < <(
-        { [ -f "$TAP" ] && strip_ansi "$TAP"; } | awk '
-            /^# pass [0-9]+$/      { p = $3; seen = 1 }
-            /^# fail [0-9]+$/      { f = $3 }
-            /^# cancelled [0-9]+$/ { c = $3 }
-            END { printf "%d %d %d %d\n", p, f, c, seen }'
-    )
-    n_fail=$((n_fail + n_cancel))
-    note="exit $node_rc"
-    [ "$n_cancel" -gt 0 ] && note="$note, $n_cancel cancelled counted as failed"
-    if [ "$n_seen" -eq 0 ]; then
-        n_fail=$((n_fail + 1))
-        note="$note: no TAP summary (runner crashed?)"
-    elif [ "$node_rc" -ne 0 ] && [ "$n_fail" -eq 0 ]; then
-        n_fail=1
-        note="$note: node failed without a failing test"
+    HEAVY=() LIGHT=()
+    for f in "${NODE_FILES[@]}"; do
+        case "$f" in
+        "$ROOT"/tests/cluster/* | "$ROOT"/tests/web/*) HEAVY+=("$f") ;;
+        *) LIGHT+=("$f") ;;
+        esac
+    done
+    if [ "${NODE_LANES:-2}" = 1 ]; then
+        LANES=(all)
+        LIGHT=("${NODE_FILES[@]}") HEAVY=()
+    else
+        LANES=(heavy light)
     fi
-    record node "$n_pass" "$n_fail" "$note"
+    run_lane() { # run_lane NAME FILES... -> tests/artifacts/node-NAME.{log,tap,rc}
+        local name=$1
+        shift
+        rm -f "$ART/node-$name.tap"
+        (cd "$ROOT/tests" && node --test \
+            --test-timeout=120000 \
+            --test-reporter=spec --test-reporter-destination="$ART/node-$name.log" \
+            --test-reporter=tap --test-reporter-destination="$ART/node-$name.tap" \
+            "${EXTRA_NODE_ARGS[@]}" "$@") >"$ART/node-$name.out" 2>&1
+        echo $? >"$ART/node-$name.rc"
+    }
+    EXTRA_NODE_ARGS=("$@")
+    rm -f "$ART/node-test.log"
+    pids=()
+    for lane in "${LANES[@]}"; do
+        case "$lane" in
+        heavy) files=("${HEAVY[@]}") ;;
+        *) files=("${LIGHT[@]}") ;;
+        esac
+        [ "${#files[@]}" -gt 0 ] || { echo 0 >"$ART/node-$lane.rc"; continue; }
+        run_lane "$lane" "${files[@]}" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || true; done
+    n_pass=0 n_fail=0 node_rc=0 note=""
+    for lane in "${LANES[@]}"; do
+        echo "---------- node lane: $lane ----------"
+        cat "$ART/node-$lane.log" "$ART/node-$lane.out" 2>/dev/null | tee -a "$ART/node-test.log"
+        rc=$(cat "$ART/node-$lane.rc" 2>/dev/null || echo 1)
+        # The TAP reporter ends with "# tests N", "# pass N", "# fail N", "# cancelled N", ...
+        read -r p f c seen < <(
+            { [ -f "$ART/node-$lane.tap" ] && strip_ansi "$ART/node-$lane.tap"; } | awk '
+                /^# pass [0-9]+$/      { p = $3; seen = 1 }
+                /^# fail [0-9]+$/      { f = $3 }
+                /^# cancelled [0-9]+$/ { c = $3 }
+                END { printf "%d %d %d %d\n", p, f, c, seen }'
+        )
+        f=$((f + c))
+        [ "$c" -gt 0 ] && note="$note $lane: $c cancelled counted as failed;"
+        files_in_lane=$([ "$lane" = heavy ] && echo "${#HEAVY[@]}" || echo "${#LIGHT[@]}")
+        if [ "$files_in_lane" -gt 0 ] && [ "$seen" -eq 0 ]; then
+            f=$((f + 1))
+            note="$note $lane: no TAP summary (runner crashed?);"
+        elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+            f=1
+            note="$note $lane: node failed without a failing test;"
+        fi
+        [ "$rc" -ne 0 ] && node_rc=$rc
+        n_pass=$((n_pass + p))
+        n_fail=$((n_fail + f))
+    done
+    record node "$n_pass" "$n_fail" "exit $node_rc${note:+;$note}"
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { elapse } from '../helpers/chatd.mjs';
 import { chatdHasPostgres, Cluster, startCluster } from '../helpers/cluster.mjs';
-import { launchBrowser, openUser } from '../helpers/web.mjs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ARTIFACTS, launchBrowser, openUser } from '../helpers/web.mjs';
 
 const WINDOW = 1500; // --drain-window-ms
 const TYPE_EVERY = 300; // ms between two messages of one user
@@ -45,8 +47,8 @@ function watchPage(user) {
     window.__rolling = log;
     const b = document.querySelector('[data-testid=banner]');
     new MutationObserver(() => {
-      log.push({ at: Date.now(), banner: b.hidden ? 'hidden' : (b.dataset.state ?? 'shown') });
-    }).observe(b, { attributes: true, attributeFilter: ['hidden', 'data-state'] });
+      log.push({ at: Date.now(), banner: b.hidden ? 'hidden' : (b.dataset.state ?? 'shown'), text: b.textContent });
+    }).observe(b, { attributes: true, attributeFilter: ['hidden', 'data-state'], childList: true, characterData: true, subtree: true });
     const members = document.querySelector('[data-testid=members]');
     new MutationObserver(() => {
       const names = [...members.querySelectorAll('[data-testid=member]')].map((m) => m.dataset.user);
@@ -62,7 +64,6 @@ describe('web client on a chatd cluster: rolling restart', { skip: SKIP, timeout
 
   it('two users chatting while every node restarts: no banner, nothing lost or doubled, nobody leaves', {
     timeout: 100000,
-    todo: 'about one run in five a page shows the reconnecting banner during a move (issue 18)',
   }, async (t) => {
     const cluster = await startCluster({
       t,
@@ -79,6 +80,13 @@ describe('web client on a chatd cluster: rolling restart', { skip: SKIP, timeout
     for (const name of ['alice', 'bob']) {
       const user = await openUser(browser, site);
       t.after(() => user.close());
+      user.frames = [];
+      user.page.on('websocket', (ws) => {
+        const id = new URL(ws.url()).searchParams.get('sid');
+        ws.on('framereceived', (f) => user.frames.push(`${Date.now()} ${id} < ${String(f.payload).slice(0, 80)}`));
+        ws.on('framesent', (f) => user.frames.push(`${Date.now()} ${id} > ${String(f.payload).slice(0, 80)}`));
+        ws.on('close', () => user.frames.push(`${Date.now()} ${id} closed`));
+      });
       await user.login(name);
       await user.upgraded();
       users.push(user);
@@ -120,24 +128,39 @@ describe('web client on a chatd cluster: rolling restart', { skip: SKIP, timeout
     typing = false;
     await Promise.all(typists);
 
-    // Every message typed ends up acked on its page and shown on both.
     const all = [...sent.alice, ...sent.bob];
-    for (const user of users) {
-      for (const text of sent[user.name]) await user.message(text).and(user.page.locator('[data-status=sent]')).waitFor();
-      for (const text of all) await user.message(text).waitFor();
-    }
-    const [a, b] = [await shown(alice), await shown(bob)];
-    assert.deepEqual(a, b, 'the same messages on both pages');
-    assert.deepEqual(a.map(([seq]) => seq), Array.from({ length: all.length }, (_, i) => i + 1), 'seqs 1..n, once each');
-    assert.deepEqual(a.map(([, text]) => text).sort(), [...all].sort(), 'each message typed, once');
+    try {
+      // Every message typed ends up acked on its page and shown on both.
+      for (const user of users) {
+        for (const text of sent[user.name]) await user.message(text).and(user.page.locator('[data-status=sent]')).waitFor();
+        for (const text of all) await user.message(text).waitFor();
+      }
+      const [a, b] = [await shown(alice), await shown(bob)];
+      assert.deepEqual(a, b, 'the same messages on both pages');
+      assert.deepEqual(a.map(([seq]) => seq), Array.from({ length: all.length }, (_, i) => i + 1), 'seqs 1..n, once each');
+      assert.deepEqual(a.map(([, text]) => text).sort(), [...all].sort(), 'each message typed, once');
 
-    for (const [user, other] of [[alice, bob], [bob, alice]]) {
-      const log = await user.page.evaluate(() => window.__rolling);
-      const showed = log.filter((e) => e.banner && e.banner !== 'hidden');
-      assert.deepEqual(showed, [], `${user.name}'s banner showed`);
-      const without = log.filter((e) => e.members && !e.members.includes(other.name));
-      assert.deepEqual(without, [], `${user.name}'s member list lost ${other.name}`);
-      assert.equal(await user.banner.isHidden(), true);
+      for (const [user, other] of [[alice, bob], [bob, alice]]) {
+        const log = await user.page.evaluate(() => window.__rolling);
+        const showed = log.filter((e) => e.banner && e.banner !== 'hidden');
+        assert.deepEqual(showed, [], `${user.name}'s banner showed`);
+        const without = log.filter((e) => e.members && !e.members.includes(other.name));
+        assert.deepEqual(without, [], `${user.name}'s member list lost ${other.name}`);
+        assert.equal(await user.banner.isHidden(), true);
+      }
+    } catch (e) {
+      // What each page received and every node logged, for the post-mortem.
+      mkdirSync(ARTIFACTS, { recursive: true });
+      for (const n of ['a', 'b', 'c']) writeFileSync(path.join(ARTIFACTS, `web-rolling-node-${n}.log`), cluster.nodes[n].allStderr());
+      for (const user of users) {
+        writeFileSync(path.join(ARTIFACTS, `web-rolling-${user.name}.log`), [
+          `shown: ${JSON.stringify(await shown(user).catch(() => null))}`,
+          `page log: ${JSON.stringify(await user.page.evaluate(() => window.__rolling).catch(() => null))}`,
+          ...user.frames,
+        ].join('\n'));
+      }
+      e.message += `\n(page frames and node logs in ${ARTIFACTS}/web-rolling-*.log)`;
+      throw e;
     }
     // Each page was moved (a new WebSocket, on another node); bob at least twice.
     users.forEach((u, i) => assert.ok(u.websockets.length > opened[i], `${u.name} was never moved`));
