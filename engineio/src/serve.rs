@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::conn_clock::{ConnClock, Expiry, Watched};
-use crate::server::EngineIo;
+use crate::engine::EngineIo;
 use crate::shared::{TaskCount, TaskGuard};
 use crate::socket::Handler;
 
