@@ -87,9 +87,9 @@
 
 #![warn(missing_docs)]
 
+mod accept;
 mod client_addr;
 mod config;
-mod conn_clock;
 mod engine;
 mod error;
 #[doc(hidden)]
@@ -104,7 +104,6 @@ mod polling;
 mod query;
 mod reason;
 mod response;
-mod serve;
 mod session;
 mod shared;
 mod sid;
@@ -115,6 +114,7 @@ mod websocket;
 mod wire;
 mod ws_frame;
 
+pub use accept::{serve, shutdown_signal};
 pub use client_addr::client_ip;
 pub use config::{
     AllowOrigin, Config, ConfigBuilder, Cookie, Cors, Protocol, SlowConsumerPolicy, TransportKind,
@@ -127,7 +127,6 @@ pub use ipnet::IpNet;
 pub use layer::{EngineLayer, EngineResponseFuture};
 pub use packet::{DecodeError, Message, Packet, Text};
 pub use reason::CloseReason;
-pub use serve::{serve, shutdown_signal};
 pub use sid::{InvalidSidPrefix, Sid, SidPrefix};
 
 /// Every `name=value` pair of a raw query string, percent-decoded (`+` as space), in order.
