@@ -101,11 +101,11 @@ impl Session {
         I::IntoIter: Clone,
     {
         let pushed = {
-            let mut state = self.lock();
+            let mut machine = self.lock();
             if volatile {
-                state.push_volatile(frames)
+                machine.push_volatile(frames)
             } else {
-                state.push(frames, self.queue_limit)
+                machine.push(frames, self.queue_limit)
             }
         };
         match pushed {
@@ -134,12 +134,11 @@ impl Session {
             tokio::pin!(room);
             room.as_mut().enable();
             {
-                let state = self.lock();
-                if state.closed().is_some() {
+                let machine = self.lock();
+                if machine.closed().is_some() {
                     return Err(SendError::Closed);
                 }
-                let pending = state.pending();
-                if pending == 0 || pending + bytes <= self.queue_limit {
+                if machine.has_room(bytes, self.queue_limit) {
                     return Ok(());
                 }
             }

@@ -23,9 +23,7 @@ impl Machine {
         }
         let frames = frames.into_iter();
         let size: usize = frames.clone().map(|f| f.len() + FRAME_OVERHEAD).sum();
-        let pending = self.queued_bytes + self.in_flight;
-        // One unit larger than the limit still goes out, alone.
-        if pending + size > limit && pending > 0 {
+        if !self.has_room(size, limit) {
             return Push::Full;
         }
         let wake = self.frames.is_empty();
@@ -115,6 +113,13 @@ impl Machine {
     /// Bytes queued or being written.
     pub(crate) fn pending(&self) -> usize {
         self.queued_bytes + self.in_flight
+    }
+
+    /// Whether `bytes` more fit under `limit` now. One unit larger than the limit still goes
+    /// out, alone: anything fits when nothing is pending.
+    pub(crate) fn has_room(&self, bytes: usize, limit: usize) -> bool {
+        let pending = self.pending();
+        pending == 0 || pending + bytes <= limit
     }
 
     /// The WebSocket writer wrote everything it took.

@@ -313,6 +313,20 @@ fn frames_being_written_count_against_the_limit() {
 }
 
 #[test]
+fn room_in_the_queue_follows_what_is_queued_and_written() {
+    let now = Instant::now();
+    let mut s = websocket(now);
+    assert!(s.has_room(1000, 30));
+    push(&mut s, text("a"));
+    assert!(s.has_room(12, 30) && !s.has_room(13, 30));
+    let mut batch = VecDeque::new();
+    s.take_frames(&mut batch);
+    assert!(!s.has_room(13, 30));
+    s.written();
+    assert!(s.has_room(1000, 30));
+}
+
+#[test]
 fn a_single_oversized_message_still_fits_an_empty_queue() {
     let now = Instant::now();
     let mut s = polling(now);
@@ -547,6 +561,20 @@ fn upgrade_probe_then_five() {
     assert!(!s.take_frames(&mut batch));
     assert_eq!(batch, VecDeque::from(vec![text("kept")]));
     assert_eq!(s.begin_probe(now, GRACE), Err(ProbeRefusal::Busy));
+}
+
+#[test]
+fn a_get_still_pending_when_the_upgrade_completes_gets_a_noop() {
+    let now = Instant::now();
+    let mut s = polling(now);
+    s.begin_get(now).unwrap();
+    s.begin_probe(now, GRACE).unwrap();
+    assert_eq!(s.on_probe_text("5"), ProbeStep::Upgraded);
+    push(&mut s, text("for the websocket"));
+    let mut out = Vec::new();
+    assert!(s.poll_get(&mut out));
+    assert_eq!(out, vec![Frame::NOOP]);
+    assert_eq!(s.end_get(now, true), GetEnd::Done);
 }
 
 #[test]
