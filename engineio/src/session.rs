@@ -17,6 +17,8 @@ use crate::shared::{IpSlot, Shared};
 use crate::sid::Sid;
 use crate::socket::{Handshake, Hooks, SendError};
 
+/// One session (a [`Socket`](crate::Socket) is a handle to it): the machine, and what the IO
+/// layer needs around it.
 pub(crate) struct Session {
     pub(crate) sid: Sid,
     /// The protocol revision, fixed at the handshake (also kept in the machine).
