@@ -107,7 +107,7 @@ impl Session {
             if volatile {
                 machine.push_volatile(frames)
             } else {
-                machine.push(frames, self.queue_limit)
+                machine.push(frames, self.queue_limit, self.slow_consumer)
             }
         };
         match pushed {
@@ -119,9 +119,9 @@ impl Session {
             }
             Push::Dropped => Err(SendError::Dropped),
             Push::Closed => Err(SendError::Closed),
-            Push::Full => {
-                if self.slow_consumer == SlowConsumerPolicy::Disconnect {
-                    self.close_slow_consumer();
+            Push::Full { closed } => {
+                if let Some(closed) = closed {
+                    self.slow_consumer_closed(closed);
                 }
                 Err(SendError::Full)
             }
@@ -148,13 +148,9 @@ impl Session {
         }
     }
 
-    fn close_slow_consumer(self: &Arc<Self>) {
-        let Some(closed) =
-            self.lock()
-                .close(Instant::now(), CloseReason::TransportError, Duration::ZERO)
-        else {
-            return;
-        };
+    /// A send closed the session (slow consumer): the close is carried out from a task, as the
+    /// sender may hold locks the handler's `on_close` takes.
+    fn slow_consumer_closed(self: &Arc<Self>, closed: Closed) {
         tracing::warn!(sid = %self.sid, "slow consumer: outgoing queue full, closing");
         if let Some(shared) = self.shared.upgrade() {
             shared.slow_consumers.fetch_add(1, Ordering::Relaxed);

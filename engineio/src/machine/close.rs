@@ -21,6 +21,17 @@ impl Machine {
         reason: CloseReason,
         linger: Duration,
     ) -> Option<Closed> {
+        let mut closed = self.mark_closed(reason)?;
+        if self.lingers() {
+            let until = now + linger;
+            self.timer = Some(until);
+            closed.linger_until = Some(until);
+        }
+        Some(closed)
+    }
+
+    /// The close itself; it needs no time, as only [`Machine::close`] lingers.
+    pub(super) fn mark_closed(&mut self, reason: CloseReason) -> Option<Closed> {
         if self.closed.is_some() {
             return None;
         }
@@ -45,13 +56,9 @@ impl Machine {
             self.queued_bytes = 0;
             self.in_flight = 0;
         }
-        let linger_until = self.lingers().then(|| now + linger);
-        if linger_until.is_some() {
-            self.timer = linger_until;
-        }
         Some(Closed {
             reason,
-            linger_until,
+            linger_until: None,
         })
     }
 

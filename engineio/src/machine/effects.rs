@@ -38,9 +38,11 @@ pub(crate) enum Push {
     Queued {
         wake: bool,
     },
-    /// Over the queue limit; under [`crate::SlowConsumerPolicy::Disconnect`] the caller closes
-    /// the session.
-    Full,
+    /// Over the queue limit; under [`crate::SlowConsumerPolicy::Disconnect`] the session
+    /// closed now (`transport error`).
+    Full {
+        closed: Option<Closed>,
+    },
     /// A volatile message dropped because the transport is not writable.
     Dropped,
     Closed,

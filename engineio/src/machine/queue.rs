@@ -4,16 +4,18 @@
 use std::collections::VecDeque;
 
 use super::{Delivery, Machine, Push, Upgrade};
-use crate::config::TransportKind;
+use crate::config::{SlowConsumerPolicy, TransportKind};
 use crate::packet::Frame;
+use crate::reason::CloseReason;
 
 /// Bytes counted per queued frame besides its payload (the queue entry and framing).
 const FRAME_OVERHEAD: usize = 16;
 
 impl Machine {
     /// Queues frames as one unit: all of them or none, so a packet and its attachments are
-    /// never split or interleaved with another sender's frames.
-    pub(crate) fn push<I>(&mut self, frames: I, limit: usize) -> Push
+    /// never split or interleaved with another sender's frames. Over `limit`, `on_full` says
+    /// whether the slow consumer is disconnected (closed now with `transport error`).
+    pub(crate) fn push<I>(&mut self, frames: I, limit: usize, on_full: SlowConsumerPolicy) -> Push
     where
         I: IntoIterator<Item = Frame>,
         I::IntoIter: Clone,
@@ -24,7 +26,11 @@ impl Machine {
         let frames = frames.into_iter();
         let size: usize = frames.clone().map(|f| f.len() + FRAME_OVERHEAD).sum();
         if !self.has_room(size, limit) {
-            return Push::Full;
+            let closed = match on_full {
+                SlowConsumerPolicy::Disconnect => self.mark_closed(CloseReason::TransportError),
+                SlowConsumerPolicy::DropMessage => None,
+            };
+            return Push::Full { closed };
         }
         let wake = self.frames.is_empty();
         self.queued_bytes += size;
@@ -48,7 +54,7 @@ impl Machine {
         if !writable {
             return Push::Dropped;
         }
-        self.push(frames, usize::MAX)
+        self.push(frames, usize::MAX, SlowConsumerPolicy::DropMessage)
     }
 
     /// A control frame (ping, pong) that bypasses the queue limit.

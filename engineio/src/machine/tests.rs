@@ -6,12 +6,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
+use crate::config::SlowConsumerPolicy;
 use crate::packet::{DecodeError, Message, Packet};
 
 const I: Duration = Duration::from_secs(25);
 const T: Duration = Duration::from_secs(20);
 const GRACE: Duration = Duration::from_secs(2);
 const LIMIT: usize = 1 << 20;
+const DROP: SlowConsumerPolicy = SlowConsumerPolicy::DropMessage;
 
 fn machine(protocol: Protocol, transport: TransportKind, now: Instant) -> Machine {
     Machine::new(protocol, transport, now, I, T)
@@ -30,7 +32,7 @@ fn text(s: &str) -> Frame {
 }
 
 fn push(s: &mut Machine, f: Frame) -> Push {
-    s.push([f], LIMIT)
+    s.push([f], LIMIT, DROP)
 }
 
 fn get(s: &mut Machine, now: Instant) -> Option<Vec<Frame>> {
@@ -279,8 +281,8 @@ fn queue_limit_and_volatile() {
     let now = Instant::now();
     let mut s = polling(now);
     assert_eq!(s.push_volatile([text("v")]), Push::Dropped);
-    assert_eq!(s.push([text("a")], 30), Push::Queued { wake: true });
-    assert_eq!(s.push([text("b")], 30), Push::Full);
+    assert_eq!(s.push([text("a")], 30, DROP), Push::Queued { wake: true });
+    assert_eq!(s.push([text("b")], 30, DROP), Push::Full { closed: None });
     s.begin_get(now).unwrap();
     let mut out = Vec::new();
     s.poll_get(&mut out);
@@ -291,25 +293,53 @@ fn queue_limit_and_volatile() {
 }
 
 #[test]
+fn a_full_queue_closes_a_slow_consumer_under_the_disconnect_policy() {
+    let now = Instant::now();
+    let mut s = websocket(now);
+    let disconnect = SlowConsumerPolicy::Disconnect;
+    assert_eq!(
+        s.push([text("a")], 30, disconnect),
+        Push::Queued { wake: true }
+    );
+    assert_eq!(
+        s.push([text("b")], 30, disconnect),
+        Push::Full {
+            closed: Some(closed(CloseReason::TransportError))
+        }
+    );
+    // A failure: what was queued is dropped, and nothing more is taken.
+    let mut batch = VecDeque::new();
+    assert!(s.take_frames(&mut batch));
+    assert!(batch.is_empty());
+    assert_eq!(s.push([text("c")], 30, disconnect), Push::Closed);
+}
+
+#[test]
 fn frames_being_written_count_against_the_limit() {
     let now = Instant::now();
     let mut s = websocket(now);
-    assert_eq!(s.push([text("a")], 30), Push::Queued { wake: true });
+    assert_eq!(s.push([text("a")], 30, DROP), Push::Queued { wake: true });
     let mut batch = VecDeque::new();
     assert!(!s.take_frames(&mut batch));
     // The writer holds "a" (18 bytes counted): the queue is empty, the limit is not.
     assert_eq!(s.pending(), 18);
-    assert_eq!(s.push([text("bbbb")], 30), Push::Full);
+    assert_eq!(
+        s.push([text("bbbb")], 30, DROP),
+        Push::Full { closed: None }
+    );
     assert_eq!(s.push_volatile([text("v")]), Push::Dropped);
     s.written();
     assert_eq!(s.pending(), 0);
-    assert_eq!(s.push([text("bbbb")], 30), Push::Queued { wake: true });
+    assert_eq!(
+        s.push([text("bbbb")], 30, DROP),
+        Push::Queued { wake: true }
+    );
     // An oversized unit goes out alone, never next to anything pending.
     s.take_frames(&mut batch);
     let big = Frame::from(Message::binary(vec![0u8; 100]));
-    assert_eq!(s.push([big.clone()], 30), Push::Full);
+    assert_eq!(s.push([big.clone()], 30, DROP), Push::Full { closed: None });
     s.written();
-    assert_eq!(s.push([big], 30), Push::Queued { wake: true });
+    assert_eq!(s.push([big], 30, DROP), Push::Queued { wake: true });
 }
 
 #[test]
@@ -331,7 +361,7 @@ fn a_single_oversized_message_still_fits_an_empty_queue() {
     let now = Instant::now();
     let mut s = polling(now);
     let big = Frame::from(Message::binary(vec![0u8; 100]));
-    assert_eq!(s.push([big], 10), Push::Queued { wake: true });
+    assert_eq!(s.push([big], 10, DROP), Push::Queued { wake: true });
 }
 
 #[test]
@@ -758,7 +788,7 @@ mod sequences {
                         }
                     }
                     Input::Push(n) => {
-                        let _ = s.push([text(&"x".repeat(n))], 64);
+                        let _ = s.push([text(&"x".repeat(n))], 64, DROP);
                     }
                     Input::Volatile => {
                         let _ = s.push_volatile([text("v")]);
@@ -802,7 +832,7 @@ mod sequences {
                 // Queued bytes are counted exactly while frames are queued.
                 prop_assert_eq!(s.frames.is_empty(), s.queued_bytes == 0);
                 if s.closed().is_some() {
-                    prop_assert_eq!(s.push([text("late")], usize::MAX), Push::Closed);
+                    prop_assert_eq!(s.push([text("late")], usize::MAX, DROP), Push::Closed);
                 }
             }
         }
