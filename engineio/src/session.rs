@@ -119,10 +119,9 @@ impl Session {
             }
             Push::Dropped => Err(SendError::Dropped),
             Push::Closed => Err(SendError::Closed),
-            Push::Full { closed } => {
-                if let Some(closed) = closed {
-                    self.slow_consumer_closed(closed);
-                }
+            Push::Full => Err(SendError::Full),
+            Push::Disconnected => {
+                self.slow_consumer_closed(Closed::SLOW_CONSUMER);
                 Err(SendError::Full)
             }
         }

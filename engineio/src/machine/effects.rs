@@ -14,6 +14,14 @@ pub(crate) struct Closed {
     pub(crate) linger_until: Option<Instant>,
 }
 
+impl Closed {
+    /// The close of a slow consumer ([`Push::Disconnected`]).
+    pub(crate) const SLOW_CONSUMER: Closed = Closed {
+        reason: CloseReason::TransportError,
+        linger_until: None,
+    };
+}
+
 /// The effect of a packet received from the client, on either transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Received {
@@ -38,11 +46,12 @@ pub(crate) enum Push {
     Queued {
         wake: bool,
     },
-    /// Over the queue limit; under [`crate::SlowConsumerPolicy::Disconnect`] the session
-    /// closed now (`transport error`).
-    Full {
-        closed: Option<Closed>,
-    },
+    /// Over the queue limit: not queued.
+    Full,
+    /// Over the queue limit under [`crate::SlowConsumerPolicy::Disconnect`]: not queued, and
+    /// the session closed now ([`Closed::SLOW_CONSUMER`]). A variant of its own keeps `Push` a
+    /// byte wide on the send path.
+    Disconnected,
     /// A volatile message dropped because the transport is not writable.
     Dropped,
     Closed,

@@ -20,7 +20,7 @@
 
 mod close;
 mod effects;
-pub(crate) mod heartbeat;
+mod heartbeat;
 mod queue;
 mod receive;
 mod timers;

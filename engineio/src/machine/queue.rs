@@ -3,10 +3,9 @@
 
 use std::collections::VecDeque;
 
-use super::{Delivery, Machine, Push, Upgrade};
+use super::{Closed, Delivery, Machine, Push, Upgrade};
 use crate::config::{SlowConsumerPolicy, TransportKind};
 use crate::packet::Frame;
-use crate::reason::CloseReason;
 
 /// Bytes counted per queued frame besides its payload (the queue entry and framing).
 const FRAME_OVERHEAD: usize = 16;
@@ -26,16 +25,25 @@ impl Machine {
         let frames = frames.into_iter();
         let size: usize = frames.clone().map(|f| f.len() + FRAME_OVERHEAD).sum();
         if !self.has_room(size, limit) {
-            let closed = match on_full {
-                SlowConsumerPolicy::Disconnect => self.mark_closed(CloseReason::TransportError),
-                SlowConsumerPolicy::DropMessage => None,
-            };
-            return Push::Full { closed };
+            return self.full(on_full);
         }
         let wake = self.frames.is_empty();
         self.queued_bytes += size;
         self.frames.extend(frames);
         Push::Queued { wake }
+    }
+
+    /// A push that did not fit. Kept out of line: the send path stays as small as it was.
+    #[cold]
+    #[inline(never)]
+    fn full(&mut self, on_full: SlowConsumerPolicy) -> Push {
+        match on_full {
+            SlowConsumerPolicy::Disconnect => {
+                self.mark_closed(Closed::SLOW_CONSUMER.reason);
+                Push::Disconnected
+            }
+            SlowConsumerPolicy::DropMessage => Push::Full,
+        }
     }
 
     /// Queues frames only if they can go out at once; otherwise drops them.

@@ -282,7 +282,7 @@ fn queue_limit_and_volatile() {
     let mut s = polling(now);
     assert_eq!(s.push_volatile([text("v")]), Push::Dropped);
     assert_eq!(s.push([text("a")], 30, DROP), Push::Queued { wake: true });
-    assert_eq!(s.push([text("b")], 30, DROP), Push::Full { closed: None });
+    assert_eq!(s.push([text("b")], 30, DROP), Push::Full);
     s.begin_get(now).unwrap();
     let mut out = Vec::new();
     s.poll_get(&mut out);
@@ -301,12 +301,8 @@ fn a_full_queue_closes_a_slow_consumer_under_the_disconnect_policy() {
         s.push([text("a")], 30, disconnect),
         Push::Queued { wake: true }
     );
-    assert_eq!(
-        s.push([text("b")], 30, disconnect),
-        Push::Full {
-            closed: Some(closed(CloseReason::TransportError))
-        }
-    );
+    assert_eq!(s.push([text("b")], 30, disconnect), Push::Disconnected);
+    assert_eq!(s.closed(), Some(Closed::SLOW_CONSUMER.reason));
     // A failure: what was queued is dropped, and nothing more is taken.
     let mut batch = VecDeque::new();
     assert!(s.take_frames(&mut batch));
@@ -323,10 +319,7 @@ fn frames_being_written_count_against_the_limit() {
     assert!(!s.take_frames(&mut batch));
     // The writer holds "a" (18 bytes counted): the queue is empty, the limit is not.
     assert_eq!(s.pending(), 18);
-    assert_eq!(
-        s.push([text("bbbb")], 30, DROP),
-        Push::Full { closed: None }
-    );
+    assert_eq!(s.push([text("bbbb")], 30, DROP), Push::Full);
     assert_eq!(s.push_volatile([text("v")]), Push::Dropped);
     s.written();
     assert_eq!(s.pending(), 0);
@@ -337,7 +330,7 @@ fn frames_being_written_count_against_the_limit() {
     // An oversized unit goes out alone, never next to anything pending.
     s.take_frames(&mut batch);
     let big = Frame::from(Message::binary(vec![0u8; 100]));
-    assert_eq!(s.push([big.clone()], 30, DROP), Push::Full { closed: None });
+    assert_eq!(s.push([big.clone()], 30, DROP), Push::Full);
     s.written();
     assert_eq!(s.push([big], 30, DROP), Push::Queued { wake: true });
 }
