@@ -72,7 +72,7 @@ pub fn request_headers(parts: &Parts) -> RequestHeaders {
         .unwrap_or("");
     RequestHeaders {
         upgrade: crate::websocket::is_upgrade(parts),
-        origin_valid: crate::server::origin_is_valid(parts),
+        origin_valid: crate::engine::origin_is_valid(parts),
         gzip: crate::response::accepts_coding(accept, "gzip"),
         deflate: crate::response::accepts_coding(accept, "deflate"),
     }

@@ -11,7 +11,7 @@ use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Body;
 
-use crate::server::{EngineIo, EngineService, PeerAddr};
+use crate::engine::{EngineIo, EngineService, PeerAddr};
 use crate::socket::Handler;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

@@ -8,9 +8,19 @@
 //! - [`EngineIo`] is the server; mount it in any hyper program with [`EngineIo::service`] or
 //!   [`EngineIo::handle`], run it with [`serve`], or put it in an axum router with
 //!   `EngineIo::layer` (feature `tower` or `axum`, below).
-//! - A [`Handler`] receives each connection's events; [`Socket`] is the handle to send, close
-//!   and inspect a connection.
+//! - A [`Handler`] receives each session's events; [`Socket`] is the handle to send, close
+//!   and inspect a session.
 //! - The codec ([`packet`], [`payload`]) and the session state machine are sans-IO.
+//!
+//! One word for one thing: a *session* is one client's Engine.IO connection, named by its
+//! [`Sid`], carried by one transport at a time (long-polling requests, then perhaps one
+//! WebSocket). [`Socket`] is the application's handle to a session and [`Handler::Conn`] the
+//! application's own state for it.
+//!
+//! Inside, each session is one IO-free state machine that takes inputs with a timestamp and
+//! returns effects (a packet from the client on either transport, a polling request, the
+//! timer, the upgrade probe, a close), driven by thin polling and WebSocket layers that only
+//! move bytes, as quinn-proto is driven by quinn.
 //!
 //! Each WebSocket connection is driven by one task that reads, writes and closes; every frame
 //! queued since its last write goes out with one flush. Heartbeats of all sessions run on one
@@ -77,38 +87,39 @@
 
 #![warn(missing_docs)]
 
+mod accept;
 mod client_addr;
 mod config;
-mod conn_clock;
+mod engine;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod headers;
-mod heartbeat;
 #[cfg(feature = "tower")]
 mod layer;
+mod machine;
 pub mod packet;
 pub mod payload;
 mod polling;
 mod query;
 mod reason;
 mod response;
-mod serve;
-mod server;
 mod session;
 mod shared;
 mod sid;
 mod socket;
-mod state;
 mod timer;
 mod v3;
 mod websocket;
+mod wire;
 mod ws_frame;
 
+pub use accept::{serve, shutdown_signal};
 pub use client_addr::client_ip;
 pub use config::{
     AllowOrigin, Config, ConfigBuilder, Cookie, Cors, Protocol, SlowConsumerPolicy, TransportKind,
 };
+pub use engine::{not_found, EngineIo, EngineService, NotFound, PeerAddr};
 pub use error::HttpError;
 pub use headers::Headers;
 pub use ipnet::IpNet;
@@ -116,8 +127,6 @@ pub use ipnet::IpNet;
 pub use layer::{EngineLayer, EngineResponseFuture};
 pub use packet::{DecodeError, Message, Packet, Text};
 pub use reason::CloseReason;
-pub use serve::{serve, shutdown_signal};
-pub use server::{not_found, EngineIo, EngineService, NotFound, PeerAddr};
 pub use sid::{InvalidSidPrefix, Sid, SidPrefix};
 
 /// Every `name=value` pair of a raw query string, percent-decoded (`+` as space), in order.

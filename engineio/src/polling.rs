@@ -1,4 +1,5 @@
 //! The long-polling transport: GET delivers queued packets, POST carries the client's packets.
+//! Only HTTP here; what a request means for the session is the machine's.
 
 use std::sync::Arc;
 
@@ -10,38 +11,41 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use tokio::time::Instant;
 
-use crate::config::Protocol;
+use crate::engine::EngineIo;
 use crate::error::HttpError;
-use crate::packet::{Frame, Packet};
-use crate::payload::{decode_payload, encode_payload, encoded_len};
+use crate::machine::Refusal;
+use crate::packet::Frame;
+use crate::payload::encoded_len;
 use crate::reason::CloseReason;
 use crate::response;
-use crate::server::EngineIo;
 use crate::session::Session;
 use crate::socket::Handler;
-use crate::state::Refusal;
+use crate::wire;
 
-/// Maps a refused request to its HTTP error, closing the session where the protocol says so.
+/// The HTTP answer to a refused request; a close the machine made on the way is carried out.
 fn refuse(session: &Arc<Session>, refusal: Refusal) -> Response<Full<Bytes>> {
     match refusal {
         Refusal::Unknown => HttpError::UnknownSid.into_response(),
-        Refusal::Expired => {
-            session.close(CloseReason::PingTimeout);
+        Refusal::Expired(closed) => {
+            session.finish_close(closed);
             HttpError::UnknownSid.into_response()
         }
         Refusal::Mismatch => HttpError::BadRequest.into_response(),
-        Refusal::Overlap => {
+        Refusal::Overlap(closed) => {
             tracing::debug!(sid = %session.sid, "overlapping polling request");
-            session.close(CloseReason::TransportError);
+            session.finish_close(closed);
+            HttpError::BadRequest.into_response()
+        }
+        Refusal::Binary(closed) => {
+            tracing::debug!(sid = %session.sid, "binary POST body on protocol v4");
+            session.finish_close(closed);
             HttpError::BadRequest.into_response()
         }
     }
 }
 
-/// Ends the pending GET even if the client goes away while it waits.
-/// Ends the pending GET. A GET dropped before it was answered means the client went away (a
-/// closed tab, a dropped connection): the session closes at once, as the reference server does,
-/// instead of lingering until the ping timeout.
+/// Ends the pending GET, also when the request is dropped before it was answered (the client
+/// went away).
 struct GetGuard<'a> {
     session: &'a Arc<Session>,
     answered: bool,
@@ -49,11 +53,7 @@ struct GetGuard<'a> {
 
 impl Drop for GetGuard<'_> {
     fn drop(&mut self) {
-        self.session.lock().end_get();
-        if !self.answered {
-            tracing::debug!(sid = %self.session.sid, "poll closed prematurely");
-            self.session.close(CloseReason::TransportClose);
-        }
+        self.session.end_get(self.answered);
     }
 }
 
@@ -70,7 +70,7 @@ pub(crate) async fn get<H: Handler>(
     session: Arc<Session>,
     parts: &Parts,
 ) -> Response<Full<Bytes>> {
-    // Bound first: the lock must be released before `refuse` closes the session.
+    // Bound first: the lock must be released before `refuse` finishes a close.
     let begun = session.lock().begin_get(Instant::now());
     if let Err(refusal) = begun {
         return refuse(&session, refusal);
@@ -92,27 +92,19 @@ pub(crate) async fn get<H: Handler>(
     guard.answered = true;
     drop(guard);
     session.room.notify_waiters();
-    if session.lock().finished() {
-        session.forget();
-    }
     let mut body = Vec::with_capacity(frames.iter().map(encoded_len).sum::<usize>() + 8);
+    // Clients ask for `b64` on the handshake only; a later request may repeat it.
+    let b64 = || {
+        crate::query::param(&session.handshake.query, "b64").is_some()
+            || crate::query::param(parts.uri.query().unwrap_or(""), "b64").is_some()
+    };
+    let binary = wire::encode_poll(session.protocol, &frames, b64, &mut body);
     let mut res = response::text(Bytes::new());
-    match session.protocol {
-        Protocol::V4 => encode_payload(&frames, &mut body),
-        Protocol::V3 => {
-            // Clients ask for `b64` on the handshake only; a later request may repeat it.
-            let b64 = crate::query::param(&session.handshake.query, "b64").is_some()
-                || crate::query::param(parts.uri.query().unwrap_or(""), "b64").is_some();
-            if crate::v3::needs_binary_payload(&frames, b64) {
-                crate::v3::encode_binary_payload(&frames, &mut body);
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/octet-stream"),
-                );
-            } else {
-                crate::v3::encode_text_payload(&frames, &mut body);
-            }
-        }
+    if binary {
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/octet-stream"),
+        );
     }
     response::compress(&engine.shared.config, parts, &mut res, body);
     res
@@ -128,20 +120,15 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let begun = session.lock().begin_post(Instant::now());
-    if let Err(refusal) = begun {
-        return refuse(&session, refusal);
-    }
-    let _guard = PostGuard(&session);
     let binary = parts
         .headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
-    if binary && session.protocol == Protocol::V4 {
-        tracing::debug!(sid = %session.sid, "binary POST body on protocol v4");
-        session.close(CloseReason::TransportError);
-        return HttpError::BadRequest.into_response();
+    let begun = session.lock().begin_post(Instant::now(), binary);
+    if let Err(refusal) = begun {
+        return refuse(&session, refusal);
     }
+    let _guard = PostGuard(&session);
     let limit = usize::try_from(engine.shared.config.max_payload).unwrap_or(usize::MAX);
     let declared = parts
         .headers
@@ -170,61 +157,26 @@ where
             return HttpError::BadRequest.into_response();
         }
     };
-    if session.check_expired() || session.close_reason().is_some() {
+    if !session.alive() {
         // Closed while the body was read (an overlapping request, a timeout): the handler
         // already saw the close, so nothing more is dispatched.
         return HttpError::UnknownSid.into_response();
     }
     if bytes.is_empty() {
-        session.close(CloseReason::ParseError);
+        let closed = session.lock().empty_post(Instant::now());
+        if let Some(closed) = closed {
+            session.finish_close(closed);
+        }
         return response::ok();
     }
-    let packets = match session.protocol {
-        Protocol::V4 => Decoded::V4(decode_payload(bytes)),
-        Protocol::V3 if binary => Decoded::V3(crate::v3::decode_binary_payload(bytes).into_iter()),
-        Protocol::V3 => Decoded::V3(crate::v3::decode_text_payload(&bytes).into_iter()),
-    };
-    for packet in packets {
-        match packet {
-            Ok(Packet::Message(message)) => session.dispatch(message),
-            Ok(Packet::Pong) => session.on_pong(),
-            Ok(Packet::Close) => {
-                session.close(CloseReason::TransportClose);
-                break;
-            }
-            Ok(Packet::Ping { probe }) if session.on_client_ping(probe) => {}
-            Ok(Packet::Ping { .. }) => {
-                tracing::debug!(sid = %session.sid, "invalid heartbeat direction");
-                session.close(CloseReason::TransportError);
-                return HttpError::BadRequest.into_response();
-            }
-            Ok(Packet::Open | Packet::Upgrade | Packet::Noop) => {}
-            Err(err) => {
-                tracing::debug!(sid = %session.sid, %err, "undecodable POST");
-                session.close(CloseReason::ParseError);
-                return HttpError::BadRequest.into_response();
-            }
-        }
-        if session.close_reason().is_some() {
-            break;
+    for packet in wire::decode_post(session.protocol, binary, bytes) {
+        // Once the session is closed (by the client's `1`, or by the application while it
+        // handled a packet), the machine delivers nothing more.
+        match session.receive(packet) {
+            None | Some(CloseReason::TransportClose) => {}
+            Some(CloseReason::PingTimeout) => return HttpError::UnknownSid.into_response(),
+            Some(_) => return HttpError::BadRequest.into_response(),
         }
     }
     response::ok()
-}
-
-/// The packets of a POST body, decoded by the session's protocol revision.
-enum Decoded {
-    V4(crate::payload::PayloadDecoder),
-    V3(std::vec::IntoIter<Result<Packet, crate::packet::DecodeError>>),
-}
-
-impl Iterator for Decoded {
-    type Item = Result<Packet, crate::packet::DecodeError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            Decoded::V4(d) => d.next(),
-            Decoded::V3(d) => d.next(),
-        }
-    }
 }

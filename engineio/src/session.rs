@@ -1,26 +1,30 @@
-//! One Engine.IO session: its state behind a per-session lock, and the wake-up for its writer.
+//! One Engine.IO session as the IO layer keeps it: its [`Machine`] behind a per-session lock,
+//! the wake-ups for its writer and its waiting senders, the application's hooks. Every method
+//! feeds the machine an input stamped with the time and carries out the effect it returns.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::{Protocol, SlowConsumerPolicy, TransportKind};
-use crate::heartbeat::{Beat, Heartbeat};
-use crate::packet::{Frame, Message};
+use crate::machine::{Closed, GetEnd, Machine, ProbeStep, Push, Received, Tick};
+use crate::packet::{DecodeError, Frame, Message, Packet};
 use crate::reason::CloseReason;
 use crate::shared::{IpSlot, Shared};
 use crate::sid::Sid;
 use crate::socket::{Handshake, Hooks, SendError};
-use crate::state::{Delivery, Push, SessionState};
 
+/// One session (a [`Socket`](crate::Socket) is a handle to it): the machine, and what the IO
+/// layer needs around it.
 pub(crate) struct Session {
     pub(crate) sid: Sid,
-    /// The protocol revision, fixed at the handshake (also kept in the state).
+    /// The protocol revision, fixed at the handshake (also kept in the machine).
     pub(crate) protocol: Protocol,
     pub(crate) handshake: Handshake,
-    state: Mutex<SessionState>,
+    machine: Mutex<Machine>,
     /// Wakes whoever writes to the client: the pending GET or the WebSocket task.
     pub(crate) wake: Notify,
     /// Wakes senders waiting for room in the queue ([`Session::reserve`]).
@@ -47,16 +51,19 @@ impl Session {
         now: Instant,
     ) -> Arc<Self> {
         let config = &shared.config;
-        let heartbeat = match protocol {
-            Protocol::V4 => Heartbeat::new(now, config.ping_interval, config.ping_timeout),
-            Protocol::V3 => Heartbeat::client_pings(now, config.ping_interval, config.ping_timeout),
-        };
+        let machine = Machine::new(
+            protocol,
+            transport,
+            now,
+            config.ping_interval,
+            config.ping_timeout,
+        );
         shared.live_sessions.fetch_add(1, Ordering::Relaxed);
         Arc::new(Session {
             sid,
             protocol,
             handshake,
-            state: Mutex::new(SessionState::with_protocol(protocol, transport, heartbeat)),
+            machine: Mutex::new(machine),
             wake: Notify::new(),
             room: Notify::new(),
             hooks: Mutex::new(None),
@@ -67,9 +74,9 @@ impl Session {
         })
     }
 
-    /// The session's state. A panic elsewhere never leaves it unusable.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SessionState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The session's machine. A panic elsewhere never leaves it unusable.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Machine> {
+        self.machine.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Links the handler's per-connection state; reports a close that happened during `on_open`.
@@ -96,11 +103,11 @@ impl Session {
         I::IntoIter: Clone,
     {
         let pushed = {
-            let mut state = self.lock();
+            let mut machine = self.lock();
             if volatile {
-                state.push_volatile(frames)
+                machine.push_volatile(frames)
             } else {
-                state.push(frames, self.queue_limit)
+                machine.push(frames, self.queue_limit, self.slow_consumer)
             }
         };
         match pushed {
@@ -112,10 +119,9 @@ impl Session {
             }
             Push::Dropped => Err(SendError::Dropped),
             Push::Closed => Err(SendError::Closed),
-            Push::Full => {
-                if self.slow_consumer == SlowConsumerPolicy::Disconnect {
-                    self.close_slow_consumer();
-                }
+            Push::Full => Err(SendError::Full),
+            Push::Disconnected => {
+                self.slow_consumer_closed(Closed::SLOW_CONSUMER);
                 Err(SendError::Full)
             }
         }
@@ -129,12 +135,11 @@ impl Session {
             tokio::pin!(room);
             room.as_mut().enable();
             {
-                let state = self.lock();
-                if state.closed().is_some() {
+                let machine = self.lock();
+                if machine.closed().is_some() {
                     return Err(SendError::Closed);
                 }
-                let pending = state.pending();
-                if pending == 0 || pending + bytes <= self.queue_limit {
+                if machine.has_room(bytes, self.queue_limit) {
                     return Ok(());
                 }
             }
@@ -142,23 +147,19 @@ impl Session {
         }
     }
 
-    fn close_slow_consumer(self: &Arc<Self>) {
-        let reason = CloseReason::TransportError;
-        let Some(lingers) = self.mark_closed(reason) else {
-            return;
-        };
+    /// A send closed the session (slow consumer): the close is carried out from a task, as the
+    /// sender may hold locks the handler's `on_close` takes.
+    fn slow_consumer_closed(self: &Arc<Self>, closed: Closed) {
         tracing::warn!(sid = %self.sid, "slow consumer: outgoing queue full, closing");
         if let Some(shared) = self.shared.upgrade() {
-            shared
-                .slow_consumers
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.slow_consumers.fetch_add(1, Ordering::Relaxed);
         }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let session = self.clone();
-                runtime.spawn(async move { session.after_close(reason, lingers) });
+                runtime.spawn(async move { session.finish_close(closed) });
             }
-            Err(_) => self.after_close(reason, lingers),
+            Err(_) => self.finish_close(closed),
         }
     }
 
@@ -167,38 +168,86 @@ impl Session {
         self.hooks.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub(crate) fn dispatch(&self, message: Message) {
+    fn dispatch(&self, message: Message) {
         if let Some(hooks) = self.hooks() {
             hooks.message(message);
         }
     }
 
-    pub(crate) fn upgraded(&self) {
-        if let Some(hooks) = self.hooks() {
-            hooks.upgraded();
+    /// A packet from the client (or one that did not decode), on either transport: returns
+    /// the reason when the session closed on it.
+    pub(crate) fn receive(
+        self: &Arc<Self>,
+        packet: Result<Packet, DecodeError>,
+    ) -> Option<CloseReason> {
+        if let Err(err) = &packet {
+            tracing::debug!(sid = %self.sid, %err, "undecodable packet");
+        }
+        let received = self.lock().on_packet(Instant::now(), packet);
+        match received {
+            Received::Nothing => None,
+            Received::Deliver(message) => {
+                self.dispatch(message);
+                None
+            }
+            Received::Rearm(at) => {
+                self.schedule(at);
+                None
+            }
+            Received::Wake => {
+                self.wake.notify_one();
+                None
+            }
+            Received::Closed(closed) => {
+                if closed.reason == CloseReason::TransportError {
+                    tracing::debug!(sid = %self.sid, "invalid heartbeat direction");
+                }
+                self.finish_close(closed);
+                Some(closed.reason)
+            }
         }
     }
 
     /// Closes the session. Server-side reasons deliver `1` to a polling client; a client-side
     /// close (`TransportClose`) answers a pending GET with `6`.
     pub(crate) fn close(self: &Arc<Self>, reason: CloseReason) {
-        if let Some(lingers) = self.mark_closed(reason) {
-            self.after_close(reason, lingers);
+        let linger = self
+            .shared
+            .upgrade()
+            .map_or(Duration::ZERO, |s| s.config.polling_close_grace);
+        let closed = self.lock().close(Instant::now(), reason, linger);
+        if let Some(closed) = closed {
+            self.finish_close(closed);
         }
     }
 
-    /// Marks the state closed; the first time, whether the session lingers for a polling GET.
-    fn mark_closed(&self, reason: CloseReason) -> Option<bool> {
-        let delivery = match reason {
-            CloseReason::TransportClose => Delivery::Noop,
-            _ => Delivery::CloseFrame,
-        };
-        let mut state = self.lock();
-        state.close(reason, delivery).then(|| state.lingers())
+    /// The transport went away for `reason` (`ping timeout` instead, past the deadline);
+    /// returns why the session closed, if it was open.
+    pub(crate) fn transport_ended(self: &Arc<Self>, reason: CloseReason) -> Option<CloseReason> {
+        let closed = self.lock().transport_ended(Instant::now(), reason)?;
+        self.finish_close(closed);
+        Some(closed.reason)
     }
 
-    /// Wakes the writer, forgets or lingers, and tells the handler.
-    fn after_close(self: &Arc<Self>, reason: CloseReason, lingers: bool) {
+    /// The lazy deadline check made on every request and WebSocket read: false once the
+    /// session is closed (now, past the deadline, or before).
+    pub(crate) fn alive(self: &Arc<Self>) -> bool {
+        let alive = self.lock().alive(Instant::now());
+        match alive {
+            Ok(()) => true,
+            Err(closed) => {
+                if let Some(closed) = closed {
+                    self.finish_close(closed);
+                }
+                false
+            }
+        }
+    }
+
+    /// Carries out a close the machine made: wakes the writer and waiting senders, gives back
+    /// the per-address place, forgets the session or schedules the end of its grace period,
+    /// and tells the handler.
+    pub(crate) fn finish_close(self: &Arc<Self>, closed: Closed) {
         self.wake.notify_one();
         self.room.notify_waiters();
         drop(
@@ -207,15 +256,12 @@ impl Session {
                 .unwrap_or_else(|e| e.into_inner())
                 .take(),
         );
-        if let Some(shared) = self.shared.upgrade() {
-            if lingers {
-                self.arm_timer(&shared, Instant::now() + shared.config.polling_close_grace);
-            } else {
-                shared.sessions.remove(&self.sid);
-            }
+        match closed.linger_until {
+            Some(at) => self.schedule(at),
+            None => self.forget(),
         }
-        tracing::debug!(sid = %self.sid, %reason, "session closed");
-        self.report_close(reason);
+        tracing::debug!(sid = %self.sid, reason = %closed.reason, "session closed");
+        self.report_close(closed.reason);
     }
 
     /// Tells the handler, once, and lets go of its per-connection state.
@@ -233,66 +279,76 @@ impl Session {
         }
     }
 
-    /// Schedules the session's timer at `at`, replacing the entry scheduled before.
-    pub(crate) fn arm_timer(self: &Arc<Self>, shared: &Shared, at: Instant) {
-        self.lock().arm(at);
-        shared.schedule(self, at);
-    }
-
-    /// A pong arrived: the next ping is due one interval from now, which can be earlier than
-    /// the pong deadline the timer waits for.
-    pub(crate) fn on_pong(self: &Arc<Self>) {
-        let next_ping = self.lock().on_pong(Instant::now());
-        if let (Some(at), Some(shared)) = (next_ping, self.shared.upgrade()) {
-            self.arm_timer(&shared, at);
+    /// Asks the shared timer for the entry the machine armed for `at`.
+    pub(crate) fn schedule(self: &Arc<Self>, at: Instant) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.schedule(self, at);
         }
     }
 
-    /// A client ping arrived: v3 answers it (true); in v4 it is an error (false).
-    pub(crate) fn on_client_ping(&self, probe: bool) -> bool {
-        let answered = self.lock().on_client_ping(Instant::now(), probe);
-        if answered {
-            self.wake.notify_one();
+    /// Schedules the timer entry the machine armed when it was made.
+    pub(crate) fn start_timer(self: &Arc<Self>) {
+        if let Some(at) = self.lock().armed() {
+            self.schedule(at);
         }
-        answered
     }
 
-    /// Lazy deadline check made on every request and WebSocket read: closes an expired session.
-    pub(crate) fn check_expired(self: &Arc<Self>) -> bool {
-        let expired = self.lock().expired(Instant::now());
-        if expired {
-            self.close(CloseReason::PingTimeout);
+    /// The pending polling GET ended, `answered` or dropped before.
+    pub(crate) fn end_get(self: &Arc<Self>, answered: bool) {
+        let ended = self.lock().end_get(Instant::now(), answered);
+        match ended {
+            GetEnd::Done => {}
+            GetEnd::Forget => self.forget(),
+            GetEnd::Closed(closed) => {
+                tracing::debug!(sid = %self.sid, "poll closed prematurely");
+                self.finish_close(closed);
+            }
         }
-        expired
+    }
+
+    /// A text frame on this session's probing WebSocket.
+    pub(crate) fn on_probe_text(&self, text: &str) -> ProbeStep {
+        self.lock().on_probe_text(text)
+    }
+
+    /// `3probe` went out: a pending GET is released with a noop.
+    pub(crate) fn probe_answered(&self) {
+        self.lock().probe_answered();
+        self.wake.notify_one();
+    }
+
+    /// The probe failed: polling goes on (a GET held by the probe is woken).
+    pub(crate) fn abort_upgrade(&self) {
+        self.lock().abort_upgrade();
+        self.wake.notify_one();
+    }
+
+    /// The session is on WebSocket now: a pending GET is released with a noop, and the
+    /// application is told.
+    pub(crate) fn upgraded(&self) {
+        self.wake.notify_one();
+        if let Some(hooks) = self.hooks() {
+            hooks.upgraded();
+        }
     }
 
     /// Runs the timer entry scheduled for `at`: returns when to look again, or `None` when
-    /// done with this session or when the entry is stale (replaced by a later `arm_timer`).
+    /// done with this session or when the entry is stale (replaced by a later one).
     pub(crate) fn on_timer(self: &Arc<Self>, at: Instant, now: Instant) -> Option<Instant> {
-        let beat = {
-            let mut state = self.lock();
-            if !state.armed_for(at) {
-                return None;
-            }
-            let beat = state.beat(now);
-            if let Beat::WaitUntil(next) | Beat::Ping { deadline: next } = beat {
-                state.arm(next);
-            }
-            beat
-        };
-        match beat {
-            Beat::WaitUntil(at) => Some(at),
-            Beat::Ping { deadline } => {
+        let tick = self.lock().on_timer(at, now);
+        match tick {
+            Tick::Stale => None,
+            Tick::Wait(next) => Some(next),
+            Tick::Ping(deadline) => {
                 self.wake.notify_one();
                 Some(deadline)
             }
-            Beat::TimedOut if self.close_reason().is_some() => {
-                // The grace period of a closed polling session is over.
+            Tick::Forget => {
                 self.forget();
                 None
             }
-            Beat::TimedOut => {
-                self.close(CloseReason::PingTimeout);
+            Tick::Closed(closed) => {
+                self.finish_close(closed);
                 None
             }
         }

@@ -1,4 +1,4 @@
-//! The application's side of a connection: the [`Handler`] callbacks and the [`Socket`] handle.
+//! The application's side of a session: the [`Handler`] callbacks and the [`Socket`] handle.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,13 +11,14 @@ use crate::reason::CloseReason;
 use crate::session::Session;
 use crate::sid::Sid;
 
-/// Receives the events of every connection.
+/// Receives the events of every session (one client's Engine.IO connection).
 ///
-/// Callbacks run on the connection's own IO path (the WebSocket task, or the polling request
-/// being served), in order, one at a time per connection. They must not block; spawn a task
-/// for slow work. Per-connection state lives in [`Handler::Conn`], created by `on_open`.
+/// Callbacks run on the session's own IO path (the WebSocket task, or the polling request
+/// being served), in order, one at a time per session. They must not block; spawn a task
+/// for slow work. The application's state for a session lives in [`Handler::Conn`], created by
+/// `on_open`.
 ///
-/// `on_close` runs exactly once per connection, possibly from within `on_message` when the
+/// `on_close` runs exactly once per session, possibly from within `on_message` when the
 /// handler itself closes the socket.
 ///
 /// ```
@@ -37,7 +38,7 @@ use crate::sid::Sid;
 /// }
 /// ```
 pub trait Handler: Send + Sync + 'static {
-    /// Per-connection state, dropped after `on_close`.
+    /// The application's state for one session, dropped after `on_close`.
     type Conn: Send + Sync + 'static;
 
     /// A client completed the handshake.
@@ -46,10 +47,10 @@ pub trait Handler: Send + Sync + 'static {
     /// A message arrived.
     fn on_message(&self, conn: &Self::Conn, message: Message);
 
-    /// The connection ended.
+    /// The session ended.
     fn on_close(&self, conn: &Self::Conn, reason: CloseReason);
 
-    /// The connection moved from polling to WebSocket.
+    /// The session moved from polling to WebSocket.
     fn on_upgrade(&self, conn: &Self::Conn) {
         let _ = conn;
     }
@@ -58,7 +59,7 @@ pub trait Handler: Send + Sync + 'static {
 /// Why a message was not queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// The connection is closed.
+    /// The session is closed.
     #[error("connection closed")]
     Closed,
     /// The outgoing queue is full (slow consumer).
@@ -121,12 +122,12 @@ impl Handshake {
     }
 }
 
-/// A handle to one connection. Cheap to clone; all clones refer to the same connection.
+/// A handle to one session. Cheap to clone; all clones refer to the same session.
 #[derive(Clone)]
 pub struct Socket(pub(crate) Arc<Session>);
 
 impl Socket {
-    /// Whether both handles refer to the same connection.
+    /// Whether both handles refer to the same session.
     pub fn same_connection(&self, other: &Socket) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -160,7 +161,7 @@ impl Socket {
 
     /// Resolves once `bytes` more can be queued without going over the queue limit
     /// ([`Config::max_buffered_bytes`](crate::Config)), as the client reads what is queued;
-    /// fails once the connection is closed. Senders of long streams (history, catch-up) await
+    /// fails once the session is closed. Senders of long streams (history, catch-up) await
     /// it between pages, so a client that reads slowly slows them down instead of being
     /// disconnected as a slow consumer.
     ///
@@ -178,17 +179,17 @@ impl Socket {
         self.0.reserve(bytes).await
     }
 
-    /// Closes the connection (reason [`CloseReason::ForcedClose`]) after sending what is queued.
+    /// Closes the session (reason [`CloseReason::ForcedClose`]) after sending what is queued.
     pub fn close(&self) {
         self.0.close(CloseReason::ForcedClose);
     }
 
-    /// Whether the connection is closed.
+    /// Whether the session is closed.
     pub fn is_closed(&self) -> bool {
         self.0.close_reason().is_some()
     }
 
-    /// Why the connection closed, once it has.
+    /// Why the session closed, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.0.close_reason()
     }
@@ -198,7 +199,7 @@ impl Socket {
         self.0.transport()
     }
 
-    /// The Engine.IO protocol revision of this connection: [`Protocol::V3`] only for old
+    /// The Engine.IO protocol revision of this session: [`Protocol::V3`] only for old
     /// clients accepted with [`Config::allow_eio3`](crate::Config::allow_eio3).
     pub fn protocol(&self) -> Protocol {
         self.0.protocol
@@ -237,7 +238,7 @@ impl PartialEq for Socket {
 
 impl Eq for Socket {}
 
-/// The type-erased link from a session to its handler and per-connection state.
+/// The type-erased link from a session to its handler and the application's state for it.
 pub(crate) trait Hooks: Send + Sync {
     fn message(&self, message: Message);
     fn closed(&self, reason: CloseReason);

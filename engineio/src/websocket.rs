@@ -1,5 +1,6 @@
 //! The WebSocket transport: direct sessions, upgrades from polling, and the one task that
-//! drives each WebSocket connection (reads, coalesced writes, close).
+//! drives each WebSocket connection (reads, coalesced writes, close). Only IO here: what a
+//! frame means for the session (and the probe exchange) is the machine's.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,16 +24,16 @@ use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::config::{Config, Protocol, TransportKind};
+use crate::engine::EngineIo;
 use crate::error::HttpError;
-use crate::packet::{Frame, Message, Packet};
+use crate::machine::{ProbeRefusal, ProbeStep};
+use crate::packet::{Frame, Packet};
 use crate::reason::CloseReason;
 use crate::response;
-use crate::server::EngineIo;
 use crate::session::Session;
 use crate::shared::IpSlot;
 use crate::socket::{Handler, Handshake};
-use crate::state::ProbeRefusal;
-use crate::ws_frame;
+use crate::{wire, ws_frame};
 
 /// How long a closing WebSocket may still take to write what is queued and its close frame
 /// before the connection is dropped (a client that stopped reading).
@@ -161,17 +162,19 @@ pub(crate) fn upgrade<H: Handler>(
     if !engine.shared.config.offers_upgrade() {
         return refuse_if(true, HttpError::BadRequest);
     }
-    let begun = session.lock().begin_probe(Instant::now());
-    let busy = match begun {
-        Ok(()) => false,
-        Err(ProbeRefusal::Busy) => true,
+    let begun = session
+        .lock()
+        .begin_probe(Instant::now(), engine.shared.config.upgrade_timeout);
+    let deadline = match begun {
+        Ok(deadline) => Some(deadline),
+        Err(ProbeRefusal::Busy) => None,
         Err(ProbeRefusal::Unknown) => return refuse_if(true, HttpError::UnknownSid),
     };
     let (res, on_upgrade) = match accept(parts) {
         Ok(ok) => ok,
         Err(err) => {
-            if !busy {
-                session.lock().abort_upgrade();
+            if deadline.is_some() {
+                session.abort_upgrade();
             }
             return refuse_if(true, err);
         }
@@ -181,65 +184,64 @@ pub(crate) fn upgrade<H: Handler>(
     let guard = engine.shared.ws_tasks.enter();
     tokio::spawn(async move {
         let _guard = guard;
-        let config = &engine.shared.config;
-        let ws = finish_upgrade(on_upgrade, config).await;
-        match (ws, busy) {
-            (Some(mut ws), true) => {
+        let ws = finish_upgrade(on_upgrade, &engine.shared.config).await;
+        match (ws, deadline) {
+            (Some(mut ws), None) => {
                 // At most one WebSocket per session: accept, then close the newcomer.
                 let _ = ws.close(None).await;
             }
-            (Some(mut ws), false) => probe(session, &mut ws, config).await,
-            (None, false) => session.lock().abort_upgrade(),
-            (None, true) => {}
+            (Some(mut ws), Some(deadline)) => probe(session, &mut ws, deadline).await,
+            (None, Some(_)) => session.abort_upgrade(),
+            (None, None) => {}
         }
     });
     res
 }
 
-async fn probe<S>(session: Arc<Session>, ws: &mut WebSocketStream<S>, config: &Config)
+/// Runs the probe exchange the machine leads until `deadline`, then drives the upgraded
+/// session, or closes the probing WebSocket and lets polling go on.
+async fn probe<S>(session: Arc<Session>, ws: &mut WebSocketStream<S>, deadline: Instant)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let deadline = Instant::now() + config.upgrade_timeout;
     let exchange = async {
-        // Clients probe first; a `5` straight away upgrades too, as with the reference server.
-        if expect(ws, &["2probe", "5"]).await? == "2probe" {
-            ws.send(WsMessage::Text(Utf8Bytes::from_static("3probe")))
-                .await
-                .ok()?;
-            session.lock().probed();
-            session.wake.notify_one();
-            expect(ws, &["5"]).await?;
+        loop {
+            let text = next_text(ws).await?;
+            match session.on_probe_text(text.as_str()) {
+                ProbeStep::Answer(answer) => {
+                    ws.send(WsMessage::Text(Utf8Bytes::from_static(answer)))
+                        .await
+                        .ok()?;
+                    session.probe_answered();
+                }
+                ProbeStep::Upgraded => return Some(()),
+                ProbeStep::Failed => return None,
+            }
         }
-        Some(())
     };
     // Boxed: the exchange's state lives only during the upgrade, not in the connection's task.
     let upgraded = matches!(
         Box::pin(tokio::time::timeout_at(deadline, exchange)).await,
         Ok(Some(()))
-    ) && session.lock().complete_upgrade();
+    );
     if !upgraded {
         tracing::debug!(sid = %session.sid, "upgrade failed, polling goes on");
-        session.lock().abort_upgrade();
-        session.wake.notify_one();
+        session.abort_upgrade();
         let _ = ws.close(None).await;
         return;
     }
-    // A GET still pending is released with a noop.
-    session.wake.notify_one();
     session.upgraded();
     drive(session, ws, None).await;
 }
 
-/// Waits for a text frame that is one of `texts`, skipping WebSocket-level pings and pongs;
-/// returns which one. Anything else ends the wait with `None`.
-async fn expect<S>(ws: &mut WebSocketStream<S>, texts: &[&'static str]) -> Option<&'static str>
+/// The next text frame, skipping WebSocket-level pings and pongs; anything else is `None`.
+async fn next_text<S>(ws: &mut WebSocketStream<S>) -> Option<Utf8Bytes>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
         match ws.next().await? {
-            Ok(WsMessage::Text(t)) => return texts.iter().copied().find(|x| *x == t.as_str()),
+            Ok(WsMessage::Text(t)) => return Some(t),
             Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
             _ => return None,
         }
@@ -322,53 +324,38 @@ pub(crate) async fn drive<S>(
             () = woken => continue,
             incoming = ws.next() => incoming,
         };
-        if session.check_expired() {
-            continue;
-        }
-        let message = match incoming {
-            None => break CloseReason::TransportClose,
+        let packet = match incoming {
+            Some(Ok(WsMessage::Text(text))) => Packet::decode_wire(text),
+            Some(Ok(WsMessage::Binary(data))) => wire::decode_ws_binary(session.protocol, data),
+            Some(Ok(WsMessage::Ping(_))) => {
+                owes_flush = true;
+                session.alive();
+                continue;
+            }
+            Some(Ok(WsMessage::Pong(_) | WsMessage::Frame(_))) => {
+                session.alive();
+                continue;
+            }
+            Some(Ok(WsMessage::Close(_))) | None => {
+                break session
+                    .transport_ended(CloseReason::TransportClose)
+                    .unwrap_or(CloseReason::TransportClose);
+            }
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
                 tracing::info!(sid = %session.sid, size, max_size, "WebSocket message over maxPayload");
                 close_code = Some(CloseCode::Size);
-                break CloseReason::TransportError;
+                break session
+                    .transport_ended(CloseReason::TransportError)
+                    .unwrap_or(CloseReason::TransportError);
             }
             Some(Err(err)) => {
                 tracing::debug!(sid = %session.sid, %err, "WebSocket read failed");
-                break read_error_reason(&err);
+                let reason = read_error_reason(&err);
+                break session.transport_ended(reason).unwrap_or(reason);
             }
-            Some(Ok(message)) => message,
         };
-        match message {
-            WsMessage::Text(text) => match Packet::decode_wire(text) {
-                Ok(Packet::Message(m)) => session.dispatch(m),
-                Ok(Packet::Pong) => session.on_pong(),
-                Ok(Packet::Close) => break CloseReason::TransportClose,
-                Ok(Packet::Ping { probe }) => {
-                    if !session.on_client_ping(probe) {
-                        tracing::debug!(sid = %session.sid, "invalid heartbeat direction");
-                        break CloseReason::TransportError;
-                    }
-                }
-                Ok(Packet::Open | Packet::Upgrade | Packet::Noop) => {}
-                Err(err) => {
-                    tracing::debug!(sid = %session.sid, %err, "undecodable WebSocket frame");
-                    break CloseReason::ParseError;
-                }
-            },
-            WsMessage::Binary(data) => match session.protocol {
-                Protocol::V4 => session.dispatch(Message::Binary(data)),
-                Protocol::V3 => match crate::v3::decode_ws_binary(data) {
-                    Ok(Packet::Message(m)) => session.dispatch(m),
-                    Ok(_) => {}
-                    Err(err) => {
-                        tracing::debug!(sid = %session.sid, %err, "undecodable WebSocket frame");
-                        break CloseReason::ParseError;
-                    }
-                },
-            },
-            WsMessage::Close(_) => break CloseReason::TransportClose,
-            WsMessage::Ping(_) => owes_flush = true,
-            WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+        if let Some(reason) = session.receive(packet) {
+            break reason;
         }
     };
     session.close(reason);

@@ -3,8 +3,8 @@
 //! idle between requests.
 //!
 //! [`Watched`] wraps the connection's stream and notes when the bytes of a new request start
-//! arriving; the service notes when requests begin and end ([`ConnClock::begin`],
-//! [`ConnClock::end`]); [`ConnClock::deadline`] says when the connection is due to close.
+//! arriving; the service notes when requests begin and end ([`HttpClock::begin`],
+//! [`HttpClock::end`]); [`HttpClock::deadline`] says when the connection is due to close.
 
 use std::io;
 use std::pin::Pin;
@@ -19,8 +19,8 @@ use tokio::time::Instant;
 /// No instant recorded.
 const NONE: u64 = u64::MAX;
 
-/// What one connection is doing, in milliseconds since the connection was accepted.
-pub(crate) struct ConnClock {
+/// What one HTTP connection is doing, in milliseconds since it was accepted.
+pub(crate) struct HttpClock {
     start: Instant,
     in_flight: AtomicU32,
     /// When the first byte of the next request arrived, while no request is being served.
@@ -38,9 +38,9 @@ pub(crate) enum Expiry {
     Idle,
 }
 
-impl ConnClock {
+impl HttpClock {
     pub(crate) fn new(now: Instant) -> Arc<Self> {
-        Arc::new(ConnClock {
+        Arc::new(HttpClock {
             start: now,
             in_flight: AtomicU32::new(0),
             head_started: AtomicU64::new(NONE),
@@ -96,14 +96,14 @@ impl ConnClock {
     }
 }
 
-/// A stream that tells its [`ConnClock`] when request bytes arrive.
+/// A stream that tells its [`HttpClock`] when request bytes arrive.
 pub(crate) struct Watched<S> {
     inner: S,
-    clock: Arc<ConnClock>,
+    clock: Arc<HttpClock>,
 }
 
 impl<S> Watched<S> {
-    pub(crate) fn new(inner: S, clock: Arc<ConnClock>) -> Self {
+    pub(crate) fn new(inner: S, clock: Arc<HttpClock>) -> Self {
         Watched { inner, clock }
     }
 }
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn idle_then_head_then_served() {
         let t0 = Instant::now();
-        let clock = ConnClock::new(t0);
+        let clock = HttpClock::new(t0);
         assert_eq!(clock.deadline(HEAD, IDLE), Some((t0 + IDLE, Expiry::Idle)));
         clock.on_bytes(t0 + Duration::from_secs(1));
         let head = clock.deadline(HEAD, IDLE).map(|(at, why)| (at - t0, why));

@@ -1,4 +1,8 @@
-//! A ready-made accept loop: HTTP/1.1 with upgrades, peer addresses, graceful shutdown.
+//! [`serve`]: a ready-made accept loop (HTTP/1.1 with upgrades, peer addresses, request-head
+//! and keep-alive timeouts, graceful shutdown) around [`EngineIo`]. The engine itself does not
+//! need it: any hyper or axum server can mount [`EngineIo`].
+
+mod clock;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,10 +18,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::conn_clock::{ConnClock, Expiry, Watched};
-use crate::server::EngineIo;
+use crate::engine::EngineIo;
 use crate::shared::{TaskCount, TaskGuard};
 use crate::socket::Handler;
+use clock::{Expiry, HttpClock, Watched};
 
 /// How long shutdown waits for open HTTP connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,7 +108,7 @@ where
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let clock = ConnClock::new(tokio::time::Instant::now());
+        let clock = HttpClock::new(tokio::time::Instant::now());
         let first_request = FirstRequest(std::sync::Mutex::new(Some(unfinished.enter())));
         let service = hyper::service::service_fn({
             let svc = engine.service(fallback.clone()).with_peer(peer);
@@ -170,7 +174,7 @@ impl FirstRequest {
 }
 
 /// Resolves when the connection is due to close: a request head too slow, or idle too long.
-async fn expired(clock: &ConnClock, head: Duration, idle: Duration) -> Expiry {
+async fn expired(clock: &HttpClock, head: Duration, idle: Duration) -> Expiry {
     loop {
         match clock.deadline(head, idle) {
             Some((at, why)) if at <= tokio::time::Instant::now() => return why,

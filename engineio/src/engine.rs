@@ -1,4 +1,5 @@
-//! The Engine.IO server: request routing, handshakes and the application-facing [`EngineIo`].
+//! The application-facing [`EngineIo`]: request routing, the error table, handshakes, the
+//! hyper `Service` ([`EngineService`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -345,17 +346,7 @@ impl<H: Handler> EngineIo<H> {
             ip_slot,
         );
         let open = self.open_packet(&session, true);
-        let body = match protocol {
-            Protocol::V4 => open,
-            Protocol::V3 => {
-                // v3 frames the open packet like any other: `<length>:0{…}`.
-                let mut out = Vec::with_capacity(open.len() + 8);
-                if let Ok(text) = tokio_tungstenite::tungstenite::Utf8Bytes::try_from(open) {
-                    crate::v3::encode_text_payload(&[crate::packet::Frame::Text(text)], &mut out);
-                }
-                Bytes::from(out)
-            }
-        };
+        let body = crate::wire::encode_open(protocol, open);
         let mut res = response::text(body);
         response::cookie(&self.shared.config, session.sid.as_str(), res.headers_mut());
         res
@@ -393,7 +384,7 @@ impl<H: Handler> EngineIo<H> {
             now,
         );
         self.shared.sessions.insert(session.clone());
-        session.arm_timer(&self.shared, now + self.shared.config.ping_interval);
+        session.start_timer();
         tracing::debug!(
             sid = %session.sid,
             transport = transport.as_str(),
