@@ -32,6 +32,7 @@ const log = (m) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s]
 
 log(`chatd ${CHATD_BIN}; ${clients} clients; drain window ${window} ms`);
 const cluster = await startCluster({
+  nginxWorkers: 2,
   flags: {
     'presence-grace-ms': 10000,
     'node-timeout-ms': 5000,
@@ -51,6 +52,21 @@ try {
     settleMs: 60000,
     log,
   });
+  // What the nodes warned about, by message.
+  const warnings = {};
+  for (const n of Object.values(cluster.nodes)) {
+    for (const line of n.allStderr().split('\n')) {
+      const m = /(WARN|ERROR)\S*\s+(\S+?):?\s+(.*)$/.exec(line.replace(/\x1b\[[0-9;]*m/g, ''));
+      if (m) {
+        const key = `${m[1]} ${m[2]} ${m[3].replace(/\d+/g, 'N').slice(0, 120)}`;
+        warnings[key] = (warnings[key] ?? 0) + 1;
+      }
+    }
+  }
+  report.nodeWarnings = warnings;
+} catch (err) {
+  console.error(cluster.logs());
+  throw err;
 } finally {
   await cluster.stop();
 }

@@ -46,6 +46,7 @@ describe('chatd cluster: rolling restart of every node, clients chatting', { tim
     assert.equal(report.neverMoved, 0, 'clients never moved');
     assert.equal(report.notTold, 0, 'clients not told they move');
     assert.equal(report.presenceLeaves, 0);
+    assert.equal(report.disconnected, 0);
     // The moves of each node were spread over its window, not all at once.
     for (const [id, n] of Object.entries(report.nodes)) {
       if (n.moved < 10) continue;

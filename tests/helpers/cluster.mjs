@@ -176,7 +176,7 @@ export class Cluster {
 }
 
 /** Starts the cluster (see the file's header); with `t`, stops it after the test. */
-export async function startCluster({ t, nodes = Object.keys(CONF_NODES), flags = {}, store = 'postgres', redis = true, nginx = true } = {}) {
+export async function startCluster({ t, nodes = Object.keys(CONF_NODES), flags = {}, store = 'postgres', redis = true, nginx = true, nginxWorkers = 1 } = {}) {
   if (!['postgres', 'sqlite-shared', 'sqlite'].includes(store)) throw new Error(`unknown store ${store}`);
   const cluster = new Cluster();
   t?.after(() => cluster.stop());
@@ -200,7 +200,7 @@ export async function startCluster({ t, nodes = Object.keys(CONF_NODES), flags =
     if (failed) throw failed.reason;
     if (nginx) {
       const ports = Object.fromEntries(nodes.map((id) => [id, cluster.nodes[id].port]));
-      cluster.nginx = new Nginx(null, { render: (listen) => clusterConfig(ports, listen), logFormat: LOG_FORMAT });
+      cluster.nginx = new Nginx(null, { render: (listen) => clusterConfig(ports, listen), logFormat: LOG_FORMAT, workers: nginxWorkers });
       await cluster.nginx.start();
     }
   } catch (err) {

@@ -40,6 +40,8 @@ async function connectAll(cluster, scope, { clients, rooms, batch, prefix }) {
           reconnectionDelayMax: 500,
           timeout: 10000,
         });
+        // As a real client does: its token takes its name back if the session cannot be.
+        c.socket.auth = { username: name, token: c.token };
         Object.assign(c, {
           name, room: `roll-${i % rooms}`, seqs: [], acks: new Set(), reconnects: [],
           unrecovered: 0, moving: 0,
@@ -56,7 +58,8 @@ async function connectAll(cluster, scope, { clients, rooms, batch, prefix }) {
  * Runs the scenario and returns what the clients saw (`restartAll`, if given, restarts the
  * nodes instead of the SIGTERM-and-start loop):
  * { clients, rooms, messages, lost, duplicated, outOfOrder, unrecovered, neverMoved,
- *   notTold, presenceLeaves, nodes: { id: { moved, spanMs, peakPerSecond } },
+ *   notTold, presenceLeaves, disconnected (at the end),
+ *   nodes: { id: { had (clients on it before), moved, spanMs, peakPerSecond } },
  *   peakReconnectsPerSecond, problems: [first few descriptions] }.
  */
 export async function rollingRestart(cluster, {
@@ -88,10 +91,17 @@ export async function rollingRestart(cluster, {
     log(`${byRoom.size} rooms joined`);
 
     const presenceLeaves = [];
+    const connectErrors = new Map(); // message -> count
+    const disconnects = new Map(); // reason -> count
     const names = new Set(all.map((c) => c.name));
     for (const c of all) {
       c.socket.on('message', (m) => { if (m.room === c.room) c.seqs.push(m.seq); });
       c.socket.on('moving', () => { c.moving += 1; });
+      c.socket.on('connect_error', (e) => {
+        const why = `${e.message}${e.data ? ` ${JSON.stringify(e.data)}` : ''}`;
+        connectErrors.set(why, (connectErrors.get(why) ?? 0) + 1);
+      });
+      c.socket.on('disconnect', (why) => { disconnects.set(why, (disconnects.get(why) ?? 0) + 1); });
       c.socket.on('connect', () => {
         c.reconnects.push(Date.now());
         if (!c.socket.recovered) c.unrecovered += 1;
@@ -105,11 +115,16 @@ export async function rollingRestart(cluster, {
     const acked = new Map([...byRoom.keys()].map((r) => [r, new Map()])); // room -> seq -> client
     const problems = [];
     let sending = true;
+    let stoppedAt = 0;
     const senders = all.map(async (c, i) => {
       await new Promise((r) => setTimeout(r, (i * sendEvery) / all.length));
       while (sending) {
         const id = nextId(c.name);
         for (;;) {
+          if (!sending && Date.now() - stoppedAt > settleMs) {
+            problems.push(`${c.name}: a message never acked (connected: ${c.socket.connected})`);
+            break;
+          }
           let res;
           try {
             res = await c.socket.timeout(5000).emitWithAck('message:send', { room: c.room, id, text: `${c.name} ${id}` });
@@ -136,6 +151,7 @@ export async function rollingRestart(cluster, {
     for (const id of restartAll ? [] : nodes) {
       const before = all.map((c) => c.reconnects.length);
       const told = all.map((c) => c.moving);
+      const had = all.filter((c) => c.socket.io.engine?.id?.startsWith(`${id}-`)).length;
       const exit = await cluster.kill(id, 'SIGTERM');
       if (exit.code !== 0) problems.push(`node ${id} exit ${JSON.stringify(exit)}`);
       // Its clients, told they move, reconnect elsewhere (the last ones maybe after it exited).
@@ -148,6 +164,7 @@ export async function rollingRestart(cluster, {
       const moved = all.filter((c, i) => c.reconnects.length > before[i]);
       const times = all.flatMap((c, i) => (c.reconnects.length > before[i] ? [c.reconnects[before[i]]] : []));
       perNode[id] = {
+        had,
         moved: moved.length,
         spanMs: times.length ? Math.max(...times) - Math.min(...times) : 0,
         peakPerSecond: peakWithin(times),
@@ -156,7 +173,9 @@ export async function rollingRestart(cluster, {
       await cluster.restartNode(id);
     }
     sending = false;
+    stoppedAt = Date.now();
     await Promise.all(senders);
+    log(`senders stopped; ${all.filter((c) => !c.socket.connected).length} clients not connected`);
 
     // Wait (on events) until every client has every acked message of its room, or settleMs.
     const complete = (c) => [...acked.get(c.room).keys()].every((s) => c.acks.has(s) || c.seqs.includes(s));
@@ -190,6 +209,9 @@ export async function rollingRestart(cluster, {
       neverMoved: all.filter((c) => c.reconnects.length === 0).length,
       notTold: all.filter((c) => c.moving === 0).length,
       presenceLeaves: presenceLeaves.length,
+      disconnected: all.filter((c) => !c.socket.connected).length,
+      connectErrors: Object.fromEntries(connectErrors),
+      disconnects: Object.fromEntries(disconnects),
       nodes: perNode,
       peakReconnectsPerSecond: peakWithin(reconnectTimes),
       problems: [...problems, ...presenceLeaves.slice(0, 5)],

@@ -207,8 +207,9 @@ export function deployConfig(upstreamPort, listenPort) {
  * `logFormat` replaces the access log's format (e.g. to record `$upstream_addr`).
  */
 export class Nginx {
-  constructor(upstreamPort, { render, logFormat } = {}) {
+  constructor(upstreamPort, { render, logFormat, workers = 1 } = {}) {
     this.upstreamPort = upstreamPort;
+    this.workers = workers;
     this.render = render ?? ((listenPort) => deployConfig(this.upstreamPort, listenPort));
     this.logFormat = logFormat;
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'chatd-nginx-'));
@@ -233,12 +234,13 @@ export class Nginx {
     const main = path.join(d, 'nginx.conf');
     writeFileSync(main, [
       'daemon off;',
-      'worker_processes 1;',
+      `worker_processes ${this.workers};`,
       `pid ${d}/nginx.pid;`,
       `error_log ${d}/error.log warn;`,
-      // Room for the rolling-restart bench's 10 000 clients (two connections each).
-      'worker_rlimit_nofile 65536;',
-      'events { worker_connections 32768; }',
+      // Room for the rolling-restart bench's 10 000 clients (two connections each), over
+      // two workers where the open-file limit is 20 000.
+      'worker_rlimit_nofile 19000;',
+      'events { worker_connections 18000; }',
       'http {',
       ...(this.logFormat ? [`    log_format test '${this.logFormat}';`, `    access_log ${d}/access.log test;`] : [`    access_log ${d}/access.log;`]),
       `    client_body_temp_path ${d}/client_body;`,
