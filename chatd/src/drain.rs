@@ -16,6 +16,8 @@ pub const MOVING: &str = "moving";
 
 /// How long after the window the node still waits for closing connections to finish.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long after that other nodes still expect sessions this one saved late.
+const DRAIN_NOTICE: Duration = Duration::from_secs(5);
 
 /// Closes every connection of the node, spread evenly over `window`: a chat connection is
 /// told [`MOVING`] first. The connections close as a transport closes (a recoverable reason,
@@ -24,6 +26,11 @@ const LINGER: Duration = Duration::from_secs(2);
 pub async fn drain(app: &App, window: Duration) {
     let engine = app.io.engine();
     engine.drain();
+    if let Some(recovery) = &app.cluster_recovery {
+        recovery
+            .announce_drain(window + LINGER + DRAIN_NOTICE)
+            .await;
+    }
     let sockets = engine.sockets();
     let mut chat = ChatSockets::of(app);
     tracing::info!(

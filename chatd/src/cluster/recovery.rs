@@ -1,8 +1,11 @@
 //! Socket.IO connection state recovery on any node of the cluster.
 //!
-//! Each node process appends the packets it broadcasts to a Redis stream of its own
-//! (`{prefix}:recovery:{node}.{instance}`, trimmed to the recovery window, gone a window after
-//! the process is); offsets are `{node}.{instance}:{ord}`. A process of its own, not a node:
+//! Each node process appends the packets it broadcasts to Redis streams of its own: one per room
+//! it sent to (`{prefix}:recovery:{node}.{instance}:{room}`, a socket's own id being a room)
+//! and one for the whole namespace (`{prefix}:recovery:{node}.{instance}`), trimmed to the
+//! recovery window and gone a window after their last packet; offsets are
+//! `{node}.{instance}:{ord}`, the entries' ids. A restore reads the streams of its session's
+//! rooms only: what the process sent to others is not read. A process of its own, not a node:
 //! a node restarted under the same id must not make its predecessor's clients believe they
 //! got what only the new process sent.
 //! A disconnected session is a Redis key (`{prefix}:session:{pid}`) with the sequence number
@@ -13,7 +16,7 @@
 //! in order and once (the first node may be gone, and the room of the new node decides when
 //! the connection goes live).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
@@ -72,6 +75,8 @@ enum Job {
     Packet {
         ord: u64,
         body: String,
+        /// The rooms it went to (empty: the whole namespace).
+        rooms: Vec<String>,
     },
     Session {
         key: String,
@@ -95,13 +100,30 @@ pub struct ClusterRecovery {
     dropped: AtomicU64,
 }
 
+/// The stream of what process `node` sent to a whole namespace; what it sent to rooms is in
+/// [`room_stream_key`]s, so that a restore reads the streams of its session's rooms only, not
+/// everything the process sent to anyone.
 fn stream_key(prefix: &str, node: &str) -> String {
     format!("{prefix}:recovery:{node}")
+}
+
+fn room_stream_key(prefix: &str, node: &str, room: &str) -> String {
+    format!("{prefix}:recovery:{node}:{room}")
 }
 
 fn session_key(prefix: &str, pid: &str) -> String {
     format!("{prefix}:session:{pid}")
 }
+
+/// Set while some node drains: its clients' sessions may reach Redis after the clients do.
+fn draining_key(prefix: &str) -> String {
+    format!("{prefix}:draining")
+}
+
+/// How long a restore waits for a session not written yet while a node drains, and how often
+/// it looks.
+const DRAIN_WAIT: Duration = Duration::from_secs(3);
+const DRAIN_POLL: Duration = Duration::from_millis(100);
 
 /// The chat room and message sequence number of a `message` packet.
 fn chat_message(data: &Value) -> Option<(&str, u64)> {
@@ -134,7 +156,13 @@ impl ClusterRecovery {
             jobs,
             dropped: AtomicU64::new(0),
         });
-        tokio::spawn(write_loop(rx, conn, stream_key(prefix, &node), max_age));
+        tokio::spawn(write_loop(
+            rx,
+            conn,
+            prefix.to_owned(),
+            node.clone(),
+            max_age,
+        ));
         me
     }
 
@@ -150,6 +178,22 @@ impl ClusterRecovery {
     fn queue(&self, job: Job) {
         if self.jobs.try_send(job).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Tells the cluster, for `ttl`, that this node is draining: a client it moves may ask
+    /// another node for its session before this one has written it, and is then waited for.
+    pub async fn announce_drain(&self, ttl: Duration) {
+        let mut conn = self.conn.clone();
+        let mut set = redis::cmd("SET");
+        set.arg(draining_key(&self.prefix))
+            .arg(&self.node)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64);
+        match tokio::time::timeout(Duration::from_secs(2), set.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "drain not announced"),
+            Err(_) => tracing::warn!("drain not announced: redis did not answer"),
         }
     }
 
@@ -169,30 +213,45 @@ impl ClusterRecovery {
 async fn write_loop(
     mut rx: mpsc::Receiver<Job>,
     mut conn: ConnectionManager,
-    stream: String,
+    prefix: String,
+    node: String,
     max_age: Duration,
 ) {
     let mut batch = Vec::with_capacity(128);
+    let mut streams = HashSet::new();
     while rx.recv_many(&mut batch, 128).await > 0 {
         let oldest = (now_ms().max(0) as u64)
             .saturating_sub(max_age.as_millis() as u64)
             .saturating_mul(1024);
         let mut pipe = redis::pipe();
         let mut flushes = Vec::new();
+        streams.clear();
+        streams.insert(stream_key(&prefix, &node));
 
         for job in batch.drain(..) {
             match job {
                 Job::Flush(done) => flushes.push(done),
-                Job::Packet { ord, body } => {
-                    pipe.cmd("XADD")
-                        .arg(&stream)
-                        .arg("MINID")
-                        .arg("~")
-                        .arg(format!("{oldest}-0"))
-                        .arg(format!("{ord}-0"))
-                        .arg("p")
-                        .arg(body)
-                        .ignore();
+                Job::Packet { ord, body, rooms } => {
+                    let keys: Vec<String> = if rooms.is_empty() {
+                        vec![stream_key(&prefix, &node)]
+                    } else {
+                        rooms
+                            .iter()
+                            .map(|r| room_stream_key(&prefix, &node, r))
+                            .collect()
+                    };
+                    for key in keys {
+                        pipe.cmd("XADD")
+                            .arg(&key)
+                            .arg("MINID")
+                            .arg("~")
+                            .arg(format!("{oldest}-0"))
+                            .arg(format!("{ord}-0"))
+                            .arg("p")
+                            .arg(&body)
+                            .ignore();
+                        streams.insert(key);
+                    }
                 }
                 Job::Session { key, body } => {
                     pipe.cmd("SET")
@@ -204,11 +263,13 @@ async fn write_loop(
                 }
             }
         }
-        // The stream outlives its process by one window at most.
-        pipe.cmd("PEXPIRE")
-            .arg(&stream)
-            .arg(max_age.as_millis() as u64)
-            .ignore();
+        // A stream outlives its last packet, and so its process, by one window at most.
+        for stream in &streams {
+            pipe.cmd("PEXPIRE")
+                .arg(stream)
+                .arg(max_age.as_millis() as u64)
+                .ignore();
+        }
         if let Err(e) = pipe.query_async::<()>(&mut conn).await {
             tracing::warn!(error = %e, "recovery data not written: those sessions will not recover");
         }
@@ -230,6 +291,7 @@ impl SessionStore for ClusterRecovery {
             let last = sent.entry(room.to_owned()).or_default();
             *last = (*last).max(seq);
         }
+        let rooms = packet.rooms.clone();
         let body = Packet {
             nsp: packet.nsp,
             data: packet.data,
@@ -242,7 +304,7 @@ impl SessionStore for ClusterRecovery {
             except: packet.except,
         };
         if let Ok(body) = serde_json::to_string(&body) {
-            self.queue(Job::Packet { ord, body });
+            self.queue(Job::Packet { ord, body, rooms });
         }
         drop(last);
         offset
@@ -318,11 +380,29 @@ async fn restore(
     nsp: &str,
 ) -> Result<Option<(SavedSession, Vec<StoredPacket>)>, String> {
     let key = session_key(prefix, pid.as_str());
-    let text: Option<String> = redis::cmd("GET")
+    let mut text: Option<String> = redis::cmd("GET")
         .arg(&key)
         .query_async(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
+    if text.is_none() {
+        // A node moving its clients saves each session as the connection closes, through a
+        // queue that may lag behind the client's reconnection: wait for it a little.
+        let draining: bool = redis::cmd("EXISTS")
+            .arg(draining_key(prefix))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let until = tokio::time::Instant::now() + DRAIN_WAIT;
+        while draining && text.is_none() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(DRAIN_POLL).await;
+            text = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
     let Some(session) = text.and_then(|t| serde_json::from_str::<Session>(&t).ok()) else {
         return Ok(None);
     };
@@ -352,51 +432,65 @@ async fn restore(
     // earlier process's stream: it got nothing the saving process recorded, so it has what
     // it came there with (the points that process rejoined it from) and the packets now due.
     let mut covered = starting_points(&session, node);
-    let mut from = format!("({ord}-0");
-    for _ in 0..MAX_PAGES {
-        let entries: Entries = redis::cmd("XRANGE")
-            .arg(stream_key(prefix, node))
-            .arg(&from)
-            .arg("+")
-            .arg("COUNT")
-            .arg(PAGE)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        let n = entries.len();
-        for (id, fields) in entries {
-            from = format!("({id}");
-            let Some(p) = fields
-                .get("p")
-                .and_then(|b| serde_json::from_str::<Packet>(b).ok())
-            else {
-                continue;
-            };
-            let packet = StoredPacket {
-                offset: String::new(),
-                nsp: p.nsp,
-                data: p.data,
-                attachments: p
-                    .attachments
-                    .iter()
-                    .filter_map(|a| STANDARD.decode(a).ok())
-                    .map(Bytes::from)
-                    .collect(),
-                rooms: p.rooms,
-                except: p.except,
-            };
-            if packet.nsp != nsp || !packet.reaches(&saved.rooms) {
-                continue;
+    // What the process sent to the whole namespace and to each of the session's rooms after
+    // the offset, in the process's order, each packet once (one sent to several rooms is in
+    // each of their streams).
+    let mut keys = vec![stream_key(prefix, node)];
+    keys.extend(saved.rooms.iter().map(|r| room_stream_key(prefix, node, r)));
+    let mut entries: BTreeMap<u64, String> = BTreeMap::new();
+    for key in keys {
+        let mut from = format!("({ord}-0");
+        for _ in 0..MAX_PAGES {
+            let page: Entries = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(&from)
+                .arg("+")
+                .arg("COUNT")
+                .arg(PAGE)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let n = page.len();
+            for (id, mut fields) in page {
+                from = format!("({id}");
+                let at = id.split('-').next().and_then(|o| o.parse::<u64>().ok());
+                if let (Some(at), Some(body)) = (at, fields.remove("p")) {
+                    entries.entry(at).or_insert(body);
+                }
             }
-            if let Some((room, seq)) = chat_message(&packet.data) {
-                let c = covered.entry(room.to_owned()).or_default();
-                *c = (*c).max(seq);
+            if n < PAGE {
+                break;
             }
-            missed.push(packet);
         }
-        if n < PAGE {
-            break;
+        if entries.len() > PAGE * MAX_PAGES {
+            return Err("too much missed to restore".into());
         }
+    }
+    for body in entries.into_values() {
+        let Ok(p) = serde_json::from_str::<Packet>(&body) else {
+            continue;
+        };
+        let packet = StoredPacket {
+            offset: String::new(),
+            nsp: p.nsp,
+            data: p.data,
+            attachments: p
+                .attachments
+                .iter()
+                .filter_map(|a| STANDARD.decode(a).ok())
+                .map(Bytes::from)
+                .collect(),
+            rooms: p.rooms,
+            except: p.except,
+        };
+        if packet.nsp != nsp || !packet.reaches(&saved.rooms) {
+            continue;
+        }
+        if let Some((room, seq)) = chat_message(&packet.data) {
+            let c = covered.entry(room.to_owned()).or_default();
+            *c = (*c).max(seq);
+        }
+        missed.push(packet);
     }
     // The chat rooms go back through their room actors, from what the client got.
     let mut rejoin = serde_json::Map::new();
