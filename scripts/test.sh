@@ -99,13 +99,14 @@ else
     run_lane() { # run_lane NAME FILES... -> tests/artifacts/node-NAME.{log,tap,rc}
         local name=$1
         shift
-        rm -f "$ART/node-$name.tap"
+        rm -f "$ART/node-$name.tap" "$ART/node-$name.rc"
+        local rc=0
         (cd "$ROOT/tests" && node --test \
             --test-timeout=120000 \
             --test-reporter=spec --test-reporter-destination="$ART/node-$name.log" \
             --test-reporter=tap --test-reporter-destination="$ART/node-$name.tap" \
-            "${EXTRA_NODE_ARGS[@]}" "$@") >"$ART/node-$name.out" 2>&1
-        echo $? >"$ART/node-$name.rc"
+            "${EXTRA_NODE_ARGS[@]}" "$@") >"$ART/node-$name.out" 2>&1 || rc=$?
+        echo "$rc" >"$ART/node-$name.rc"
     }
     EXTRA_NODE_ARGS=("$@")
     rm -f "$ART/node-test.log"

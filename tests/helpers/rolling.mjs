@@ -23,6 +23,28 @@ export function peakWithin(times, span = 1000) {
 }
 
 /**
+ * Resolves once nginx gives node `id` a new session (a polling handshake through it lands
+ * there): nginx skips a node for fail_timeout after it refused a request. Fails after `ms`.
+ */
+export async function inRotation(cluster, id, ms = 15000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      const res = await fetch(`${cluster.nginx.url}socket.io/?EIO=4&transport=polling`);
+      const body = await res.text();
+      const sid = /"sid":"([^"]+)"/.exec(body)?.[1];
+      if (sid) {
+        // Closed at once (`1`), so that no node waits for it when it drains.
+        await fetch(`${cluster.nginx.url}socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: '1' });
+      }
+      if (sid?.startsWith(`${id}-`)) return;
+    } catch { /* nginx or the node not ready: again */ }
+    if (Date.now() > until) throw new Error(`nginx did not send a new session to node ${id} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100)); // the probing pace
+  }
+}
+
+/**
  * Connects `clients` chat clients through the cluster's nginx, `batch` at a time; every third
  * on WebSocket only, the others polling then upgrade. `scope.after(fn)` receives their cleanup.
  */
@@ -171,6 +193,8 @@ export async function rollingRestart(cluster, {
       };
       log(`node ${id}: ${JSON.stringify(perNode[id])}`);
       await cluster.restartNode(id);
+      // As the documented procedure: the next node only once nginx sends new sessions here.
+      await inRotation(cluster, id);
     }
     sending = false;
     stoppedAt = Date.now();
