@@ -46,10 +46,7 @@ pub async fn drain(app: &App, window: Duration) {
         tokio::time::sleep_until(start + window * i as u32 / n).await;
         match chat.get(app, socket.id()) {
             Some(s) => {
-                // Without a recovery offset: a broadcast still on its way to this socket must
-                // not fall behind the client's recovery position.
-                let _ =
-                    s.emit_unrecorded(MOVING, json!({"reason": "node draining: reconnect now"}));
+                tell_moving(&s);
                 socket.close();
             }
             None => later.push(socket),
@@ -59,12 +56,18 @@ pub async fn drain(app: &App, window: Duration) {
     chat.refresh(app);
     for socket in later {
         if let Some(s) = chat.get(app, socket.id()) {
-            let _ = s.emit_unrecorded(MOVING, json!({"reason": "node draining: reconnect now"}));
+            tell_moving(&s);
         }
         socket.close();
     }
     let _ = tokio::time::timeout_at(start + window + LINGER, engine.drained()).await;
     tracing::info!(left = engine.sockets().len(), "drained");
+}
+
+/// Tells a chat client it is being moved, without a recovery offset: a broadcast still on its
+/// way to this socket must not fall behind the client's recovery position.
+fn tell_moving(socket: &socketio::Socket) {
+    let _ = socket.emit_unrecorded(MOVING, json!({"reason": "node draining: reconnect now"}));
 }
 
 /// The `/chat` sockets by connection, read again when one is missing and the copy is older
