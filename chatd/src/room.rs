@@ -993,6 +993,7 @@ impl Room {
         self.early.entry(message.seq).or_insert((message, from));
         while let Some((m, from)) = self.early.remove(&(self.last_seq + 1)) {
             self.last_seq = m.seq;
+            tracing::trace!(room = %self.info.name, seq = m.seq, "delivered");
             self.fanout.message(&self.info, &m, from);
             self.recent.push_back(m);
             while self.recent.len() > self.settings.window {
@@ -1196,6 +1197,10 @@ impl Room {
 
     /// Sends a socket the messages after `since`, then adds it to the live group of `group`.
     fn attach(&mut self, socket: Sid, since: u64, group: Group, reply: oneshot::Sender<()>) {
+        tracing::debug!(
+            room = %self.info.name, %socket, since, last_seq = self.last_seq,
+            oldest = ?self.recent.front().map(|m| m.seq), "attach"
+        );
         if group == Group::Chat && since > self.last_seq {
             // Committed but not delivered here yet: on its way, or read after the gap wait.
             self.live_at.push((socket, since));
@@ -1441,13 +1446,18 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Recent messages and last sequence number of a room, read from the store at start.
+/// The messages are those up to the sequence number read first: one committed between the two
+/// reads (by another node) comes as an event, and were it read only as the last number, the
+/// room would take it for delivered and nobody here would get it.
 pub(crate) async fn load(
     store: &dyn Store,
     name: &str,
     window: usize,
 ) -> Result<(Vec<StoredMessage>, u64), StoreError> {
-    let recent = store.messages_before(name, u64::MAX, window).await?;
     let last = store.last_seq(name).await?;
+    let recent = store
+        .messages_before(name, last.saturating_add(1), window)
+        .await?;
     Ok((recent, last))
 }
 
@@ -1463,6 +1473,109 @@ pub(crate) fn kind_of(name: &str) -> RoomKind {
 #[cfg(test)]
 mod tests {
     use super::OnStop;
+    use crate::store::{
+        now_ms, Appended, BoxFuture, MemoryStore, NewMessage, RoomInfo, RoomKind, Store,
+        StoreError, StoredMessage,
+    };
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// A store where another node commits a message right after the first read of a room.
+    struct CommitsDuringLoad {
+        inner: Arc<MemoryStore>,
+        committed: Arc<AtomicBool>,
+    }
+
+    impl CommitsDuringLoad {
+        /// Runs `read`, then has another node commit a message (the first time only).
+        fn then_commit<T: Send + 'static>(&self, read: BoxFuture<T>) -> BoxFuture<T> {
+            let (inner, committed) = (self.inner.clone(), self.committed.clone());
+            Box::pin(async move {
+                let out = read.await;
+                if !committed.swap(true, Ordering::AcqRel) {
+                    let _ = inner.append(message("elsewhere")).await;
+                }
+                out
+            })
+        }
+    }
+
+    fn message(id: &str) -> NewMessage {
+        NewMessage {
+            room: "lobby".into(),
+            client_id: id.into(),
+            user: "ann".into(),
+            text: id.into(),
+            ts: now_ms(),
+        }
+    }
+
+    impl Store for CommitsDuringLoad {
+        fn append(&self, m: NewMessage) -> BoxFuture<Result<Appended, StoreError>> {
+            self.inner.append(m)
+        }
+        fn messages_after(
+            &self,
+            room: &str,
+            after: u64,
+            limit: usize,
+        ) -> BoxFuture<Result<Vec<StoredMessage>, StoreError>> {
+            self.inner.messages_after(room, after, limit)
+        }
+        fn messages_before(
+            &self,
+            room: &str,
+            before: u64,
+            limit: usize,
+        ) -> BoxFuture<Result<Vec<StoredMessage>, StoreError>> {
+            self.then_commit(self.inner.messages_before(room, before, limit))
+        }
+        fn last_seq(&self, room: &str) -> BoxFuture<Result<u64, StoreError>> {
+            self.then_commit(self.inner.last_seq(room))
+        }
+        fn rooms(&self) -> BoxFuture<Result<Vec<RoomInfo>, StoreError>> {
+            self.inner.rooms()
+        }
+        fn room(&self, name: &str) -> BoxFuture<Result<Option<RoomInfo>, StoreError>> {
+            self.inner.room(name)
+        }
+        fn create_room(&self, info: RoomInfo) -> BoxFuture<Result<bool, StoreError>> {
+            self.inner.create_room(info)
+        }
+        fn set_topic(&self, room: &str, topic: &str) -> BoxFuture<Result<(), StoreError>> {
+            self.inner.set_topic(room, topic)
+        }
+        fn health(&self) -> BoxFuture<Result<(), StoreError>> {
+            self.inner.health()
+        }
+        fn close(&self) -> BoxFuture<()> {
+            self.inner.close()
+        }
+    }
+
+    /// The room's last sequence number is that of its newest loaded message: a message
+    /// committed while the room loads is not taken for delivered (it comes as an event).
+    #[tokio::test]
+    async fn a_room_loads_its_messages_and_last_seq_from_one_point() {
+        let store = CommitsDuringLoad {
+            inner: Arc::new(MemoryStore::new()),
+            committed: Arc::new(AtomicBool::new(false)),
+        };
+        let info = RoomInfo {
+            name: "lobby".into(),
+            topic: String::new(),
+            kind: RoomKind::Room,
+            created_at: now_ms(),
+        };
+        store.create_room(info).await.unwrap();
+        for id in ["a", "b"] {
+            store.append(message(id)).await.unwrap();
+        }
+        let (recent, last) = super::load(&store, "lobby", 10).await.unwrap();
+        assert_eq!(recent.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(last, 2);
+        assert_eq!(store.last_seq("lobby").await, Ok(3));
+    }
 
     #[tokio::test]
     async fn a_panicking_actor_still_reports_its_stop() {
