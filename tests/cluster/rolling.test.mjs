@@ -37,7 +37,7 @@ describe('chatd cluster: rolling restart of every node, clients chatting', { tim
     });
     t.diagnostic(JSON.stringify(report));
     const logs = () => cluster.logs().split('\n').filter((l) => /WARN|ERROR|---/.test(l)).join('\n');
-    assert.deepEqual(report.problems.filter((p) => !/ misses /.test(p)), [], logs());
+    assert.deepEqual(report.problems.filter((p) => !/ misses | was sent by /.test(p)), [], logs());
     assert.equal(report.clients, CLIENTS);
     assert.ok(report.messages >= CLIENTS, `only ${report.messages} messages acked`);
     assert.equal(report.duplicated, 0);
@@ -55,9 +55,7 @@ describe('chatd cluster: rolling restart of every node, clients chatting', { tim
     }
   });
 
-  it('every acked message reaches every member', {
-    todo: 'under load one client in a few hundred sometimes misses one message (issue 18)',
-  }, () => {
+  it('every acked message reaches every member', () => {
     assert.ok(report, 'the restart ran');
     assert.equal(report.lost, 0, JSON.stringify(report.problems));
   });

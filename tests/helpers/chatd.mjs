@@ -17,7 +17,7 @@
 // Readiness is chatd's stdout line `listening on http://127.0.0.1:<port>/`; nothing sleeps to
 // synchronise: every wait is on an event, under a timeout that fails the test.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,6 +111,10 @@ function spawnChatd(args, { env, startTimeoutMs = 15000, onPanic } = {}) {
     }
     const proc = spawn(CHATD_BIN, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(env) });
     liveProcs.add(proc);
+    // CHATD_TEST_LOG_DIR: every run's whole standard error in a file of its own (debugging).
+    if (process.env.CHATD_TEST_LOG_DIR) {
+      proc.stderr.pipe(createWriteStream(path.join(process.env.CHATD_TEST_LOG_DIR, `chatd-${proc.pid}.log`)));
+    }
     let stdout = '';
     let stderr = '';
     let lineBuf = '';

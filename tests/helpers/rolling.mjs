@@ -66,7 +66,7 @@ async function connectAll(cluster, scope, { clients, rooms, batch, prefix }) {
         c.socket.auth = { username: name, token: c.token };
         Object.assign(c, {
           name, room: `roll-${i % rooms}`, seqs: [], acks: new Set(), reconnects: [],
-          unrecovered: 0, moving: 0,
+          unrecovered: 0, moving: 0, timeline: [],
         });
         return c;
       })());
@@ -119,12 +119,29 @@ export async function rollingRestart(cluster, {
     for (const c of all) {
       c.socket.on('message', (m) => { if (m.room === c.room) c.seqs.push(m.seq); });
       c.socket.on('moving', () => { c.moving += 1; });
+      // What reached each engine (the transport level): a message a client misses is then
+      // known to have been on the wire or not.
+      const tap = () => {
+        const engine = c.socket.io.engine;
+        engine.on('packet', (p) => {
+          const seq = typeof p.data === 'string' && /"room":"[^"]*","seq":(\d+)|"seq":(\d+)/.exec(p.data);
+          if (seq) c.timeline.push(`${Date.now()} ${engine.transport?.name} frame ${seq[1] ?? seq[2]}`);
+        });
+        engine.on('upgrade', (t) => c.timeline.push(`${Date.now()} upgraded to ${t.name}`));
+      };
+      tap();
+      c.socket.io.on('open', tap);
       c.socket.on('connect_error', (e) => {
         const why = `${e.message}${e.data ? ` ${JSON.stringify(e.data)}` : ''}`;
         connectErrors.set(why, (connectErrors.get(why) ?? 0) + 1);
       });
-      c.socket.on('disconnect', (why) => { disconnects.set(why, (disconnects.get(why) ?? 0) + 1); });
+      c.socket.on('disconnect', (why) => {
+        disconnects.set(why, (disconnects.get(why) ?? 0) + 1);
+        // eslint-disable-next-line no-underscore-dangle
+        c.timeline.push(`${Date.now()} gone ${why} at ${c.socket._lastOffset} after seq ${c.seqs.at(-1)}`);
+      });
       c.socket.on('connect', () => {
+        c.timeline.push(`${Date.now()} back on ${c.socket.io.engine?.id} recovered ${c.socket.recovered}`);
         c.reconnects.push(Date.now());
         if (!c.socket.recovered) c.unrecovered += 1;
       });
@@ -153,6 +170,7 @@ export async function rollingRestart(cluster, {
           } catch { /* no ack (moved meanwhile): the same id again */ }
           if (res?.ok) {
             acked.get(c.room).set(res.message.seq, c);
+            c.timeline.push(`${Date.now()} sent ${res.message.seq} on ${c.socket.io.engine?.id}`);
             c.acks.add(res.message.seq);
             break;
           }
@@ -215,7 +233,13 @@ export async function rollingRestart(cluster, {
       const mine = new Set([...c.seqs, ...c.acks]);
       const missing = [...acked.get(c.room).keys()].filter((s) => !mine.has(s));
       lost += missing.length;
-      if (missing.length && problems.length < 20) problems.push(`${c.name} in ${c.room} misses ${missing.join(',')}`);
+      if (missing.length && problems.length < 20) {
+        problems.push(`${c.name} (${c.socket.id}) in ${c.room} misses ${missing.join(',')}; got ${c.seqs.join(',')}; ${c.timeline.join('; ')}`);
+        for (const s of missing) {
+          const by = acked.get(c.room).get(s);
+          problems.push(`  ${s} was sent by ${by.name} (${by.socket.id}): ${by.timeline.join('; ')}`);
+        }
+      }
       const dups = c.seqs.length - new Set(c.seqs).size;
       duplicated += dups;
       if (dups && problems.length < 20) problems.push(`${c.name} got ${dups} message(s) twice`);

@@ -320,6 +320,7 @@ impl SessionStore for ClusterRecovery {
                 .filter_map(|room| sent.get(room).map(|s| (room.to_owned(), *s)))
                 .collect()
         };
+        tracing::debug!(socket = %session.sid, rooms = ?session.rooms, seqs = ?seqs, "session saved");
         let at = session
             .disconnected_at
             .duration_since(UNIX_EPOCH)
@@ -492,6 +493,10 @@ async fn restore(
         }
         missed.push(packet);
     }
+    tracing::debug!(
+        socket = %session.sid, %offset, saved_by = %session.stream, seqs = ?session.seqs,
+        covered = ?covered, replayed = missed.len(), "session restored"
+    );
     // The chat rooms go back through their room actors, from what the client got.
     let mut rejoin = serde_json::Map::new();
     saved.rooms.retain(|r| match r.strip_prefix("r:") {
