@@ -253,6 +253,18 @@ impl Socket {
         *self.lock_data() = data;
     }
 
+    /// Changes the application data in place, with no other change in between (unlike
+    /// [`Socket::data`] then [`Socket::set_data`]).
+    ///
+    /// ```no_run
+    /// # fn f(socket: socketio::Socket) {
+    /// socket.update_data(|data| data["seen"] = serde_json::json!(42));
+    /// # }
+    /// ```
+    pub fn update_data<R>(&self, f: impl FnOnce(&mut Value) -> R) -> R {
+        f(&mut self.lock_data())
+    }
+
     /// Typed values of this socket, local to this node, such as who the user is or their
     /// limits: no JSON round trip, unlike [`Socket::data`]. Dropped once the socket has left
     /// (after its disconnect handlers); not restored by connection state recovery. Handlers
