@@ -372,6 +372,8 @@ async fn rejoin_room(
     let sid = socket.id();
     let rejoined = match since {
         Some(since) => {
+            // Its until the room has caught it up, should it move on before that.
+            crate::deliver::mark_joining(socket, &room, since);
             with_room(app, &room, |h| {
                 let user = user.clone();
                 async move { h.rejoin(&user, sid, since).await }
@@ -386,8 +388,11 @@ async fn rejoin_room(
             .await
         }
     };
-    if rejoined.is_ok() {
-        session.rooms().insert(room);
+    match rejoined {
+        Ok(_) => {
+            session.rooms().insert(room);
+        }
+        Err(_) => crate::deliver::not_joining(socket, &room),
     }
 }
 

@@ -2,10 +2,11 @@
 //! demo clients on `/`.
 
 use engineio::Sid;
-use serde_json::json;
+use serde_json::{json, Value};
 use socketio::adapter::BroadcastOptions;
 use socketio::{Args, Namespace};
 
+use crate::cluster::recovery::JOINING;
 use crate::metrics::Metrics;
 use crate::room::{Fanout, Group};
 use crate::store::{RoomInfo, RoomKind, StoredMessage};
@@ -39,11 +40,44 @@ fn message_event(room: &RoomInfo) -> &'static str {
     }
 }
 
-/// One message to one chat connection (a catch-up).
+/// One message to one chat connection (a catch-up): until the connection goes live in the
+/// room, its session data keeps the last one sent (see [`JOINING`]).
 fn emit_chat_message(socket: &socketio::Socket, room: &RoomInfo, m: &StoredMessage) {
     if let Ok(payload) = serde_json::to_value(m) {
         let _ = socket.emit(message_event(room), payload);
+        mark_joining(socket, &room.name, m.seq);
     }
+}
+
+/// Notes in the session data that the connection is being caught up in `room` and has got
+/// its messages up to `seq`.
+pub fn mark_joining(socket: &socketio::Socket, room: &str, seq: u64) {
+    socket.update_data(|data| {
+        if !data.is_object() {
+            *data = json!({});
+        }
+        if let Some(d) = data.as_object_mut() {
+            let joining = d.entry(JOINING).or_insert_with(|| json!({}));
+            if let Some(rooms) = joining.as_object_mut() {
+                rooms.insert(room.to_owned(), json!(seq));
+            }
+        }
+    });
+}
+
+/// The connection is no longer being caught up in `room`: live there, or out of it.
+pub fn not_joining(socket: &socketio::Socket, room: &str) {
+    socket.update_data(|data| {
+        let Some(d) = data.as_object_mut() else {
+            return;
+        };
+        if let Some(Value::Object(rooms)) = d.get_mut(JOINING) {
+            rooms.remove(room);
+            if rooms.is_empty() {
+                d.remove(JOINING);
+            }
+        }
+    });
 }
 
 /// Delivers room events through the Socket.IO namespaces.
@@ -82,10 +116,14 @@ impl SocketFanout {
 impl Fanout for SocketFanout {
     fn join_socket(&self, room: &RoomInfo, socket: Sid, group: Group) {
         match group {
-            Group::Chat => self
-                .chat
-                .adapter()
-                .add_all(socket, &[room_group(&room.name)]),
+            Group::Chat => {
+                self.chat
+                    .adapter()
+                    .add_all(socket, &[room_group(&room.name)]);
+                if let Some(s) = self.chat.socket(&socket) {
+                    not_joining(&s, &room.name);
+                }
+            }
             Group::Tutorial => self
                 .demo
                 .adapter()
@@ -95,7 +133,12 @@ impl Fanout for SocketFanout {
 
     fn leave_socket(&self, room: &RoomInfo, socket: Sid, group: Group) {
         match group {
-            Group::Chat => self.chat.adapter().del(socket, &room_group(&room.name)),
+            Group::Chat => {
+                self.chat.adapter().del(socket, &room_group(&room.name));
+                if let Some(s) = self.chat.socket(&socket) {
+                    not_joining(&s, &room.name);
+                }
+            }
             Group::Tutorial => self.demo.adapter().del(socket, TUTORIAL_GROUP),
         }
     }

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createClient } from 'redis';
 import {
-  barrier, chat, closeSocket, connected, elapse, io, nextEvent, range, Recorder, TRANSPORTS, WAIT_MS, withTimeout,
+  barrier, chat, closeSocket, connected, elapse, io, nextEvent, range, Recorder, sendMany, TRANSPORTS, WAIT_MS, withTimeout,
 } from '../helpers/chatd.mjs';
 import { chatdHasPostgres, startCluster } from '../helpers/cluster.mjs';
 
@@ -124,4 +124,87 @@ describe('chatd cluster: connection state recovery across nodes', { skip: SKIP, 
       assert.deepEqual([...messages.problems, ...alice.problems()], []);
     });
   }
+});
+
+// A client that a node was still catching up in a room (a long backlog, a full outgoing queue)
+// when that node drained keeps the room on the next node, from where it was.
+describe('chatd cluster: a client moved while still being caught up', { skip: SKIP, timeout: 90000 }, () => {
+  it('keeps its room and gets every message of the backlog, then the live ones', { timeout: 80000 }, async (t) => {
+    const cluster = await startCluster({
+      t,
+      nginx: false,
+      flags: {
+        'presence-grace-ms': 200,
+        'history-window': 10,
+        'message-rate': 100000,
+        'message-burst': 100000,
+        'drain-window-ms': 200,
+      },
+    });
+    const { a: A, b: B, c: C } = cluster.nodes;
+    const room = 'backlog';
+    const alice = await chat(t, B, 'alice', { transport: TRANSPORTS.websocket });
+    const bob = await chat(t, C, 'bob', { transport: TRANSPORTS.websocket });
+    await bob.ok('room:create', { room });
+    for (const c of [alice, bob]) await c.ok('room:join', { room });
+    const seen = await bob.send(room, 'before alice drops');
+    await alice.events.message.waitFor((m) => m.id === seen.id);
+    const { _pid: pid, _lastOffset: offset } = alice.socket;
+    assert.ok(pid && offset, `pid ${pid}, offset ${offset}`);
+
+    // Her transport drops on node b, which saves her session; b restarts (so what it records
+    // from now on is not in the stream of her offset) and she leaves the room.
+    let saved = await watchKey(t, cluster.redis.url, `chatd:session:${pid}`);
+    const left = bob.events.presence.waitFor((p) => p.room === room && p.user === 'alice' && !p.online);
+    alice.socket.io.engine.close();
+    await withTimeout(saved.written, WAIT_MS, 'node b to save the session');
+    await saved.close();
+    await left;
+    await cluster.kill('b', 'SIGKILL');
+    await cluster.restartNode('b');
+
+    // A backlog larger than a connection's outgoing queue (4 MiB).
+    const text = (i) => `${i} ${'x'.repeat(3900)}`;
+    const backlog = [];
+    for (let i = 0; i < 12; i++) {
+      const sent = await sendMany(bob, room, 100, { text });
+      for (const s of sent) assert.equal(s.res?.ok, true, JSON.stringify(s.res ?? s.err));
+      backlog.push(...sent.map((s) => s.res.message));
+    }
+
+    // She resumes on node b with a client that never polls: b rejoins her to the room and
+    // catches her up into a queue that fills up; she is in the room, not yet live.
+    const poll = `${cluster.nodes.b.url}/socket.io/?EIO=4&transport=polling`;
+    const open = await (await fetch(poll)).text();
+    const sid = JSON.parse(open.slice(1)).sid;
+    const back = bob.events.presence.waitFor((p) => p.room === room && p.user === 'alice' && p.online);
+    const auth = { username: 'alice', token: alice.token, pid, offset };
+    const res = await fetch(`${poll}&sid=${sid}`, { method: 'POST', body: `40/chat,${JSON.stringify(auth)}` });
+    assert.equal(res.status, 200);
+    await back;
+
+    // Node b drains: her connection closes mid catch-up and her session is saved again.
+    saved = await watchKey(t, cluster.redis.url, `chatd:session:${pid}`);
+    const exit = await cluster.kill('b', 'SIGTERM');
+    assert.equal(exit.code, 0);
+    await withTimeout(saved.written, WAIT_MS, 'node b to save the session when it drained');
+    await saved.close();
+
+    // A stock client resumes on node a: recovered, in the room, every message after what she had.
+    const resumed = io(`${A.url}/chat`, {
+      path: '/socket.io/', forceNew: true, reconnection: false, autoConnect: false, transports: ['websocket'],
+      auth: { username: 'alice', token: alice.token },
+    });
+    t.after(() => closeSocket(resumed));
+    resumed._pid = pid;
+    resumed._lastOffset = offset;
+    const messages = new Recorder(resumed, 'message');
+    resumed.connect();
+    await connected(resumed);
+    assert.equal(resumed.recovered, true, `not recovered\n${cluster.logs()}`);
+    await messages.waitFor((m) => m.id === backlog.at(-1).id, { ms: 30000 });
+    const live = await bob.send(room, 'live');
+    await messages.waitFor((m) => m.id === live.id);
+    assert.deepEqual(messages.filter((m) => m.room === room).map((m) => m.seq), range(seen.seq + 1, live.seq));
+  });
 });

@@ -45,6 +45,10 @@ pub const REJOIN: &str = "rejoin";
 /// The key of the session data under which chatd keeps the [`REJOIN`] points it was restored
 /// with: what the client had when it came to this node.
 pub const REJOINED: &str = "rejoined";
+/// The key of the session data under which chatd keeps, per chat room a connection is being
+/// caught up in (not yet among the room's live receivers), the last message sent to it: a
+/// session saved meanwhile still has the room, from there.
+pub const JOINING: &str = "joining";
 
 #[derive(Serialize, Deserialize)]
 struct Packet {
@@ -310,8 +314,8 @@ impl SessionStore for ClusterRecovery {
         offset
     }
 
-    fn save_session(&self, session: SavedSession) {
-        let seqs = {
+    fn save_session(&self, mut session: SavedSession) {
+        let mut seqs: HashMap<String, u64> = {
             let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
             session
                 .rooms
@@ -320,6 +324,17 @@ impl SessionStore for ClusterRecovery {
                 .filter_map(|room| sent.get(room).map(|s| (room.to_owned(), *s)))
                 .collect()
         };
+        // Rooms it was still being caught up in: not among its Socket.IO rooms yet, but its.
+        let joining = session.data.as_object_mut().and_then(|d| d.remove(JOINING));
+        if let Some(Value::Object(joining)) = joining {
+            for (room, seq) in joining {
+                let group = format!("r:{room}");
+                if let (false, Some(seq)) = (session.rooms.contains(&group), seq.as_u64()) {
+                    session.rooms.push(group);
+                    seqs.insert(room, seq);
+                }
+            }
+        }
         tracing::debug!(socket = %session.sid, rooms = ?session.rooms, seqs = ?seqs, "session saved");
         let at = session
             .disconnected_at
