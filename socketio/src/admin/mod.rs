@@ -172,7 +172,11 @@ impl SocketIo {
     /// Serves the official Socket.IO Admin UI on a namespace of this server, as Node's
     /// `instrument(io, opts)`: see [`crate::admin`]. Call it once, from within a tokio
     /// runtime, before clients connect (sockets connected before are counted in the
-    /// statistics but their traffic and events are not).
+    /// statistics but their traffic and events are not). The statistics task keeps a handle
+    /// on the server and runs as long as the runtime, as Node's unreferenced interval does.
+    ///
+    /// `event_sent` reports what [`Socket::on_any_outgoing`] sees: events emitted to one
+    /// socket, not broadcasts (Node reports those too).
     ///
     /// ```
     /// use socketio::admin::{AdminAuth, AdminError, AdminOptions, Mode};
