@@ -120,6 +120,27 @@ impl<H: Handler> EngineIo<H> {
         self.shared.live_sessions.load(Ordering::Relaxed)
     }
 
+    /// Turns traffic counting on (once; later calls return the same [`Meter`]): sessions
+    /// opened from now on are counted. Off until called, and then nothing is counted or
+    /// checked per message.
+    ///
+    /// ```
+    /// # use engineio::{CloseReason, Config, EngineIo, Handler, Message, Socket};
+    /// # struct Quiet;
+    /// # impl Handler for Quiet {
+    /// #     type Conn = ();
+    /// #     fn on_open(&self, _: Socket) {}
+    /// #     fn on_message(&self, _: &(), _: Message) {}
+    /// #     fn on_close(&self, _: &(), _: CloseReason) {}
+    /// # }
+    /// let engine = EngineIo::new(Config::default(), Quiet);
+    /// let meter = engine.meter();
+    /// assert!(std::sync::Arc::ptr_eq(&meter, &engine.meter()));
+    /// ```
+    pub fn meter(&self) -> Arc<crate::Meter> {
+        self.shared.meter.get_or_init(Arc::default).clone()
+    }
+
     /// Handshakes refused so far by [`Config::max_sessions_per_ip`].
     pub fn sessions_refused_per_ip(&self) -> u64 {
         self.shared.refused_per_ip.load(Ordering::Relaxed)

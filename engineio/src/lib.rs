@@ -98,6 +98,7 @@ mod headers;
 #[cfg(feature = "tower")]
 mod layer;
 mod machine;
+mod meter;
 pub mod packet;
 pub mod payload;
 mod polling;
@@ -125,6 +126,7 @@ pub use headers::Headers;
 pub use ipnet::IpNet;
 #[cfg(feature = "tower")]
 pub use layer::{EngineLayer, EngineResponseFuture};
+pub use meter::{Meter, MeterReading};
 pub use packet::{DecodeError, Message, Packet, Text};
 pub use reason::CloseReason;
 pub use sid::{InvalidSidPrefix, Sid, SidPrefix};

@@ -91,6 +91,9 @@ pub(crate) async fn get<H: Handler>(
     }
     guard.answered = true;
     drop(guard);
+    if let Some(meter) = &session.meter {
+        meter.sent(&frames);
+    }
     session.room.notify_waiters();
     let mut body = Vec::with_capacity(frames.iter().map(encoded_len).sum::<usize>() + 8);
     // Clients ask for `b64` on the handshake only; a later request may repeat it.

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::config::{Protocol, SlowConsumerPolicy, TransportKind};
 use crate::machine::{Closed, GetEnd, Machine, ProbeStep, Push, Received, Tick};
+use crate::meter::Meter;
 use crate::packet::{DecodeError, Frame, Message, Packet};
 use crate::reason::CloseReason;
 use crate::shared::{IpSlot, Shared};
@@ -38,6 +39,8 @@ pub(crate) struct Session {
     shared: Weak<Shared>,
     /// The session's place in the per-address count, given back when it closes.
     ip_slot: Mutex<Option<IpSlot>>,
+    /// Counts what the writers send, when the server meters traffic.
+    pub(crate) meter: Option<Arc<Meter>>,
 }
 
 impl Session {
@@ -71,6 +74,7 @@ impl Session {
             slow_consumer: config.slow_consumer,
             shared: Arc::downgrade(shared),
             ip_slot: Mutex::new(ip_slot),
+            meter: shared.meter.get().cloned(),
         })
     }
 
@@ -79,8 +83,16 @@ impl Session {
         self.machine.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Links the handler's per-connection state; reports a close that happened during `on_open`.
+    /// Links the handler's per-connection state (behind the meter, when there is one);
+    /// reports a close that happened during `on_open`.
     pub(crate) fn bind(&self, hooks: Arc<dyn Hooks>) {
+        let hooks = match &self.meter {
+            Some(meter) => {
+                let polling = self.transport() == TransportKind::Polling;
+                Arc::new(crate::meter::Metered::new(hooks, meter.clone(), polling))
+            }
+            None => hooks,
+        };
         *self.hooks.lock().unwrap_or_else(|e| e.into_inner()) = Some(hooks);
         if let Some(reason) = self.close_reason() {
             self.report_close(reason);

@@ -178,6 +178,8 @@ pub(crate) struct Shared {
     pub(crate) per_ip: IpSlots,
     /// Handshakes refused by the per-address cap.
     pub(crate) refused_per_ip: std::sync::atomic::AtomicU64,
+    /// Traffic counts, once turned on: sessions opened from then on are metered.
+    pub(crate) meter: OnceLock<Arc<crate::meter::Meter>>,
 }
 
 impl Shared {
@@ -193,6 +195,7 @@ impl Shared {
             live_sessions: AtomicUsize::new(0),
             per_ip: IpSlots::default(),
             refused_per_ip: Default::default(),
+            meter: OnceLock::new(),
         })
     }
 

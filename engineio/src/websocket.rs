@@ -288,8 +288,12 @@ pub(crate) async fn drive<S>(
     // Set when a write was abandoned: the stream may hold half a frame, so no close frame.
     let mut stalled = false;
     let reason = loop {
+        let held = batch.len();
         let closed = session.lock().take_frames(&mut batch);
         if !batch.is_empty() {
+            if let Some(meter) = &session.meter {
+                meter.sent(batch.iter().skip(held));
+            }
             // Boxed: the write's state (a timer among it) exists only while a write is under
             // way, instead of in every idle connection's task.
             let written = Box::pin(write_or_give_up(

@@ -27,6 +27,15 @@
 //! `--recovery` too, sessions and missed packets are kept in Redis, so a client recovers its
 //! session on any node.
 //!
+//! On `/` too, on every node: `join`, room (ack) and `leave`, room (ack) make this socket
+//! join or leave the room; `set-data`, value (ack) sets its `data`.
+//!
+//! With `--admin` the server serves the Socket.IO Admin UI on `/admin` (`SocketIo::instrument`):
+//! `--admin-user NAME --admin-password-hash BCRYPT` for basic authentication (none
+//! otherwise), `--admin-production`, `--admin-read-only`, `--admin-server-id ID`.
+//! `--cors-origin ORIGIN` (repeatable) allows that origin with credentials, as the hosted UI
+//! (`https://admin.socket.io`) needs.
+//!
 //! A failed cluster operation acks `{"error": message}`. Server-side `ping` is answered with
 //! `{"node": "rust", "got": [args…]}`; server-side `notify`, args… makes this node emit
 //! `notified` with the args to its own sockets of `/`.
@@ -39,6 +48,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde_json::{json, Value};
+use socketio::admin::{AdminAuth, AdminOptions, Mode};
 use socketio::{Args as SioArgs, Config, Data, Recovery, Socket, SocketIo};
 use socketio_redis::streams::{RedisStreamsConfig, RedisStreamsFactory};
 use socketio_redis::{RedisAdapterConfig, RedisAdapterFactory};
@@ -76,6 +86,72 @@ struct Args {
     /// How long cluster requests wait for the other nodes, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     redis_requests_timeout: u64,
+    /// Serve the Socket.IO Admin UI on `/admin`.
+    #[arg(long)]
+    admin: bool,
+    /// The admin UI's username (with --admin-password-hash): basic authentication.
+    #[arg(long, requires_all = ["admin", "admin_password_hash"])]
+    admin_user: Option<String>,
+    /// The bcrypt hash of the admin UI's password.
+    #[arg(long, requires = "admin_user")]
+    admin_password_hash: Option<String>,
+    /// Only statistics for the admin UI (production mode).
+    #[arg(long, requires = "admin")]
+    admin_production: bool,
+    /// The admin UI may only look (no emit, join, leave, disconnect).
+    #[arg(long, requires = "admin")]
+    admin_read_only: bool,
+    /// This server's id in the admin UI (default hostname#pid).
+    #[arg(long, requires = "admin")]
+    admin_server_id: Option<String>,
+    /// Allow this origin, with credentials (CORS for polling).
+    #[arg(long)]
+    cors_origin: Vec<String>,
+}
+
+/// Turns the admin UI on as the flags say.
+fn instrument(io: &SocketIo, args: &Args) -> std::io::Result<()> {
+    let auth = match (&args.admin_user, &args.admin_password_hash) {
+        (Some(user), Some(hash)) => AdminAuth::basic(user, hash),
+        _ => AdminAuth::Disabled,
+    };
+    let mut options = AdminOptions::new(auth)
+        .read_only(args.admin_read_only)
+        .mode(if args.admin_production {
+            Mode::Production
+        } else {
+            Mode::Development
+        });
+    if let Some(id) = &args.admin_server_id {
+        options = options.server_id(id);
+    }
+    io.instrument(options).map_err(std::io::Error::other)
+}
+
+/// `join`, `leave` and `set-data` (see the top).
+fn room_events(socket: &Socket) {
+    socket.on("join", |socket, event| async move {
+        if let Some(Value::String(room)) = event.args.json(0) {
+            socket.join(room.as_str());
+        }
+        if let Some(ack) = event.ack {
+            ack.send(());
+        }
+    });
+    socket.on("leave", |socket, event| async move {
+        if let Some(Value::String(room)) = event.args.json(0) {
+            socket.leave(room);
+        }
+        if let Some(ack) = event.ack {
+            ack.send(());
+        }
+    });
+    socket.on("set-data", |socket, event| async move {
+        socket.set_data(event.args.json(0).cloned().unwrap_or(Value::Null));
+        if let Some(ack) = event.ack {
+            ack.send(());
+        }
+    });
 }
 
 async fn greet(socket: Socket) {
@@ -198,6 +274,16 @@ async fn main() -> std::io::Result<()> {
                 .max_payload(args.max_payload)
         })
         .connect_timeout(Duration::from_millis(args.connect_timeout));
+    if !args.cors_origin.is_empty() {
+        let origins = args.cors_origin.clone();
+        config = config.engine_with(|e| {
+            e.cors(engineio::Cors {
+                origin: engineio::AllowOrigin::List(origins),
+                credentials: true,
+                max_age: None,
+            })
+        });
+    }
     if args.recovery {
         config = config.recovery(Recovery::default());
     }
@@ -234,6 +320,9 @@ async fn main() -> std::io::Result<()> {
         ready = Some(Box::pin(async move { factory.ready().await }));
     }
     let io = builder.build();
+    if args.admin {
+        instrument(&io, &args)?;
+    }
 
     let factory = redis.clone();
     io.of("/").on_connection(move |socket| {
@@ -264,6 +353,7 @@ async fn main() -> std::io::Result<()> {
                 }
             });
             cluster_events(&socket);
+            room_events(&socket);
         }
     });
     let local = io.clone();

@@ -70,6 +70,15 @@ impl Handler for SioHandler {
         }
     }
 
+    fn on_upgrade(&self, client: &Arc<Client>) {
+        if let Some(observer) = self.server.observer.get() {
+            let sockets: Vec<Socket> = client.lock_sockets().values().cloned().collect();
+            for socket in &sockets {
+                observer.socket_upgraded(socket);
+            }
+        }
+    }
+
     fn on_close(&self, client: &Arc<Client>, reason: CloseReason) {
         client.stop_connect_timer();
         for socket in client.take_sockets() {

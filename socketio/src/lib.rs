@@ -88,6 +88,7 @@
 
 mod ack;
 pub mod adapter;
+pub mod admin;
 mod args;
 mod broadcast;
 mod client;
@@ -100,11 +101,13 @@ pub mod handler;
 mod layer;
 mod legacy;
 mod namespace;
+mod observer;
 pub mod packet;
 mod reason;
 pub mod recovery;
 mod server;
 mod socket;
+mod time;
 
 pub use ack::{Ack, AckError};
 pub use adapter::Room;

@@ -12,6 +12,7 @@ use crate::adapter::{Adapter, BroadcastOptions, LocalNamespace};
 use crate::args::Args;
 use crate::broadcast::BroadcastOperator;
 use crate::handler::{boxed_connect, BoxedConnectHandler, ConnectHandler};
+use crate::observer::{Observer, ObserverSlot};
 use crate::recovery::SessionStore;
 use crate::server::ServerInner;
 use crate::socket::{EmitError, Socket};
@@ -112,6 +113,8 @@ pub(crate) struct NsInner {
     pub(crate) dynamic_child: bool,
     /// CONNECTs under way (between the lookup and the socket's insertion or refusal).
     joining: AtomicUsize,
+    /// The server's instrumentation, once installed.
+    pub(crate) observer: ObserverSlot,
 }
 
 impl NsInner {
@@ -122,16 +125,24 @@ impl NsInner {
         dynamic_child: bool,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| NsInner {
-            adapter: server
-                .adapter_factory
-                .create(LocalNamespace::new(me.clone(), &name)),
+            adapter: server.adapter_factory.create(LocalNamespace::new(
+                me.clone(),
+                &name,
+                server.observer.clone(),
+            )),
             name,
             setup,
             sockets: RwLock::new(HashMap::new()),
             server: Arc::downgrade(server),
             dynamic_child,
             joining: AtomicUsize::new(0),
+            observer: server.observer.clone(),
         })
+    }
+
+    /// The instrumentation, when installed.
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn Observer>> {
+        self.observer.get()
     }
 
     pub(crate) fn adapter(&self) -> &dyn Adapter {
@@ -154,6 +165,10 @@ impl NsInner {
             .values()
             .find(|s| s.inner.pid.as_ref() == Some(pid))
             .cloned()
+    }
+
+    pub(crate) fn socket_count(&self) -> usize {
+        self.sockets.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     pub(crate) fn socket_ids(&self) -> Vec<Sid> {

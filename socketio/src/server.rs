@@ -23,6 +23,7 @@ use crate::client_files::ClientFiles;
 use crate::config::Config;
 use crate::extensions::StateMap;
 use crate::namespace::{Joining, Namespace, NsInner, NsSetup};
+use crate::observer::ObserverSlot;
 use crate::recovery::{MemoryStore, SessionStore};
 use crate::socket::EmitError;
 use crate::IntoRooms;
@@ -42,6 +43,10 @@ pub(crate) struct ServerInner {
     pub(crate) store: Option<Arc<dyn SessionStore>>,
     /// Application state for [`State`](crate::extract::State) extractors.
     pub(crate) state: StateMap,
+    /// Instrumentation (the admin UI), once installed.
+    pub(crate) observer: ObserverSlot,
+    /// [`SocketIo::instrument`] was called.
+    pub(crate) instrumented: std::sync::atomic::AtomicBool,
 }
 
 impl ServerInner {
@@ -81,6 +86,25 @@ impl ServerInner {
             namespaces.remove(&ns.name);
             tracing::debug!(nsp = %ns.name, "empty child namespace removed");
         }
+    }
+
+    /// Every namespace that exists now (static ones and children of dynamic ones).
+    pub(crate) fn all_namespaces(&self) -> Vec<Arc<NsInner>> {
+        self.namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// A namespace that exists now, without creating it.
+    pub(crate) fn existing_namespace(&self, name: &str) -> Option<Arc<NsInner>> {
+        self.namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     fn namespace(self: &Arc<Self>, name: &str) -> Arc<NsInner> {
@@ -152,6 +176,8 @@ impl Builder {
             adapter_factory: self.adapter_factory,
             store,
             state: self.state,
+            observer: ObserverSlot::default(),
+            instrumented: std::sync::atomic::AtomicBool::new(false),
         });
         inner.namespace("/");
         let engine = EngineIo::new(
@@ -188,7 +214,7 @@ impl Builder {
 /// ```
 #[derive(Clone)]
 pub struct SocketIo {
-    inner: Arc<ServerInner>,
+    pub(crate) inner: Arc<ServerInner>,
     pub(crate) engine: EngineIo<SioHandler>,
     pub(crate) client_files: Arc<ClientFiles>,
 }

@@ -251,6 +251,9 @@ impl Socket {
     /// Replaces the application data.
     pub fn set_data(&self, data: Value) {
         *self.lock_data() = data;
+        if let Some(observer) = self.inner.ns.observer() {
+            observer.data_changed(self);
+        }
     }
 
     /// Changes the application data in place, with no other change in between (unlike
@@ -647,20 +650,35 @@ impl Socket {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        let path = self
+            .inner
+            .ns
+            .server
+            .upgrade()
+            .map(|s| s.config.engine.path.clone())
+            .unwrap_or_default();
+        let mut data = self.data();
+        if let Some(observer) = self.inner.ns.observer() {
+            observer.decorate_data(self, &mut data);
+        }
         SocketInfo {
             id: self.inner.id,
             rooms: self.rooms(),
-            data: self.data(),
+            data,
+            // The fields of Node's `socket.handshake`.
             handshake: json!({
                 "headers": headers,
+                "time": crate::time::js_date_string(hs.issued),
                 "address": hs.peer_addr.map(|a| a.ip().to_string()),
+                "xdomain": hs.headers.get("origin").is_some(),
+                "secure": hs.secure,
+                "issued": issued,
+                "url": format!("{path}?{}", hs.query),
                 "query": hs
                     .query_pairs()
                     .map(|(k, v)| (k, Value::String(v)))
                     .collect::<serde_json::Map<String, Value>>(),
                 "auth": self.inner.auth,
-                "issued": issued,
-                "secure": hs.secure,
             }),
         }
     }
@@ -668,6 +686,9 @@ impl Socket {
     /// Marks the socket connected (after the CONNECT reply) and runs the connection handler.
     pub(crate) fn connected_now(&self, handler: Option<ConnectionJob>) {
         self.inner.connected.store(true, Ordering::Release);
+        if let Some(observer) = self.inner.ns.observer() {
+            observer.socket_connected(self);
+        }
         match handler {
             Some(ConnectionJob::Plain(handler)) => self.run_ordered(handler(self.clone())),
             Some(ConnectionJob::Typed(job)) => self.run_ordered(job),
@@ -804,6 +825,9 @@ impl Socket {
                 data: self.data(),
                 disconnected_at: SystemTime::now(),
             });
+        }
+        if let Some(observer) = ns.observer() {
+            observer.socket_disconnected(self, reason);
         }
         // A stale connection whose id a recovered socket took over must not take the
         // newcomer's rooms with it.

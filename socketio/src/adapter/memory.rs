@@ -174,6 +174,8 @@ impl Adapter for MemoryAdapter {
     fn add_all(&self, id: Sid, rooms: &[Room]) {
         // Resolved before the lock: the namespace's map has a lock of its own.
         let resolved = self.ns.socket(&id).map(|s| s.inner.client.engine.clone());
+        let observer = self.ns.observer();
+        let mut joined = Vec::new();
         let mut state = self.write();
         let member = state.of_socket.entry(id).or_default();
         let changed = resolved.is_some() && !same(&member.receiver, &resolved);
@@ -181,7 +183,9 @@ impl Adapter for MemoryAdapter {
             member.receiver = resolved;
         }
         for room in rooms {
-            member.rooms.insert(room.clone());
+            if member.rooms.insert(room.clone()) && observer.is_some() {
+                joined.push(room);
+            }
         }
         let receiver = member.receiver.clone();
         // A new connection for the id (a recovered session) updates every room it is in.
@@ -197,18 +201,30 @@ impl Adapter for MemoryAdapter {
                 .or_default()
                 .insert(id, receiver.clone());
         }
+        drop(state);
+        // Outside the lock: the observer broadcasts, maybe in this very namespace.
+        if let Some(observer) = observer {
+            for room in joined {
+                observer.room_joined(self.ns.name(), room, id);
+            }
+        }
     }
 
     fn del(&self, id: Sid, room: &str) {
         let mut state = self.write();
+        let mut left = false;
         if let Some(members) = state.members.get_mut(room) {
-            members.remove(&id);
+            left = members.remove(&id).is_some();
             if members.is_empty() {
                 state.members.remove(room);
             }
         }
         if let Some(member) = state.of_socket.get_mut(&id) {
             member.rooms.remove(room);
+        }
+        drop(state);
+        if let (true, Some(observer)) = (left, self.ns.observer()) {
+            observer.room_left(self.ns.name(), room, id);
         }
     }
 
@@ -217,12 +233,18 @@ impl Adapter for MemoryAdapter {
         let Some(member) = state.of_socket.remove(&id) else {
             return;
         };
-        for room in member.rooms {
-            if let Some(members) = state.members.get_mut(&room) {
+        for room in &member.rooms {
+            if let Some(members) = state.members.get_mut(room) {
                 members.remove(&id);
                 if members.is_empty() {
-                    state.members.remove(&room);
+                    state.members.remove(room);
                 }
+            }
+        }
+        drop(state);
+        if let Some(observer) = self.ns.observer() {
+            for room in &member.rooms {
+                observer.room_left(self.ns.name(), room, id);
             }
         }
     }

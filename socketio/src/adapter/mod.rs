@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::ack::AckError;
 use crate::args::Args;
 use crate::namespace::NsInner;
+use crate::observer::{Observer, ObserverSlot};
 use crate::packet::Packet;
 use crate::socket::Socket;
 use engineio::Sid;
@@ -153,14 +154,21 @@ where
 pub struct LocalNamespace {
     ns: Weak<NsInner>,
     name: Arc<str>,
+    observer: ObserverSlot,
 }
 
 impl LocalNamespace {
-    pub(crate) fn new(ns: Weak<NsInner>, name: &str) -> Self {
+    pub(crate) fn new(ns: Weak<NsInner>, name: &str, observer: ObserverSlot) -> Self {
         LocalNamespace {
             ns,
             name: name.into(),
+            observer,
         }
+    }
+
+    /// The server's instrumentation, when installed.
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn Observer>> {
+        self.observer.get()
     }
 
     /// The namespace name, such as `/` or `/chat`. Known from the start: a cluster adapter
