@@ -265,7 +265,11 @@ impl Socket {
     /// # }
     /// ```
     pub fn update_data<R>(&self, f: impl FnOnce(&mut Value) -> R) -> R {
-        f(&mut self.lock_data())
+        let out = f(&mut self.lock_data());
+        if let Some(observer) = self.inner.ns.observer() {
+            observer.data_changed(self);
+        }
+        out
     }
 
     /// Typed values of this socket, local to this node, such as who the user is or their
