@@ -21,8 +21,8 @@ use crate::origin::{self, Origin};
 use crate::registry::Registry;
 use crate::room::RoomSettings;
 use crate::store::{
-    now_ms, AccountStore, DurableRecovery, MemoryStore, PostgresStore, RoomInfo, RoomKind,
-    SqliteStore, Store,
+    now_ms, AccountStore, DurableRecovery, MemberStore, MemoryStore, PostgresStore, RoomInfo,
+    RoomKind, SqliteStore, Store,
 };
 use crate::{chat, demo};
 use socketio::recovery::SessionStore;
@@ -43,6 +43,8 @@ pub struct App {
     pub identities: Identities,
     /// Accounts and their sessions.
     pub accounts: Accounts,
+    /// Room members, roles and privacy.
+    pub members: Arc<dyn MemberStore>,
     /// Proxies whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<engineio::IpNet>,
     /// Counters.
@@ -99,6 +101,8 @@ pub struct Stores {
     pub messages: Arc<dyn Store>,
     /// Accounts (the same database).
     pub accounts: Arc<dyn AccountStore>,
+    /// Room members and privacy (the same database).
+    pub members: Arc<dyn MemberStore>,
     /// Socket.IO connection state recovery; `None` keeps it in memory.
     pub recovery: Option<Arc<dyn SessionStore>>,
 }
@@ -114,7 +118,8 @@ pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
             let store = Arc::new(store);
             Ok(Stores {
                 messages: store.clone(),
-                accounts: store,
+                accounts: store.clone(),
+                members: store,
                 recovery: None,
             })
         }
@@ -122,7 +127,8 @@ pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
             let store = Arc::new(MemoryStore::new());
             Ok(Stores {
                 messages: store.clone(),
-                accounts: store,
+                accounts: store.clone(),
+                members: store,
                 recovery: None,
             })
         }
@@ -137,7 +143,8 @@ pub async fn open_store(settings: &Settings) -> Result<Stores, String> {
             let recovery = DurableRecovery::open(sqlite.clone(), window).await;
             Ok(Stores {
                 messages: sqlite.clone(),
-                accounts: sqlite,
+                accounts: sqlite.clone(),
+                members: sqlite,
                 recovery: Some(Arc::new(recovery)),
             })
         }
@@ -168,6 +175,7 @@ impl App {
         let proxies = trusted.clone();
         let trusted_proxies = trusted.clone();
         let accounts = Accounts::new(stores.accounts, &settings);
+        let members = stores.members;
         let config = Config::builder()
             .engine_with(|e| {
                 e.ping_interval(Duration::from_millis(settings.ping_interval_ms))
@@ -258,6 +266,7 @@ impl App {
             registry,
             identities,
             accounts,
+            members,
             trusted_proxies,
             metrics,
             demo: DemoState::default(),

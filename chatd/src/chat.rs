@@ -13,6 +13,7 @@ use socketio::extract::{AckSender, Data, Extension, ExtractError};
 use socketio::{ConnectError, Namespace, Socket};
 use tokio::time::Instant;
 
+use crate::access::{self, Viewer};
 use crate::accounts::{self, Authed};
 use crate::app::App;
 use crate::deliver::{room_group, user_group};
@@ -24,8 +25,12 @@ use crate::room::{store_error, RoomGone, RoomHandle};
 use crate::store::{now_ms, RoomInfo, RoomKind};
 
 /// Commands of the protocol, also used to refuse unknown events.
-pub const COMMANDS: [&str; 10] = [
+pub const COMMANDS: [&str; 14] = [
     "rooms:list",
+    "room:invite",
+    "room:invite_link",
+    "room:members",
+    "room:role",
     "room:create",
     "room:join",
     "room:leave",
@@ -40,8 +45,12 @@ pub const COMMANDS: [&str; 10] = [
 /// What each command costs in tokens of the connection's budget (`--message-rate` tokens a
 /// second, `--message-burst` at most); the table of docs/protocol.md. Writes and reads that
 /// touch the store or every room cost a token; typing and leaving are cheap but not free.
-pub const COSTS: [(&str, f64); 10] = [
+pub const COSTS: [(&str, f64); 14] = [
     ("rooms:list", 1.0),
+    ("room:invite", 1.0),
+    ("room:invite_link", 1.0),
+    ("room:members", 1.0),
+    ("room:role", 1.0),
     ("room:create", 1.0),
     ("room:join", 1.0),
     ("room:leave", 0.5),
@@ -65,13 +74,18 @@ fn cost(name: &str) -> f64 {
 
 /// What one connection carries along: who it is, its limits, its rooms. Kept in the socket's
 /// extensions, so it goes with the socket.
-struct Session {
+pub(crate) struct Session {
     user: Claimed,
     budget: Mutex<Budget>,
     rooms: Mutex<HashSet<String>>,
 }
 
 impl Session {
+    /// The user's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.user.name
+    }
+
     fn charge(&self, cost: f64) -> Charge {
         self.budget
             .lock()
@@ -263,7 +277,10 @@ async fn connected(app: Arc<App>, socket: Socket) {
         rejoin_recovered(&app, &socket, &session).await;
     }
     let session_event = match socket.extensions().get::<Authed>() {
-        Some(authed) => json!({"user": user.name, "guest": false, "admin": authed.account.admin}),
+        Some(authed) => json!({
+            "user": user.name, "guest": false, "admin": authed.account.admin,
+            "rooms": access::my_rooms(&app, &Viewer::of(&socket, &user.name)).await,
+        }),
         None => json!({"user": user.name, "token": user.token, "guest": true}),
     };
     let _ = socket.emit("session", session_event);
@@ -290,6 +307,7 @@ async fn connected(app: Arc<App>, socket: Socket) {
         Err("unknown event".into())
     });
     register(&socket, &app);
+    access::register(&socket, &app);
     let gone_app = app.clone();
     socket.on_disconnect(move |socket, reason| {
         let app = gone_app.clone();
@@ -431,7 +449,7 @@ fn kick(socket: &Socket) {
 
 /// Registers one command: budget, then the payload (its first argument) as `T`, then the ack.
 /// A payload that does not deserialise is charged too, and answered `bad_request`.
-fn command<T, F, Fut>(socket: &Socket, app: &Arc<App>, name: &'static str, f: F)
+pub(crate) fn command<T, F, Fut>(socket: &Socket, app: &Arc<App>, name: &'static str, f: F)
 where
     T: DeserializeOwned + Send + 'static,
     F: Fn(Arc<App>, Arc<Session>, Socket, T) -> Fut + Send + Sync + 'static,
@@ -496,12 +514,16 @@ struct CreateReq {
     room: String,
     #[serde(default)]
     topic: String,
+    #[serde(default)]
+    private: bool,
 }
 
 #[derive(Deserialize)]
 struct JoinReq {
     room: String,
     since: Option<u64>,
+    /// An invite link's token, for a private room.
+    invite: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -652,8 +674,11 @@ fn register(socket: &Socket, app: &Arc<App>) {
         socket,
         app,
         "rooms:list",
-        |app, _s, _socket, _: Option<Empty>| async move {
-            let stored = app.store.rooms().await.map_err(store_error)?;
+        |app, session, socket, _: Option<Empty>| async move {
+            let viewer = Viewer::of(&socket, session.name());
+            let listing = access::Listing::of(&app, &viewer).await?;
+            let mut stored = app.store.rooms().await.map_err(store_error)?;
+            stored.retain(|r| listing.shows(&r.name));
             // Rooms not running here count the users the other nodes have in them.
             let elsewhere = match &app.cluster {
                 Some(c) => c.remote_member_counts().await,
@@ -677,7 +702,11 @@ fn register(socket: &Socket, app: &Arc<App>) {
                             r.topic.clone(),
                         )
                     });
-                    json!({"name": r.name, "topic": topic, "members": members})
+                    let (private, role) = listing.fields(&r.name);
+                    json!({
+                        "name": r.name, "topic": topic, "members": members,
+                        "private": private, "role": role,
+                    })
                 })
                 .collect();
             Ok(ok(json!({"rooms": rooms})))
@@ -688,15 +717,24 @@ fn register(socket: &Socket, app: &Arc<App>) {
         socket,
         app,
         "room:create",
-        |app, _s, _socket, req: CreateReq| async move {
+        |app, session, socket, req: CreateReq| async move {
             let name = protocol::room_name(&req.room)?;
             let topic = protocol::topic(&req.topic)?;
+            let viewer = Viewer::of(&socket, session.name());
+            access::create(&app, &viewer, &name, &topic, req.private).await?;
             let handle = app
                 .registry
-                .create(&name, &topic, app.store.as_ref())
+                .created(RoomInfo {
+                    name: name.clone(),
+                    topic,
+                    kind: RoomKind::Room,
+                    created_at: now_ms(),
+                })
                 .await?;
             let summary = handle.summary().await.map_err(|_| unavailable())?;
-            Ok(ok(json!({"room": room_json(&summary.info)})))
+            let mut room = room_json(&summary.info);
+            room["private"] = json!(req.private);
+            Ok(ok(json!({"room": room})))
         },
     );
 
@@ -713,6 +751,13 @@ fn register(socket: &Socket, app: &Arc<App>) {
                     "you are in too many rooms",
                 ));
             }
+            access::enter(
+                &app,
+                &Viewer::of(&socket, session.name()),
+                &name,
+                req.invite.as_deref(),
+            )
+            .await?;
             let user = session.user.name.clone();
             let joined = with_room(&app, &name, |h| {
                 let user = user.clone();
@@ -753,6 +798,7 @@ fn register(socket: &Socket, app: &Arc<App>) {
                 async move { h.leave(&user, sid).await }
             })
             .await?;
+            access::leave(&app, &Viewer::of(&socket, session.name()), &name).await?;
             Ok(ok(json!({})))
         },
     );
@@ -805,11 +851,12 @@ fn register(socket: &Socket, app: &Arc<App>) {
         socket,
         app,
         "history",
-        |app, _session, _socket, req: HistoryReq| async move {
+        |app, session, socket, req: HistoryReq| async move {
             let name = protocol::room_name(&req.room)?;
             if app.store.room(&name).await.map_err(store_error)?.is_none() {
                 return Err(ChatError::new(Code::NoSuchRoom, "no such room"));
             }
+            access::check_read(&app, &Viewer::of(&socket, session.name()), &name).await?;
             Ok(ok(
                 page(&app, &name, req.before, req.after, req.limit).await?
             ))

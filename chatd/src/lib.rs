@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod accounts;
 pub mod api;
 pub mod app;

@@ -221,6 +221,12 @@ impl Registry {
         self.get_inner(name, Some(info)).await
     }
 
+    /// The handle of a room just created in the store (by [`crate::access::create`]).
+    pub async fn created(&self, info: RoomInfo) -> Result<RoomHandle, ChatError> {
+        let name = info.name.clone();
+        self.get_inner(&name, Some(info)).await
+    }
+
     /// An event another node published for a room. Waits for room in the mailbox: the
     /// cluster's reader is slowed down rather than events lost.
     pub async fn cluster_event(&self, room: String, node: String, event: RoomEvent) {

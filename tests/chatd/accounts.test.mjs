@@ -99,7 +99,9 @@ describe('chatd accounts', () => {
     const { token } = await register(srv, 'alice');
     for (const transport of [TRANSPORTS.polling, TRANSPORTS.websocket]) {
       const byCookie = await chatAs(t, srv, { cookie: token, transport });
-      assert.deepEqual(byCookie.session, { user: 'alice', guest: false, admin: false });
+      const { rooms, ...who } = byCookie.session;
+      assert.deepEqual(who, { user: 'alice', guest: false, admin: false });
+      assert.ok(Array.isArray(rooms), 'the rooms she belongs to');
       const byToken = await chatAs(t, srv, { token, transport });
       assert.equal(byToken.user, 'alice');
       // Both tabs are one user: a message of one reaches the other.

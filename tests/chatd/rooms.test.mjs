@@ -31,17 +31,17 @@ describe('chatd rooms: several clients chatting across rooms', () => {
 
     // create: names are case-insensitive, stored lowercase; the topic is optional.
     const rust = await alice.ok('room:create', { room: 'Rust', topic: 'Crabs' });
-    assert.deepEqual(rust.room, { name: 'rust', topic: 'Crabs' });
+    assert.deepEqual(rust.room, { name: 'rust', topic: 'Crabs', private: false });
     const go = await bob.ok('room:create', { room: 'go' });
-    assert.deepEqual(go.room, { name: 'go', topic: '' });
+    assert.deepEqual(go.room, { name: 'go', topic: '', private: false });
     expectError(await carol.ask('room:create', { room: 'RUST' }), 'room_exists', 'create RUST');
 
     // list: every room, nobody in the new ones yet.
     const list0 = await carol.ok('rooms:list', {});
     const names = list0.rooms.map((r) => r.name);
     for (const n of ['lobby', 'rust', 'go']) assert.ok(names.includes(n), `${n} listed: ${names}`);
-    assert.deepEqual(list0.rooms.find((r) => r.name === 'rust'), { name: 'rust', topic: 'Crabs', members: 0 });
-    assert.deepEqual(list0.rooms.find((r) => r.name === 'go'), { name: 'go', topic: '', members: 0 });
+    assert.deepEqual(list0.rooms.find((r) => r.name === 'rust'), { name: 'rust', topic: 'Crabs', members: 0, private: false, role: null });
+    assert.deepEqual(list0.rooms.find((r) => r.name === 'go'), { name: 'go', topic: '', members: 0, private: false, role: null });
 
     // join: alice rust+lobby, bob rust+go+lobby, carol go+lobby.
     const j1 = await alice.ok('room:join', { room: 'rust' });

@@ -1,11 +1,12 @@
 //! In-process store with the same semantics as the SQLite one; for tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use super::accounts::{
     Account, AccountStore, Created, Invite, NewAccount, NewSession, SessionInfo,
 };
+use super::members::{Member, MemberStore, NewMember, Role, RoomInvite};
 use super::{
     Appended, BoxFuture, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
 };
@@ -22,6 +23,15 @@ struct Room {
 pub struct MemoryStore {
     rooms: Mutex<BTreeMap<String, Room>>,
     accounts: Mutex<Accounts>,
+    members: Mutex<Members>,
+}
+
+#[derive(Default)]
+struct Members {
+    private: BTreeSet<String>,
+    /// Room → name key → member.
+    by_room: BTreeMap<String, BTreeMap<String, Member>>,
+    invites: HashMap<String, RoomInvite>,
 }
 
 #[derive(Default)]
@@ -45,6 +55,131 @@ impl MemoryStore {
 
     fn accounts<T>(&self, f: impl FnOnce(&mut Accounts) -> T) -> T {
         f(&mut self.accounts.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn members<T>(&self, f: impl FnOnce(&mut Members) -> T) -> T {
+        f(&mut self.members.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+fn stored(m: &NewMember) -> Member {
+    Member {
+        name: m.name.clone(),
+        role: m.role,
+        joined_at: m.joined_at,
+    }
+}
+
+impl MemberStore for MemoryStore {
+    fn create_room_owned(
+        &self,
+        info: RoomInfo,
+        private: bool,
+        owner: Option<NewMember>,
+    ) -> BoxFuture<Result<bool, StoreError>> {
+        ready(Ok(self.with(|rooms| {
+            let room = rooms.entry(info.name.clone()).or_default();
+            if room.info.is_some() {
+                return false;
+            }
+            self.members(|m| {
+                if private {
+                    m.private.insert(info.name.clone());
+                }
+                if let Some(owner) = &owner {
+                    m.by_room
+                        .entry(info.name.clone())
+                        .or_default()
+                        .insert(owner.key.clone(), stored(owner));
+                }
+            });
+            room.info = Some(info);
+            true
+        })))
+    }
+
+    fn is_private(&self, room: &str) -> BoxFuture<Result<bool, StoreError>> {
+        ready(Ok(self.members(|m| m.private.contains(room))))
+    }
+
+    fn private_rooms(&self) -> BoxFuture<Result<Vec<String>, StoreError>> {
+        ready(Ok(self.members(|m| m.private.iter().cloned().collect())))
+    }
+
+    fn add_member(&self, member: NewMember) -> BoxFuture<Result<Role, StoreError>> {
+        ready(Ok(self.members(|m| {
+            m.by_room
+                .entry(member.room.clone())
+                .or_default()
+                .entry(member.key.clone())
+                .or_insert_with(|| stored(&member))
+                .role
+        })))
+    }
+
+    fn set_role(&self, room: &str, key: &str, role: Role) -> BoxFuture<Result<bool, StoreError>> {
+        ready(Ok(self.members(|m| {
+            match m.by_room.get_mut(room).and_then(|r| r.get_mut(key)) {
+                Some(member) => {
+                    member.role = role;
+                    true
+                }
+                None => false,
+            }
+        })))
+    }
+
+    fn remove_member(&self, room: &str, key: &str) -> BoxFuture<Result<bool, StoreError>> {
+        ready(Ok(self.members(|m| {
+            m.by_room
+                .get_mut(room)
+                .is_some_and(|r| r.remove(key).is_some())
+        })))
+    }
+
+    fn member(&self, room: &str, key: &str) -> BoxFuture<Result<Option<Member>, StoreError>> {
+        ready(Ok(self.members(|m| {
+            m.by_room.get(room).and_then(|r| r.get(key)).cloned()
+        })))
+    }
+
+    fn members(&self, room: &str) -> BoxFuture<Result<Vec<Member>, StoreError>> {
+        ready(Ok(self.members(|m| {
+            let mut list: Vec<Member> = m
+                .by_room
+                .get(room)
+                .map(|r| r.values().cloned().collect())
+                .unwrap_or_default();
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+            list
+        })))
+    }
+
+    fn rooms_of(&self, key: &str) -> BoxFuture<Result<Vec<(String, Role)>, StoreError>> {
+        ready(Ok(self.members(|m| {
+            m.by_room
+                .iter()
+                .filter_map(|(room, r)| r.get(key).map(|x| (room.clone(), x.role)))
+                .collect()
+        })))
+    }
+
+    fn create_room_invite(&self, invite: RoomInvite) -> BoxFuture<Result<(), StoreError>> {
+        self.members(|m| m.invites.insert(invite.token_hash.clone(), invite));
+        ready(Ok(()))
+    }
+
+    fn room_invite(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> BoxFuture<Result<Option<String>, StoreError>> {
+        ready(Ok(self.members(|m| {
+            m.invites
+                .get(token_hash)
+                .filter(|i| i.expires_at > now)
+                .map(|i| i.room.clone())
+        })))
     }
 }
 
@@ -316,5 +451,10 @@ mod tests {
     #[tokio::test]
     async fn memory_account_store_contract() {
         super::super::accounts::contract::run(&super::MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_member_store_contract() {
+        super::super::members::contract::run(&super::MemoryStore::new()).await;
     }
 }

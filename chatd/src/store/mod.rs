@@ -6,12 +6,15 @@
 //! cluster store (Redis) implements the same trait.
 
 pub mod accounts;
+pub mod members;
 mod memory;
 #[cfg(test)]
 pub(crate) mod pg_server;
 mod postgres;
+mod postgres_members;
 mod recovery;
 mod sqlite;
+mod sqlite_members;
 mod sqlite_to_postgres;
 
 use std::future::Future;
@@ -20,6 +23,7 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 
 pub use accounts::{Account, AccountStore, Created, Invite, NewAccount, NewSession, SessionInfo};
+pub use members::{Member, MemberStore, NewMember, Role, RoomInvite};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use recovery::DurableRecovery;

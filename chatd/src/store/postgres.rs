@@ -90,6 +90,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at bigint NOT NULL,
         expires_at bigint NOT NULL
     );",
+    // 3: private rooms, room members with their roles, invite links (token hashes).
+    "ALTER TABLE rooms ADD COLUMN private boolean NOT NULL DEFAULT false;
+    CREATE TABLE room_members (
+        room text NOT NULL REFERENCES rooms (name),
+        user_key text NOT NULL,
+        name text NOT NULL,
+        role text NOT NULL CHECK (role IN ('owner', 'moderator', 'member')),
+        joined_at bigint NOT NULL,
+        PRIMARY KEY (room, user_key)
+    );
+    CREATE INDEX room_members_user ON room_members (user_key);
+    CREATE TABLE room_invites (
+        token_hash text PRIMARY KEY,
+        room text NOT NULL REFERENCES rooms (name),
+        created_by text NOT NULL,
+        created_at bigint NOT NULL,
+        expires_at bigint NOT NULL
+    );",
 ];
 
 /// The schema version this binary knows.
@@ -272,7 +290,7 @@ impl PostgresStore {
 
     /// Runs `op` on a pooled connection within [`OPERATION_TIMEOUT`]. The call counts as in
     /// flight from now (not from the first poll), as with a queued job of the SQLite store.
-    fn call<T, F>(&self, op: F) -> BoxFuture<Result<T, StoreError>>
+    pub(super) fn call<T, F>(&self, op: F) -> BoxFuture<Result<T, StoreError>>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut ClientWrapper) -> OnClient<'c, T> + Send + 'static,
@@ -316,7 +334,7 @@ fn seq_value(seq: i64) -> u64 {
     u64::try_from(seq).unwrap_or(0)
 }
 
-fn kind_str(k: RoomKind) -> &'static str {
+pub(super) fn kind_str(k: RoomKind) -> &'static str {
     match k {
         RoomKind::Room => "room",
         RoomKind::Direct => "direct",
@@ -919,6 +937,15 @@ mod tests {
         // Durable, and the schema is not migrated twice.
         let store = PostgresStore::open(&url).await.unwrap();
         assert_eq!(store.last_seq("lobby").await, Ok(3));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres_member_store_contract() {
+        let pg = PgServer::new();
+        let url = pg.database("chatd").await;
+        let store = PostgresStore::open(&url).await.unwrap();
+        crate::store::members::contract::run(&store).await;
         store.close().await;
     }
 

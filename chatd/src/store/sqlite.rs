@@ -63,7 +63,7 @@ pub struct SqliteStore {
 /// Jobs waiting for the writer thread at most.
 pub const QUEUE: usize = 16384;
 
-fn db_err(e: rusqlite::Error) -> StoreError {
+pub(super) fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
@@ -133,6 +133,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX account_sessions_account ON account_sessions (account_id);
     CREATE TABLE invites (
         code_hash TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
+    // 3: private rooms, room members with their roles, invite links (token hashes).
+    "ALTER TABLE rooms ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE room_members (
+        room TEXT NOT NULL REFERENCES rooms (name),
+        user_key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        joined_at INTEGER NOT NULL,
+        PRIMARY KEY (room, user_key)
+    );
+    CREATE INDEX room_members_user ON room_members (user_key);
+    CREATE TABLE room_invites (
+        token_hash TEXT PRIMARY KEY,
+        room TEXT NOT NULL REFERENCES rooms (name),
         created_by TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
@@ -214,7 +232,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer thread in the next batch; answers after the commit.
-    fn call<T: Send + 'static>(
+    pub(super) fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> BoxFuture<Result<T, StoreError>> {
@@ -249,7 +267,7 @@ impl SqliteStore {
     }
 }
 
-fn kind_str(k: RoomKind) -> &'static str {
+pub(super) fn kind_str(k: RoomKind) -> &'static str {
     match k {
         RoomKind::Room => "room",
         RoomKind::Direct => "direct",

@@ -113,6 +113,7 @@ pub async fn migrate_sqlite_to_postgres(db: &Path, url: &str) -> Result<Migrated
         for room in rooms {
             migrated.rooms.push(copy_room(&sqlite, &tx, room).await?);
         }
+        copy_members(&sqlite, &tx).await?;
         tx.commit().await.map_err(pg_err)?;
         Ok(migrated)
     }
@@ -120,6 +121,48 @@ pub async fn migrate_sqlite_to_postgres(db: &Path, url: &str) -> Result<Migrated
     drop(client);
     let _ = connection.await;
     result
+}
+
+/// Which rooms are private, and their members, when the SQLite schema has them (version 3).
+async fn copy_members(
+    sqlite: &Connection,
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<(), StoreError> {
+    let version: i64 = sqlite
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sqlite_err)?;
+    if version < 3 {
+        return Ok(());
+    }
+    let private: Vec<String> = sqlite
+        .prepare("SELECT name FROM rooms WHERE private")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(sqlite_err)?;
+    for name in private {
+        tx.execute("UPDATE rooms SET private = true WHERE name = $1", &[&name])
+            .await
+            .map_err(pg_err)?;
+    }
+    type MemberRow = (String, String, String, String, i64);
+    let members: Vec<MemberRow> = sqlite
+        .prepare("SELECT room, user_key, name, role, joined_at FROM room_members")
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
+        })
+        .map_err(sqlite_err)?;
+    for (room, key, name, role, joined_at) in members {
+        tx.execute(
+            "INSERT INTO room_members (room, user_key, name, role, joined_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room, user_key) DO NOTHING",
+            &[&room, &key, &name, &role, &joined_at],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    Ok(())
 }
 
 /// A room row of SQLite: name, topic, kind, created_at, last_seq.
@@ -281,7 +324,10 @@ async fn copy_room(
 #[cfg(test)]
 mod tests {
     use super::super::pg_server::PgServer;
-    use super::super::{now_ms, NewMessage, PostgresStore, RoomInfo, RoomKind, SqliteStore, Store};
+    use super::super::{
+        now_ms, MemberStore, NewMember, NewMessage, PostgresStore, Role, RoomInfo, RoomKind,
+        SqliteStore, Store,
+    };
     use super::*;
 
     fn room(name: &str, kind: RoomKind) -> RoomInfo {
@@ -329,6 +375,18 @@ mod tests {
             .create_room(room("empty", RoomKind::Room))
             .await
             .unwrap();
+        // A private room and its owner go along.
+        let owner = NewMember {
+            room: "secret".into(),
+            key: "ann".into(),
+            name: "Ann".into(),
+            role: Role::Owner,
+            joined_at: 5,
+        };
+        sqlite
+            .create_room_owned(room("secret", RoomKind::Room), true, Some(owner))
+            .await
+            .unwrap();
         // More than one chunk in the lobby.
         for i in 0..(CHUNK + 5) {
             let user = if i % 2 == 0 { "Alice" } else { "bob" };
@@ -374,7 +432,8 @@ mod tests {
                 ("@alice:bob", true, 2, 2),
                 ("empty", true, 0, 0),
                 ("lobby", true, CHUNK as u64 + 5, CHUNK as u64 + 5),
-                ("rust", true, 3, 3)
+                ("rust", true, 3, 3),
+                ("secret", true, 0, 0)
             ]
         );
         assert_eq!(
@@ -388,12 +447,17 @@ mod tests {
             "{report}"
         );
         assert!(
-            report.ends_with("4 rooms (4 new), 1010 messages copied, 0 already there"),
+            report.ends_with("5 rooms (5 new), 1010 messages copied, 0 already there"),
             "{report}"
         );
 
         let store = PostgresStore::open(&url).await.unwrap();
         assert_eq!(dump(&store, &rooms).await, before);
+        assert_eq!(store.private_rooms().await.unwrap(), ["secret"]);
+        assert_eq!(
+            store.rooms_of("ann").await.unwrap(),
+            [("secret".into(), Role::Owner)]
+        );
         // Again: nothing changes.
         let again = migrate_sqlite_to_postgres(&db, &url).await.unwrap();
         assert_eq!((again.copied(), again.present()), (0, CHUNK as u64 + 10));
