@@ -8,6 +8,9 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod admin;
+pub mod admin_listener;
+pub mod admin_ui;
 pub mod api;
 pub mod app;
 pub mod chat;
