@@ -94,8 +94,13 @@ impl Service<Request<Incoming>> for Site {
             let admin_here = on_admin_listener || app.settings.admin_listen.0.is_none();
             let admin_path =
                 path == "/metrics" || path.starts_with("/admin/") || AdminUi::is_ui_path(path);
-            if path != "/healthz" && (admin_path && !admin_here || !admin_path && on_admin_listener)
-            {
+            // Each listener serves its own side only; health is on both.
+            let elsewhere = if admin_path {
+                !admin_here
+            } else {
+                on_admin_listener
+            };
+            if elsewhere && path != "/healthz" {
                 return Ok(respond(StatusCode::NOT_FOUND, "text/plain", "not found"));
             }
             if req.method() == Method::POST && path == "/admin/drain" {
