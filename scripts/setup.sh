@@ -2,7 +2,8 @@
 # One-time / idempotent set-up.
 #
 #  * `scripts/setup.sh`: the npm packages (tests/package.json, pinned by its lock file), which
-#    include the socket.io-client bundle chatd serves. Enough to run chatd.
+#    include the socket.io-client bundle chatd serves and the Socket.IO Admin UI's build
+#    (@socket.io/admin-ui's ui/dist) it serves with --admin-ui. Enough to run chatd.
 #  * `scripts/setup.sh --tests`: also Debian's chromium and nginx for the browser tests,
 #    redis-server for the cluster tests, postgresql for chatd's PostgreSQL store tests, the
 #    Python Socket.IO client (tests/python/requirements.txt, pinned) in a virtualenv at

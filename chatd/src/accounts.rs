@@ -452,6 +452,17 @@ impl Accounts {
         password: &str,
         user_agent: &str,
     ) -> Result<LoggedIn, Refused> {
+        let account = self.check_login(ip, name, password).await?;
+        self.new_session(account, user_agent).await.map_err(refused)
+    }
+
+    /// The account of the right name and password, under the login rate limits; no session.
+    pub async fn check_login(
+        &self,
+        ip: Option<IpAddr>,
+        name: &str,
+        password: &str,
+    ) -> Result<Account, Refused> {
         self.charge_ip(ip)?;
         if name.chars().count() > 64 || password.len() > 4 * 256 {
             return Err(refused(invalid_credentials()));
@@ -470,7 +481,7 @@ impl Accounts {
         {
             return Err(refused(invalid_credentials()));
         }
-        self.new_session(account, user_agent).await.map_err(refused)
+        Ok(account)
     }
 
     /// The valid session of a token, if any.

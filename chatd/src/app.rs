@@ -1,4 +1,5 @@
-//! Wiring: the store, the actors, Socket.IO with its two namespaces, HTTP, shutdown.
+//! Wiring: the store, the actors, Socket.IO with its namespaces, HTTP (and the admin listener),
+//! shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use socketio::{Config, Recovery, SocketIo};
 use tokio::net::TcpListener;
 
 use crate::accounts::Accounts;
+use crate::admin_ui::AdminUi;
 use crate::cluster::names::Names;
 use crate::cluster::recovery::ClusterRecovery;
 use crate::cluster::{Cluster, ClusterSettings};
@@ -59,6 +61,8 @@ pub struct App {
     pub cluster_recovery: Option<Arc<ClusterRecovery>>,
     /// Set by the admin drain command: stop as on SIGTERM.
     pub drain_requested: tokio::sync::Notify,
+    /// The Admin UI's files, with `--admin-ui`.
+    pub admin_ui: Option<AdminUi>,
 }
 
 /// How long a name lease lasts without renewal (renewed every third of it).
@@ -171,6 +175,11 @@ impl App {
             })
             .await
             .map_err(|e| format!("cannot create the lobby: {e}"))?;
+        let admin_ui = if settings.admin_ui {
+            Some(AdminUi::load(&settings.admin_ui_dir)?)
+        } else {
+            None
+        };
         let trusted = settings.trusted_proxies()?;
         let proxies = trusted.clone();
         let trusted_proxies = trusted.clone();
@@ -191,6 +200,9 @@ impl App {
                     // Every polling client gets its shutdown notice, a busy one too.
                     .shutdown_delivery(SHUTDOWN_DELIVERY)
                     .allow_request(move |parts, peer| {
+                        if crate::admin::forged_mark(parts) {
+                            return Err(format!("{} is set by chatd only", crate::admin::MARK));
+                        }
                         // Through a proxy chatd trusts, its X-Forwarded-Proto counts.
                         let via_trusted_proxy =
                             peer.is_some_and(|p| proxies.iter().any(|net| net.contains(&p.ip())));
@@ -274,12 +286,14 @@ impl App {
             cluster: cluster.clone(),
             cluster_recovery,
             drain_requested: tokio::sync::Notify::new(),
+            admin_ui,
         });
         if let (Some(cluster), Some(incoming)) = (cluster, incoming) {
             cluster.run(app.registry.clone(), incoming);
         }
         chat::install(app.clone(), &io.of("/chat"));
         demo::install(app.clone(), &io.of("/"));
+        crate::admin::install(&app)?;
         Ok(app)
     }
 
@@ -336,12 +350,23 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves; then tells every client, and flushes the store.
+    /// `admin` is the `--admin-listen` listener, served until the public one stops.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        admin: Option<TcpListener>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let site = Site { app: self.clone() };
+        let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+        let admin = admin.map(|listener| {
+            tokio::spawn(crate::admin_listener::serve(
+                listener,
+                self.io.clone(),
+                site.clone(),
+                admin_stopped,
+            ))
+        });
         let chat = self.io.of("/chat");
         let me = self.clone();
         let shutdown = async move {
@@ -360,6 +385,11 @@ impl App {
             );
         };
         let served = socketio::serve(listener, self.io.clone(), site, shutdown).await;
+        // Metrics and health stay up through the drain and the shutdown notices.
+        let _ = stop_admin.send(true);
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         self.store.close().await;
         // What this node sent its clients, for those recovering on another node.
         if let Some(recovery) = &self.cluster_recovery {

@@ -182,6 +182,38 @@ impl std::fmt::Display for NodeId {
     }
 }
 
+/// An optional listening address (`--admin-listen`): none by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+impl FromStr for OptionalAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse()
+            .map(|a| OptionalAddr(Some(a)))
+            .map_err(|_| format!("{s:?} is not an address and port (127.0.0.1:9000, [::1]:9000)"))
+    }
+}
+
+impl TryFrom<String> for OptionalAddr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for OptionalAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
 macro_rules! settings {
     ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env = $env:literal ;)*) => {
         /// Command-line flags; each can also come from the environment or the TOML file.
@@ -202,6 +234,17 @@ macro_rules! settings {
             /// says the request came over https).
             #[arg(long, env = "CHATD_COOKIE_SECURE")]
             pub cookie_secure: bool,
+            /// Serve the Socket.IO Admin UI at `/admin-ui/` and its namespace `/admin`, for
+            /// server administrators' accounts (production mode: statistics only).
+            #[arg(long, env = "CHATD_ADMIN_UI")]
+            pub admin_ui: bool,
+            /// The Admin UI in development mode: every socket, room and event as it happens
+            /// (each event of the chat then costs a message to every open UI).
+            #[arg(long, env = "CHATD_ADMIN_UI_DEVELOPMENT")]
+            pub admin_ui_development: bool,
+            /// The Admin UI only looks: no emit, join, leave or disconnect.
+            #[arg(long, env = "CHATD_ADMIN_UI_READ_ONLY")]
+            pub admin_ui_read_only: bool,
             $(
                 $(#[doc = $doc])*
                 #[arg(long, env = $env)]
@@ -216,6 +259,9 @@ macro_rules! settings {
             trust_proxy: Option<bool>,
             guests: Option<bool>,
             cookie_secure: Option<bool>,
+            admin_ui: Option<bool>,
+            admin_ui_development: Option<bool>,
+            admin_ui_read_only: Option<bool>,
             $( $field: Option<$ty>, )*
         }
 
@@ -228,6 +274,12 @@ macro_rules! settings {
             pub guests: bool,
             /// The session cookie is always `Secure`.
             pub cookie_secure: bool,
+            /// Serve the Admin UI and its namespace.
+            pub admin_ui: bool,
+            /// The Admin UI in development mode.
+            pub admin_ui_development: bool,
+            /// The Admin UI without its control events.
+            pub admin_ui_read_only: bool,
             $( $(#[doc = $doc])* pub $field: $ty, )*
         }
 
@@ -238,6 +290,11 @@ macro_rules! settings {
                     trust_proxy: cli.trust_proxy || file.trust_proxy.unwrap_or(false),
                     guests: cli.guests || file.guests.unwrap_or(false),
                     cookie_secure: cli.cookie_secure || file.cookie_secure.unwrap_or(false),
+                    admin_ui: cli.admin_ui || file.admin_ui.unwrap_or(false),
+                    admin_ui_development: cli.admin_ui_development
+                        || file.admin_ui_development.unwrap_or(false),
+                    admin_ui_read_only: cli.admin_ui_read_only
+                        || file.admin_ui_read_only.unwrap_or(false),
                     $( $field: cli.$field.or(file.$field).unwrap_or_else(|| $default), )*
                 }
             }
@@ -322,6 +379,14 @@ settings! {
     auth_rate_per_ip: u32 = 20, env = "CHATD_AUTH_RATE_PER_IP";
     /// Login attempts a minute per account name (and as many at once).
     auth_rate_per_account: u32 = 10, env = "CHATD_AUTH_RATE_PER_ACCOUNT";
+    /// A second listener for the operators (a private address): `/metrics`, `/admin/drain`
+    /// and the Admin UI move there from `--listen`; `/healthz` is on both. None by default:
+    /// everything on `--listen`.
+    admin_listen: OptionalAddr = OptionalAddr::default(), env = "CHATD_ADMIN_LISTEN";
+    /// The Admin UI's files (`ui/dist` of the npm package `@socket.io/admin-ui`); by default
+    /// looked for in `node_modules` of the working directory, `web/` or `tests/` (where
+    /// `scripts/setup.sh` installs it).
+    admin_ui_dir: PathBuf = PathBuf::new(), env = "CHATD_ADMIN_UI_DIR";
 }
 
 impl Settings {
@@ -340,7 +405,11 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
-        Ok(Settings::merge(cli, file))
+        let settings = Settings::merge(cli, file);
+        if !settings.admin_ui && (settings.admin_ui_development || settings.admin_ui_read_only) {
+            return Err("--admin-ui-development and --admin-ui-read-only need --admin-ui".into());
+        }
+        Ok(settings)
     }
 
     /// The extra allowed origins as a list.
@@ -461,6 +530,43 @@ mod tests {
             let err = toml::from_str::<FileConfig>(&format!("node-id = {bad:?}")).unwrap_err();
             assert!(err.to_string().contains("must be 1 to 8"), "{err}");
         }
+    }
+
+    #[test]
+    fn admin_settings() {
+        let s = Settings::defaults();
+        assert!(!s.admin_ui && !s.admin_ui_development && !s.admin_ui_read_only);
+        assert_eq!(s.admin_listen, OptionalAddr(None));
+        assert_eq!(s.admin_ui_dir, PathBuf::new());
+        let cli = Cli::parse_from([
+            "chatd",
+            "--admin-ui",
+            "--admin-ui-read-only",
+            "--admin-listen",
+            "127.0.0.1:9000",
+        ]);
+        let s = Settings::from_cli(cli).unwrap();
+        assert!(s.admin_ui && s.admin_ui_read_only && !s.admin_ui_development);
+        assert_eq!(
+            s.admin_listen.0,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9000)))
+        );
+        let file: FileConfig = toml::from_str(
+            "admin-ui = true\nadmin-ui-development = true\nadmin-listen = \"[::1]:9001\"\nadmin-ui-dir = \"/srv/ui\"",
+        )
+        .unwrap();
+        let s = Settings::merge(Cli::default(), file);
+        assert!(s.admin_ui && s.admin_ui_development);
+        assert_eq!(s.admin_listen.to_string(), "[::1]:9001");
+        assert_eq!(s.admin_ui_dir, PathBuf::from("/srv/ui"));
+        for bad in ["9000", "localhost:9000", ""] {
+            let err = Cli::try_parse_from(["chatd", "--admin-listen", bad]).unwrap_err();
+            assert!(err.to_string().contains("not an address and port"), "{err}");
+        }
+        assert!(toml::from_str::<FileConfig>("admin-listen = \"nope\"").is_err());
+        let cli = Cli::parse_from(["chatd", "--admin-ui-development"]);
+        let err = Settings::from_cli(cli).unwrap_err();
+        assert!(err.contains("need --admin-ui"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Plain HTTP next to Socket.IO: health (the store's), metrics, the accounts API ([`crate::api`])
-//! and the web client.
+//! and the web client; the Admin UI ([`crate::admin_ui`]).
+//!
+//! With `--admin-listen`, the operators' surfaces (`/metrics`, `/admin/drain`, `/admin-ui/`)
+//! are served only on that listener ([`crate::admin_listener`]), which serves nothing of the
+//! public site; `/healthz` is on both, for load balancers and the rolling-restart script.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,6 +17,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::service::Service;
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::admin::AdminListener;
+use crate::admin_ui::AdminUi;
 use crate::app::App;
 
 /// The web client, compiled in so the binary is self-contained.
@@ -83,10 +89,24 @@ impl Service<Request<Incoming>> for Site {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let app = self.app.clone();
         Box::pin(async move {
-            if req.method() == Method::POST && req.uri().path() == "/admin/drain" {
+            let path = req.uri().path();
+            let on_admin_listener = req.extensions().get::<AdminListener>().is_some();
+            let admin_here = on_admin_listener || app.settings.admin_listen.0.is_none();
+            let admin_path =
+                path == "/metrics" || path.starts_with("/admin/") || AdminUi::is_ui_path(path);
+            // Each listener serves its own side only; health is on both.
+            let elsewhere = if admin_path {
+                !admin_here
+            } else {
+                on_admin_listener
+            };
+            if elsewhere && path != "/healthz" {
+                return Ok(respond(StatusCode::NOT_FOUND, "text/plain", "not found"));
+            }
+            if req.method() == Method::POST && path == "/admin/drain" {
                 return Ok(drain_command(&app, &req));
             }
-            if req.uri().path().starts_with("/api/") {
+            if path.starts_with("/api/") {
                 return Ok(crate::api::handle(&app, req).await);
             }
             if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -96,7 +116,12 @@ impl Service<Request<Incoming>> for Site {
                     "method not allowed",
                 ));
             }
-            let path = req.uri().path();
+            if AdminUi::is_ui_path(path) {
+                return Ok(match &app.admin_ui {
+                    Some(ui) => ui.serve(&req),
+                    None => respond(StatusCode::NOT_FOUND, "text/plain", "not found"),
+                });
+            }
             let res = match path {
                 "/healthz" => {
                     let (healthy, body) = app.health().await;

@@ -9,6 +9,9 @@
 
 pub mod access;
 pub mod accounts;
+pub mod admin;
+pub mod admin_listener;
+pub mod admin_ui;
 pub mod api;
 pub mod app;
 pub mod chat;

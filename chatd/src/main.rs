@@ -292,6 +292,7 @@ async fn main() -> ExitCode {
         }
     };
     let listen = settings.listen;
+    let admin_listen = settings.admin_listen.0;
     let app = match App::build(settings, store).await {
         Ok(app) => app,
         Err(e) => {
@@ -306,6 +307,21 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let admin = match admin_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!("cannot listen on {addr} (--admin-listen): {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    // The admin address first: whoever waits for the second line has both.
+    if let Some(Ok(addr)) = admin.as_ref().map(|l| l.local_addr()) {
+        tracing::info!("chatd admin listener on http://{addr}/");
+        println!("admin listening on http://{addr}/");
+    }
     match listener.local_addr() {
         Ok(addr) => {
             tracing::info!("chatd listening on http://{addr}/");
@@ -317,7 +333,7 @@ async fn main() -> ExitCode {
         engineio::shutdown_signal().await;
         tracing::info!("shutting down");
     };
-    match app.serve(listener, shutdown).await {
+    match app.serve(listener, admin, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -66,7 +66,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-pub use options::{AdminAuth, AdminError, AdminOptions, Mode};
+pub use options::{AdminAuth, AdminCheck, AdminError, AdminOptions, Mode};
 
 use crate::server::ServerInner;
 use crate::{Namespace, Socket, SocketIo};
@@ -200,6 +200,7 @@ impl SocketIo {
     /// ```
     pub fn instrument(&self, options: AdminOptions) -> Result<(), AdminError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AdminError::NoRuntime)?;
+        let mut custom = None;
         let credentials = match &options.auth {
             AdminAuth::Disabled => {
                 tracing::warn!(
@@ -214,6 +215,10 @@ impl SocketIo {
                 username.clone(),
                 password_hash.clone(),
             )?)),
+            AdminAuth::Custom(check) => {
+                custom = Some(check.clone());
+                None
+            }
         };
         if self.inner.instrumented.swap(true, Ordering::AcqRel) {
             return Err(AdminError::AlreadyInstrumented);
@@ -221,6 +226,9 @@ impl SocketIo {
         let ns = self.of(&options.namespace);
         // Telemetry is not kept for replay.
         ns.recovery(false);
+        if let Some(check) = custom {
+            ns.middleware(move |socket| check(socket));
+        }
         if let Some(credentials) = credentials {
             ns.middleware(move |socket| {
                 let credentials = credentials.clone();

@@ -1,8 +1,19 @@
 //! What [`SocketIo::instrument`](crate::SocketIo::instrument) is told: the options of Node's
 //! `instrument(io, opts)`.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::{ConnectError, Socket};
+
+/// The application's own check of an admin connection: see [`AdminAuth::custom`].
+pub type AdminCheck = Arc<
+    dyn Fn(Socket) -> Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send>> + Send + Sync,
+>;
+
 /// Who may open the admin namespace.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum AdminAuth {
     /// Anyone who can reach the server (Node's `auth: false`): only behind a private network.
     Disabled,
@@ -14,6 +25,9 @@ pub enum AdminAuth {
         /// A bcrypt hash (`$2a$`, `$2b$` or `$2y$`), as `bcryptjs` or `htpasswd -bnBC 10` make.
         password_hash: String,
     },
+    /// The application checks each connection itself (accounts of its own): see
+    /// [`AdminAuth::custom`].
+    Custom(AdminCheck),
 }
 
 impl AdminAuth {
@@ -34,7 +48,59 @@ impl AdminAuth {
             password_hash: password_hash.into(),
         }
     }
+
+    /// The application checks every connection to the admin namespace itself, for accounts
+    /// of its own: `check` gets the socket before it is connected (the UI's `auth` object,
+    /// `{username, password}` from its login form, is [`Socket::auth`]; the client's address
+    /// is in [`Socket::handshake`]) and lets it in with `Ok`, or refuses it with the error the
+    /// UI shows (`invalid credentials` makes it ask for the password again). No session id
+    /// is handed out: the UI reconnects with the password it was given, and asks for it again
+    /// after a page reload.
+    ///
+    /// ```
+    /// use socketio::admin::AdminAuth;
+    /// use socketio::ConnectError;
+    ///
+    /// let auth = AdminAuth::custom(|socket| async move {
+    ///     let auth = socket.auth();
+    ///     match (auth["username"].as_str(), auth["password"].as_str()) {
+    ///         (Some("ops"), Some("a long password")) => Ok(()),
+    ///         _ => Err(ConnectError::new("invalid credentials")),
+    ///     }
+    /// });
+    /// assert!(matches!(auth, AdminAuth::Custom(_)));
+    /// ```
+    pub fn custom<F, Fut>(check: F) -> Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        AdminAuth::Custom(Arc::new(move |socket| Box::pin(check(socket))))
+    }
 }
+
+/// Custom checks are equal when they are the same closure.
+impl PartialEq for AdminAuth {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (AdminAuth::Disabled, AdminAuth::Disabled) => true,
+            (
+                AdminAuth::Basic {
+                    username: a,
+                    password_hash: x,
+                },
+                AdminAuth::Basic {
+                    username: b,
+                    password_hash: y,
+                },
+            ) => a == b && x == y,
+            (AdminAuth::Custom(a), AdminAuth::Custom(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for AdminAuth {}
 
 impl std::fmt::Debug for AdminAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,6 +111,7 @@ impl std::fmt::Debug for AdminAuth {
                 .debug_struct("Basic")
                 .field("username", username)
                 .finish_non_exhaustive(),
+            AdminAuth::Custom(_) => f.write_str("Custom"),
         }
     }
 }
