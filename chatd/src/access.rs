@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::identity::primary_key;
 use crate::protocol::{self, ok, ChatError, Code};
 use crate::room::store_error;
-use crate::store::{now_ms, NewMember, Role, RoomInvite};
+use crate::store::{now_ms, MyRoom, NewMember, Role, RoomInvite};
 
 /// Longest and default life of an invite link.
 const MAX_LINK_HOURS: u64 = 24 * 30;
@@ -43,6 +43,17 @@ impl Viewer {
             account: authed.is_some(),
             admin: authed.is_some_and(|a| a.account.admin),
         }
+    }
+
+    /// The rooms they belong to, with their read markers and unread counts.
+    async fn rooms(&self, app: &App) -> Result<Vec<MyRoom>, ChatError> {
+        if !self.account {
+            return Ok(Vec::new());
+        }
+        app.members
+            .rooms_of(&self.key, &self.name.to_lowercase())
+            .await
+            .map_err(store_error)
     }
 
     fn member(&self, room: &str, role: Role) -> NewMember {
@@ -176,7 +187,7 @@ pub async fn leave(app: &App, viewer: &Viewer, room: &str) -> Result<(), ChatErr
 /// The rooms `rooms:list` shows the viewer: their role per room, and the private rooms they
 /// may not see.
 pub struct Listing {
-    roles: std::collections::HashMap<String, Role>,
+    mine: std::collections::HashMap<String, MyRoom>,
     private: std::collections::HashSet<String>,
     hidden: std::collections::HashSet<String>,
 }
@@ -184,28 +195,24 @@ pub struct Listing {
 impl Listing {
     /// Reads what the viewer may see.
     pub async fn of(app: &App, viewer: &Viewer) -> Result<Listing, ChatError> {
-        let roles: std::collections::HashMap<String, Role> = if viewer.account {
-            app.members
-                .rooms_of(&viewer.key)
-                .await
-                .map_err(store_error)?
-                .into_iter()
-                .collect()
-        } else {
-            Default::default()
-        };
+        let mine: std::collections::HashMap<String, MyRoom> = viewer
+            .rooms(app)
+            .await?
+            .into_iter()
+            .map(|r| (r.room.clone(), r))
+            .collect();
         let private = app.members.private_rooms().await.map_err(store_error)?;
         let hidden = if viewer.admin {
             Default::default()
         } else {
             private
                 .iter()
-                .filter(|r| !roles.contains_key(*r))
+                .filter(|r| !mine.contains_key(*r))
                 .cloned()
                 .collect()
         };
         Ok(Listing {
-            roles,
+            mine,
             private: private.into_iter().collect(),
             hidden,
         })
@@ -216,9 +223,15 @@ impl Listing {
         !self.hidden.contains(room)
     }
 
-    /// The fields `rooms:list` adds to a room: private or not, the viewer's role.
-    pub fn fields(&self, room: &str) -> (bool, Option<Role>) {
-        (self.private.contains(room), self.roles.get(room).copied())
+    /// The fields `rooms:list` adds to a room: private or not, the viewer's role, and their
+    /// unread messages there (members only).
+    pub fn fields(&self, room: &str) -> (bool, Option<Role>, Option<u64>) {
+        let mine = self.mine.get(room);
+        (
+            self.private.contains(room),
+            mine.map(|r| r.role),
+            mine.map(|r| r.unread),
+        )
     }
 }
 
@@ -244,6 +257,12 @@ struct RoleReq {
 #[derive(Deserialize)]
 struct RoomReq {
     room: String,
+}
+
+#[derive(Deserialize)]
+struct ReadReq {
+    room: String,
+    seq: u64,
 }
 
 /// The right to invite: a moderator in a private room, any member in a public one.
@@ -344,6 +363,42 @@ pub fn register(socket: &Socket, app: &Arc<App>) {
     crate::chat::command(
         socket,
         app,
+        "room:read",
+        |app, session, socket, req: ReadReq| async move {
+            let room = protocol::room_name(&req.room)?;
+            let viewer = Viewer::of(&socket, session.name());
+            if !viewer.account {
+                return Err(ChatError::new(Code::AuthRequired, "guests have no read markers"));
+            }
+            let Some(read) = app
+                .members
+                .set_read(&room, &viewer.key, req.seq)
+                .await
+                .map_err(store_error)?
+            else {
+                return Err(ChatError::new(Code::NotMember, "not a member of the room"));
+            };
+            // The user's other connections: here at once, on other nodes through the room.
+            let event = json!({"room": room, "seq": read});
+            let _ = socket
+                .within(crate::deliver::user_group(&viewer.name))
+                .emit("read", event);
+            if let Some(cluster) = &app.cluster {
+                cluster.publish_room(
+                    &room,
+                    crate::cluster::RoomEvent::Read {
+                        user: viewer.name.clone(),
+                        seq: read,
+                    },
+                );
+            }
+            Ok(ok(json!({"room": room, "seq": read})))
+        },
+    );
+
+    crate::chat::command(
+        socket,
+        app,
         "room:role",
         |app, session, socket, req: RoleReq| async move {
             let room = protocol::room_name(&req.room)?;
@@ -379,16 +434,10 @@ pub fn register(socket: &Socket, app: &Arc<App>) {
 }
 
 /// The rooms the viewer belongs to, for the `session` event: the rooms that come back on every
-/// device.
+/// device, with the read marker and unread count of each.
 pub async fn my_rooms(app: &App, viewer: &Viewer) -> Value {
-    if !viewer.account {
-        return json!([]);
-    }
-    match app.members.rooms_of(&viewer.key).await {
-        Ok(rooms) => rooms
-            .into_iter()
-            .map(|(room, role)| json!({"name": room, "role": role}))
-            .collect(),
+    match viewer.rooms(app).await {
+        Ok(rooms) => json!(rooms),
         Err(_) => json!([]),
     }
 }

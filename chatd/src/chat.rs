@@ -25,8 +25,9 @@ use crate::room::{store_error, RoomGone, RoomHandle};
 use crate::store::{now_ms, RoomInfo, RoomKind};
 
 /// Commands of the protocol, also used to refuse unknown events.
-pub const COMMANDS: [&str; 14] = [
+pub const COMMANDS: [&str; 15] = [
     "rooms:list",
+    "room:read",
     "room:invite",
     "room:invite_link",
     "room:members",
@@ -45,8 +46,9 @@ pub const COMMANDS: [&str; 14] = [
 /// What each command costs in tokens of the connection's budget (`--message-rate` tokens a
 /// second, `--message-burst` at most); the table of docs/protocol.md. Writes and reads that
 /// touch the store or every room cost a token; typing and leaving are cheap but not free.
-pub const COSTS: [(&str, f64); 14] = [
+pub const COSTS: [(&str, f64); 15] = [
     ("rooms:list", 1.0),
+    ("room:read", 0.5),
     ("room:invite", 1.0),
     ("room:invite_link", 1.0),
     ("room:members", 1.0),
@@ -702,10 +704,10 @@ fn register(socket: &Socket, app: &Arc<App>) {
                             r.topic.clone(),
                         )
                     });
-                    let (private, role) = listing.fields(&r.name);
+                    let (private, role, unread) = listing.fields(&r.name);
                     json!({
                         "name": r.name, "topic": topic, "members": members,
-                        "private": private, "role": role,
+                        "private": private, "role": role, "unread": unread,
                     })
                 })
                 .collect();

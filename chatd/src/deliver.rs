@@ -255,6 +255,13 @@ impl Fanout for SocketFanout {
         self.count(&self.chat, self.targets(room), None) > 0
     }
 
+    fn read(&self, room: &RoomInfo, user: &str, seq: u64) {
+        let _ = self
+            .chat
+            .to(user_group(user))
+            .emit("read", json!({"room": room.name, "seq": seq}));
+    }
+
     fn topic(&self, room: &RoomInfo, by: &str) {
         let _ = self.chat.to(self.targets(room)).emit(
             "topic",

@@ -56,6 +56,8 @@ pub trait Fanout: Send + Sync + 'static {
     fn typing(&self, room: &RoomInfo, user: &str, typing: bool, except: Option<Sid>);
     /// The topic changed.
     fn topic(&self, room: &RoomInfo, by: &str);
+    /// A user moved their read marker on another node: their connections here learn it.
+    fn read(&self, _room: &RoomInfo, _user: &str, _seq: u64) {}
     /// Whether a connection here would receive the room's messages (for a direct conversation:
     /// a connection of either user).
     fn has_recipients(&self, room: &RoomInfo) -> bool {
@@ -881,6 +883,7 @@ impl Room {
                     self.info.topic = topic;
                     self.fanout.topic(&self.info, &by);
                 }
+                RoomEvent::Read { user, seq } => self.fanout.read(&self.info, &user, seq),
                 RoomEvent::Who => self.publish_state(),
                 RoomEvent::Members { users } => {
                     self.remote_members(&node, &users);

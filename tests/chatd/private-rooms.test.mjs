@@ -95,7 +95,7 @@ describe('chatd: private rooms, members, roles, invitations', () => {
     await first.ok('room:create', { room: 'plaza' });
     await first.ok('room:create', { room: 'secret', private: true });
     for (const room of ['plaza', 'secret']) await first.ok('room:join', { room });
-    const expected = [{ name: 'plaza', role: 'owner' }, { name: 'secret', role: 'owner' }];
+    const expected = [{ name: 'plaza', role: 'owner', read: 0, unread: 0 }, { name: 'secret', role: 'owner', read: 0, unread: 0 }];
     const other = await chatAs(t, srv, { token });
     assert.deepEqual(other.session.rooms, expected);
     first.close();
@@ -107,6 +107,6 @@ describe('chatd: private rooms, members, roles, invitations', () => {
     await again.ok('room:join', { room: 'plaza' });
     await again.ok('room:leave', { room: 'plaza' });
     const later = await chatAs(t, srv, { token });
-    assert.deepEqual(later.session.rooms, [{ name: 'secret', role: 'owner' }]);
+    assert.deepEqual(later.session.rooms, [{ name: 'secret', role: 'owner', read: 0, unread: 0 }]);
   });
 });

@@ -396,7 +396,7 @@ export async function refused(socket, ms = WAIT_MS) {
   return err;
 }
 
-const CHAT_EVENTS = ['message', 'presence', 'typing', 'topic', 'dm', 'session', 'invited'];
+const CHAT_EVENTS = ['message', 'presence', 'typing', 'topic', 'dm', 'session', 'invited', 'read'];
 
 /** A `/chat` client: the socket, its user and token, recorders of every server event. */
 export class ChatClient {

@@ -75,6 +75,13 @@ pub enum RoomEvent {
         /// Who changed it.
         by: String,
     },
+    /// A member moved their read marker: their connections on every node learn it.
+    Read {
+        /// User name.
+        user: String,
+        /// The marker: the last message read.
+        seq: u64,
+    },
     /// A node started its actor for the room: every node running it tells who is there.
     Who,
     /// The sending node's members of the room, in full (an answer to [`RoomEvent::Who`], or

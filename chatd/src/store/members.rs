@@ -68,6 +68,23 @@ pub struct Member {
     pub joined_at: i64,
 }
 
+/// A room a user belongs to, with where they are in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MyRoom {
+    /// The room.
+    #[serde(rename = "name")]
+    pub room: String,
+    /// The user's role.
+    pub role: Role,
+    /// Their read marker: the last message they have read.
+    pub read: u64,
+    /// Messages after the marker not sent by them, counted up to [`MAX_UNREAD`].
+    pub unread: u64,
+}
+
+/// Unread messages are counted up to this many ("1000+").
+pub const MAX_UNREAD: u64 = 1000;
+
 /// An invite link to a room.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoomInvite {
@@ -107,8 +124,17 @@ pub trait MemberStore: Send + Sync + 'static {
     fn member(&self, room: &str, key: &str) -> BoxFuture<Result<Option<Member>, StoreError>>;
     /// A room's members, by name.
     fn members(&self, room: &str) -> BoxFuture<Result<Vec<Member>, StoreError>>;
-    /// The rooms a user is a member of, with their role, by room name.
-    fn rooms_of(&self, key: &str) -> BoxFuture<Result<Vec<(String, Role)>, StoreError>>;
+    /// The rooms a user (name key `key`, sender key `sender`: their lowercased name) is a
+    /// member of, by room name.
+    fn rooms_of(&self, key: &str, sender: &str) -> BoxFuture<Result<Vec<MyRoom>, StoreError>>;
+    /// Moves a member's read marker forward to `seq` (at most the room's last message);
+    /// the marker then, `None` when they are not a member.
+    fn set_read(
+        &self,
+        room: &str,
+        key: &str,
+        seq: u64,
+    ) -> BoxFuture<Result<Option<u64>, StoreError>>;
     /// Stores an invite link.
     fn create_room_invite(&self, invite: RoomInvite) -> BoxFuture<Result<(), StoreError>>;
     /// The room an unexpired invite link opens at `now`.
@@ -123,7 +149,7 @@ pub trait MemberStore: Send + Sync + 'static {
 pub(crate) mod contract {
     //! What every member store does.
     use super::*;
-    use crate::store::RoomKind;
+    use crate::store::{NewMessage, RoomKind, Store};
 
     fn room(name: &str) -> RoomInfo {
         RoomInfo {
@@ -144,7 +170,8 @@ pub(crate) mod contract {
         }
     }
 
-    pub(crate) async fn run(store: &dyn MemberStore) {
+    pub(crate) async fn run<S: MemberStore + Store>(store: &S) {
+        let messages: &dyn Store = store;
         let owner = member("secret", "Ann", Role::Owner);
         assert!(store
             .create_room_owned(room("secret"), true, Some(owner))
@@ -190,16 +217,41 @@ pub(crate) mod contract {
             names(store.members("secret").await.unwrap()),
             [("Ann".into(), Role::Owner), ("Bob".into(), Role::Moderator)]
         );
+        let mine = |list: Vec<MyRoom>| {
+            list.into_iter()
+                .map(|r| (r.room, r.role, r.read, r.unread))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            store.rooms_of("bob").await.unwrap(),
+            mine(store.rooms_of("bob", "bob").await.unwrap()),
             [
-                ("open".to_string(), Role::Member),
-                ("secret".to_string(), Role::Moderator)
+                ("open".to_string(), Role::Member, 0, 0),
+                ("secret".to_string(), Role::Moderator, 0, 0)
             ]
         );
+        // Unread: the messages after the marker, but one's own.
+        for (id, user) in [("1", "Ann"), ("2", "bob"), ("3", "Ann"), ("4", "Ann")] {
+            let m = NewMessage {
+                room: "secret".into(),
+                client_id: id.into(),
+                user: user.into(),
+                text: "t".into(),
+                ts: 1,
+            };
+            messages.append(m).await.unwrap();
+        }
+        let unread = |list: Vec<MyRoom>| list.iter().find(|r| r.room == "secret").map(|r| (r.read, r.unread));
+        assert_eq!(unread(store.rooms_of("bob", "bob").await.unwrap()), Some((0, 3)));
+        assert_eq!(store.set_read("secret", "bob", 3).await.unwrap(), Some(3));
+        // Never back, never past the last message.
+        assert_eq!(store.set_read("secret", "bob", 1).await.unwrap(), Some(3));
+        assert_eq!(unread(store.rooms_of("bob", "bob").await.unwrap()), Some((3, 1)));
+        assert_eq!(store.set_read("secret", "bob", 99).await.unwrap(), Some(4));
+        assert_eq!(unread(store.rooms_of("bob", "bob").await.unwrap()), Some((4, 0)));
+        assert_eq!(store.set_read("secret", "carl", 2).await.unwrap(), None);
         assert!(store.remove_member("open", "bob").await.unwrap());
         assert!(!store.remove_member("open", "bob").await.unwrap());
-        assert_eq!(store.rooms_of("bob").await.unwrap().len(), 1);
+        assert_eq!(store.rooms_of("bob", "bob").await.unwrap().len(), 1);
         // Invite links: by hash, until they expire.
         store
             .create_room_invite(RoomInvite {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use super::accounts::{
     Account, AccountStore, Created, Invite, NewAccount, NewSession, SessionInfo,
 };
-use super::members::{Member, MemberStore, NewMember, Role, RoomInvite};
+use super::members::{Member, MemberStore, MyRoom, NewMember, Role, RoomInvite, MAX_UNREAD};
 use super::{
     Appended, BoxFuture, NewMessage, RoomInfo, RoomKind, Store, StoreError, StoredMessage,
 };
@@ -29,8 +29,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Members {
     private: BTreeSet<String>,
-    /// Room → name key → member.
-    by_room: BTreeMap<String, BTreeMap<String, Member>>,
+    /// Room → name key → member and read marker.
+    by_room: BTreeMap<String, BTreeMap<String, (Member, u64)>>,
     invites: HashMap<String, RoomInvite>,
 }
 
@@ -90,7 +90,7 @@ impl MemberStore for MemoryStore {
                     m.by_room
                         .entry(info.name.clone())
                         .or_default()
-                        .insert(owner.key.clone(), stored(owner));
+                        .insert(owner.key.clone(), (stored(owner), 0));
                 }
             });
             room.info = Some(info);
@@ -112,7 +112,8 @@ impl MemberStore for MemoryStore {
                 .entry(member.room.clone())
                 .or_default()
                 .entry(member.key.clone())
-                .or_insert_with(|| stored(&member))
+                .or_insert_with(|| (stored(&member), 0))
+                .0
                 .role
         })))
     }
@@ -120,7 +121,7 @@ impl MemberStore for MemoryStore {
     fn set_role(&self, room: &str, key: &str, role: Role) -> BoxFuture<Result<bool, StoreError>> {
         ready(Ok(self.members(|m| {
             match m.by_room.get_mut(room).and_then(|r| r.get_mut(key)) {
-                Some(member) => {
+                Some((member, _)) => {
                     member.role = role;
                     true
                 }
@@ -139,7 +140,10 @@ impl MemberStore for MemoryStore {
 
     fn member(&self, room: &str, key: &str) -> BoxFuture<Result<Option<Member>, StoreError>> {
         ready(Ok(self.members(|m| {
-            m.by_room.get(room).and_then(|r| r.get(key)).cloned()
+            m.by_room
+                .get(room)
+                .and_then(|r| r.get(key))
+                .map(|(m, _)| m.clone())
         })))
     }
 
@@ -148,19 +152,57 @@ impl MemberStore for MemoryStore {
             let mut list: Vec<Member> = m
                 .by_room
                 .get(room)
-                .map(|r| r.values().cloned().collect())
+                .map(|r| r.values().map(|(m, _)| m.clone()).collect())
                 .unwrap_or_default();
             list.sort_by(|a, b| a.name.cmp(&b.name));
             list
         })))
     }
 
-    fn rooms_of(&self, key: &str) -> BoxFuture<Result<Vec<(String, Role)>, StoreError>> {
-        ready(Ok(self.members(|m| {
+    fn rooms_of(&self, key: &str, sender: &str) -> BoxFuture<Result<Vec<MyRoom>, StoreError>> {
+        let mine: Vec<(String, Role, u64)> = self.members(|m| {
             m.by_room
                 .iter()
-                .filter_map(|(room, r)| r.get(key).map(|x| (room.clone(), x.role)))
+                .filter_map(|(room, r)| r.get(key).map(|(x, read)| (room.clone(), x.role, *read)))
                 .collect()
+        });
+        ready(Ok(self.with(|rooms| {
+            mine.into_iter()
+                .map(|(room, role, read)| {
+                    let unread = rooms.get(&room).map_or(0, |r| {
+                        r.messages
+                            .iter()
+                            .filter(|m| m.seq > read && m.user.to_lowercase() != sender)
+                            .take(MAX_UNREAD as usize)
+                            .count() as u64
+                    });
+                    MyRoom {
+                        room,
+                        role,
+                        read,
+                        unread,
+                    }
+                })
+                .collect()
+        })))
+    }
+
+    fn set_read(
+        &self,
+        room: &str,
+        key: &str,
+        seq: u64,
+    ) -> BoxFuture<Result<Option<u64>, StoreError>> {
+        let last = self.with(|rooms| {
+            rooms
+                .get(room)
+                .and_then(|r| r.messages.last())
+                .map_or(0, |m| m.seq)
+        });
+        ready(Ok(self.members(|m| {
+            let (_, read) = m.by_room.get_mut(room)?.get_mut(key)?;
+            *read = (*read).max(seq.min(last));
+            Some(*read)
         })))
     }
 

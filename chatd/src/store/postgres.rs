@@ -90,7 +90,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at bigint NOT NULL,
         expires_at bigint NOT NULL
     );",
-    // 3: private rooms, room members with their roles, invite links (token hashes).
+    // 3: private rooms, room members with their roles and read markers, invite links (token
+    // hashes).
     "ALTER TABLE rooms ADD COLUMN private boolean NOT NULL DEFAULT false;
     CREATE TABLE room_members (
         room text NOT NULL REFERENCES rooms (name),
@@ -98,6 +99,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         name text NOT NULL,
         role text NOT NULL CHECK (role IN ('owner', 'moderator', 'member')),
         joined_at bigint NOT NULL,
+        read_seq bigint NOT NULL DEFAULT 0,
         PRIMARY KEY (room, user_key)
     );
     CREATE INDEX room_members_user ON room_members (user_key);

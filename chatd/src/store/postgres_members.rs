@@ -2,7 +2,7 @@
 
 use tokio_postgres::Row;
 
-use super::members::{Member, MemberStore, NewMember, Role, RoomInvite};
+use super::members::{Member, MemberStore, MyRoom, NewMember, Role, RoomInvite, MAX_UNREAD};
 use super::postgres::{kind_str, pg_err};
 use super::{BoxFuture, PostgresStore, RoomInfo, StoreError};
 
@@ -178,22 +178,63 @@ impl MemberStore for PostgresStore {
         })
     }
 
-    fn rooms_of(&self, key: &str) -> BoxFuture<Result<Vec<(String, Role)>, StoreError>> {
-        let key = key.to_owned();
+    fn rooms_of(&self, key: &str, sender: &str) -> BoxFuture<Result<Vec<MyRoom>, StoreError>> {
+        let (key, sender) = (key.to_owned(), sender.to_owned());
         self.call(move |c| {
             Box::pin(async move {
                 c.query(
-                    "SELECT room, role FROM room_members WHERE user_key = $1 ORDER BY room",
-                    &[&key],
+                    "SELECT m.room, m.role, m.read_seq,
+                         (SELECT count(*) FROM (SELECT 1 FROM messages g
+                             WHERE g.room = m.room AND g.seq > m.read_seq
+                             AND g.sender_key <> $2 LIMIT $3) AS u)
+                     FROM room_members m WHERE m.user_key = $1 ORDER BY m.room",
+                    &[&key, &sender, &(MAX_UNREAD as i64)],
                 )
                 .await
                 .map_err(pg_err)?
                 .iter()
                 .map(|r| {
                     let role: String = r.try_get(1).map_err(pg_err)?;
-                    Ok((r.try_get(0).map_err(pg_err)?, role_of(&role)))
+                    let read: i64 = r.try_get(2).map_err(pg_err)?;
+                    let unread: i64 = r.try_get(3).map_err(pg_err)?;
+                    Ok(MyRoom {
+                        room: r.try_get(0).map_err(pg_err)?,
+                        role: role_of(&role),
+                        read: read.max(0) as u64,
+                        unread: unread.max(0) as u64,
+                    })
                 })
                 .collect()
+            })
+        })
+    }
+
+    fn set_read(
+        &self,
+        room: &str,
+        key: &str,
+        seq: u64,
+    ) -> BoxFuture<Result<Option<u64>, StoreError>> {
+        let (room, key) = (room.to_owned(), key.to_owned());
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "UPDATE room_members SET read_seq = GREATEST(read_seq,
+                             LEAST($3, (SELECT last_seq FROM rooms WHERE name = $1)))
+                         WHERE room = $1 AND user_key = $2 RETURNING read_seq",
+                        &[&room, &key, &seq],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                match row {
+                    Some(r) => {
+                        let read: i64 = r.try_get(0).map_err(pg_err)?;
+                        Ok(Some(read.max(0) as u64))
+                    }
+                    None => Ok(None),
+                }
             })
         })
     }

@@ -137,7 +137,8 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     );",
-    // 3: private rooms, room members with their roles, invite links (token hashes).
+    // 3: private rooms, room members with their roles and read markers, invite links (token
+    // hashes).
     "ALTER TABLE rooms ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE room_members (
         room TEXT NOT NULL REFERENCES rooms (name),
@@ -145,6 +146,7 @@ const MIGRATIONS: &[&str] = &[
         name TEXT NOT NULL,
         role TEXT NOT NULL,
         joined_at INTEGER NOT NULL,
+        read_seq INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (room, user_key)
     );
     CREATE INDEX room_members_user ON room_members (user_key);

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::members::{Member, MemberStore, NewMember, Role, RoomInvite};
+use super::members::{Member, MemberStore, MyRoom, NewMember, Role, RoomInvite, MAX_UNREAD};
 use super::sqlite::{db_err, kind_str};
 use super::{BoxFuture, RoomInfo, SqliteStore, StoreError};
 
@@ -137,19 +137,55 @@ impl MemberStore for SqliteStore {
         })
     }
 
-    fn rooms_of(&self, key: &str) -> BoxFuture<Result<Vec<(String, Role)>, StoreError>> {
-        let key = key.to_owned();
+    fn rooms_of(&self, key: &str, sender: &str) -> BoxFuture<Result<Vec<MyRoom>, StoreError>> {
+        let (key, sender) = (key.to_owned(), sender.to_owned());
         self.call(move |conn| {
             conn.prepare_cached(
-                "SELECT room, role FROM room_members WHERE user_key = ?1 ORDER BY room",
+                "SELECT m.room, m.role, m.read_seq,
+                     (SELECT count(*) FROM (SELECT 1 FROM messages g
+                         WHERE g.room = m.room AND g.seq > m.read_seq AND g.sender_key <> ?2
+                         LIMIT ?3))
+                 FROM room_members m WHERE m.user_key = ?1 ORDER BY m.room",
             )
             .and_then(|mut s| {
-                s.query_map(params![key], |r| {
+                s.query_map(params![key, sender, MAX_UNREAD as i64], |r| {
                     let role: String = r.get(1)?;
-                    Ok((r.get(0)?, Role::parse(&role).unwrap_or(Role::Member)))
+                    Ok(MyRoom {
+                        room: r.get(0)?,
+                        role: Role::parse(&role).unwrap_or(Role::Member),
+                        read: r.get::<_, i64>(2)?.max(0) as u64,
+                        unread: r.get::<_, i64>(3)?.max(0) as u64,
+                    })
                 })?
                 .collect()
             })
+            .map_err(db_err)
+        })
+    }
+
+    fn set_read(
+        &self,
+        room: &str,
+        key: &str,
+        seq: u64,
+    ) -> BoxFuture<Result<Option<u64>, StoreError>> {
+        let (room, key) = (room.to_owned(), key.to_owned());
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE room_members SET read_seq = max(read_seq,
+                     min(?3, (SELECT last_seq FROM rooms WHERE name = ?1)))
+                 WHERE room = ?1 AND user_key = ?2",
+                params![room, key, seq],
+            )
+            .map_err(db_err)?;
+            conn.query_row(
+                "SELECT read_seq FROM room_members WHERE room = ?1 AND user_key = ?2",
+                params![room, key],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|r| r.map(|s| s.max(0) as u64))
             .map_err(db_err)
         })
     }

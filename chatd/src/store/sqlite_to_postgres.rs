@@ -143,21 +143,21 @@ async fn copy_members(
             .await
             .map_err(pg_err)?;
     }
-    type MemberRow = (String, String, String, String, i64);
+    type MemberRow = (String, String, String, String, i64, i64);
     let members: Vec<MemberRow> = sqlite
-        .prepare("SELECT room, user_key, name, role, joined_at FROM room_members")
+        .prepare("SELECT room, user_key, name, role, joined_at, read_seq FROM room_members")
         .and_then(|mut s| {
             s.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })?
             .collect()
         })
         .map_err(sqlite_err)?;
-    for (room, key, name, role, joined_at) in members {
+    for (room, key, name, role, joined_at, read) in members {
         tx.execute(
-            "INSERT INTO room_members (room, user_key, name, role, joined_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room, user_key) DO NOTHING",
-            &[&room, &key, &name, &role, &joined_at],
+            "INSERT INTO room_members (room, user_key, name, role, joined_at, read_seq)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room, user_key) DO NOTHING",
+            &[&room, &key, &name, &role, &joined_at, &read],
         )
         .await
         .map_err(pg_err)?;
@@ -454,9 +454,10 @@ mod tests {
         let store = PostgresStore::open(&url).await.unwrap();
         assert_eq!(dump(&store, &rooms).await, before);
         assert_eq!(store.private_rooms().await.unwrap(), ["secret"]);
+        let mine = store.rooms_of("ann", "ann").await.unwrap();
         assert_eq!(
-            store.rooms_of("ann").await.unwrap(),
-            [("secret".into(), Role::Owner)]
+            mine.iter().map(|r| (r.room.as_str(), r.role)).collect::<Vec<_>>(),
+            [("secret", Role::Owner)]
         );
         // Again: nothing changes.
         let again = migrate_sqlite_to_postgres(&db, &url).await.unwrap();
