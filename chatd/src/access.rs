@@ -368,7 +368,10 @@ pub fn register(socket: &Socket, app: &Arc<App>) {
             let room = protocol::room_name(&req.room)?;
             let viewer = Viewer::of(&socket, session.name());
             if !viewer.account {
-                return Err(ChatError::new(Code::AuthRequired, "guests have no read markers"));
+                return Err(ChatError::new(
+                    Code::AuthRequired,
+                    "guests have no read markers",
+                ));
             }
             let Some(read) = app
                 .members

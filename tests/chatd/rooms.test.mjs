@@ -40,8 +40,8 @@ describe('chatd rooms: several clients chatting across rooms', () => {
     const list0 = await carol.ok('rooms:list', {});
     const names = list0.rooms.map((r) => r.name);
     for (const n of ['lobby', 'rust', 'go']) assert.ok(names.includes(n), `${n} listed: ${names}`);
-    assert.deepEqual(list0.rooms.find((r) => r.name === 'rust'), { name: 'rust', topic: 'Crabs', members: 0, private: false, role: null });
-    assert.deepEqual(list0.rooms.find((r) => r.name === 'go'), { name: 'go', topic: '', members: 0, private: false, role: null });
+    assert.deepEqual(list0.rooms.find((r) => r.name === 'rust'), { name: 'rust', topic: 'Crabs', members: 0, private: false, role: null, unread: null });
+    assert.deepEqual(list0.rooms.find((r) => r.name === 'go'), { name: 'go', topic: '', members: 0, private: false, role: null, unread: null });
 
     // join: alice rust+lobby, bob rust+go+lobby, carol go+lobby.
     const j1 = await alice.ok('room:join', { room: 'rust' });

@@ -240,14 +240,27 @@ pub(crate) mod contract {
             };
             messages.append(m).await.unwrap();
         }
-        let unread = |list: Vec<MyRoom>| list.iter().find(|r| r.room == "secret").map(|r| (r.read, r.unread));
-        assert_eq!(unread(store.rooms_of("bob", "bob").await.unwrap()), Some((0, 3)));
+        let unread = |list: Vec<MyRoom>| {
+            list.iter()
+                .find(|r| r.room == "secret")
+                .map(|r| (r.read, r.unread))
+        };
+        assert_eq!(
+            unread(store.rooms_of("bob", "bob").await.unwrap()),
+            Some((0, 3))
+        );
         assert_eq!(store.set_read("secret", "bob", 3).await.unwrap(), Some(3));
         // Never back, never past the last message.
         assert_eq!(store.set_read("secret", "bob", 1).await.unwrap(), Some(3));
-        assert_eq!(unread(store.rooms_of("bob", "bob").await.unwrap()), Some((3, 1)));
+        assert_eq!(
+            unread(store.rooms_of("bob", "bob").await.unwrap()),
+            Some((3, 1))
+        );
         assert_eq!(store.set_read("secret", "bob", 99).await.unwrap(), Some(4));
-        assert_eq!(unread(store.rooms_of("bob", "bob").await.unwrap()), Some((4, 0)));
+        assert_eq!(
+            unread(store.rooms_of("bob", "bob").await.unwrap()),
+            Some((4, 0))
+        );
         assert_eq!(store.set_read("secret", "carl", 2).await.unwrap(), None);
         assert!(store.remove_member("open", "bob").await.unwrap());
         assert!(!store.remove_member("open", "bob").await.unwrap());

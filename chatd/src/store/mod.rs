@@ -23,7 +23,7 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 
 pub use accounts::{Account, AccountStore, Created, Invite, NewAccount, NewSession, SessionInfo};
-pub use members::{Member, MemberStore, NewMember, Role, RoomInvite};
+pub use members::{Member, MemberStore, MyRoom, NewMember, Role, RoomInvite};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use recovery::DurableRecovery;

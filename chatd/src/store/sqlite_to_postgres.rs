@@ -148,7 +148,14 @@ async fn copy_members(
         .prepare("SELECT room, user_key, name, role, joined_at, read_seq FROM room_members")
         .and_then(|mut s| {
             s.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })?
             .collect()
         })
@@ -456,7 +463,9 @@ mod tests {
         assert_eq!(store.private_rooms().await.unwrap(), ["secret"]);
         let mine = store.rooms_of("ann", "ann").await.unwrap();
         assert_eq!(
-            mine.iter().map(|r| (r.room.as_str(), r.role)).collect::<Vec<_>>(),
+            mine.iter()
+                .map(|r| (r.room.as_str(), r.role))
+                .collect::<Vec<_>>(),
             [("secret", Role::Owner)]
         );
         // Again: nothing changes.
