@@ -221,9 +221,15 @@ impl Client {
             .clone()
             .filter(|_| store.is_some());
         let mut restored = None;
-        if let (false, Some(store), Some(Value::String(pid)), Some(Value::String(offset))) =
-            (self.legacy, store, auth.get("pid"), auth.get("offset"))
-        {
+        // The last offset the restored socket has or is replayed: what was recorded after it
+        // is asked for again just before the socket joins its rooms.
+        let mut resume_from = None;
+        if let (false, Some(store), Some(Value::String(pid)), Some(Value::String(offset))) = (
+            self.legacy,
+            store.clone(),
+            auth.get("pid"),
+            auth.get("offset"),
+        ) {
             if let Some(pid) = Sid::parse(pid) {
                 // An immediate reconnect can come before the server noticed the old connection
                 // drop. Only the client holding the secret pid can ask: close the stale
@@ -235,6 +241,11 @@ impl Client {
                     stale.engine().close();
                 }
                 restored = store.restore_session(pid, offset.clone(), &ns.name).await;
+                resume_from = restored.as_ref().map(|(_, missed)| {
+                    missed
+                        .last()
+                        .map_or_else(|| offset.clone(), |p| p.offset.clone())
+                });
             }
         }
         // The replay goes out in one piece before the CONNECT reply: a session that missed more
@@ -243,18 +254,7 @@ impl Client {
         if let (Some((saved, missed)), Some(r)) = (&restored, &recovery) {
             let mut bytes = 0usize;
             for stored in missed {
-                let packet = Packet {
-                    kind: if stored.attachments.is_empty() {
-                        PacketType::Event
-                    } else {
-                        PacketType::BinaryEvent
-                    },
-                    nsp: ns.name.clone(),
-                    id: None,
-                    data: Some(stored.data.clone()),
-                    attachments: stored.attachments.clone(),
-                };
-                let messages = encode(&packet);
+                let messages = encode_stored(&ns.name, stored);
                 bytes += messages.iter().map(engineio::Message::len).sum::<usize>();
                 replay.push(messages);
             }
@@ -322,7 +322,22 @@ impl Client {
         if let Some((saved, _)) = &restored {
             rooms.extend(saved.rooms.iter().filter(|r| **r != own).cloned());
         }
-        ns.adapter().add_all(id, &rooms);
+        let engine = &self.engine;
+        ns.adapter().add_all_after(id, &rooms, &mut || {
+            // Missed packets go out before the CONNECT reply (the client buffers them), with
+            // those recorded since the restore read: no recorded broadcast comes in between.
+            if let (Some(from), Some(store), Some((saved, _))) = (&resume_from, &store, &restored) {
+                for stored in store
+                    .recorded_after(from, &ns.name, &saved.rooms)
+                    .unwrap_or_default()
+                {
+                    replay.push(encode_stored(&ns.name, &stored));
+                }
+            }
+            for messages in &replay {
+                let _ = engine.send_all(messages);
+            }
+        });
         if self.engine.is_closed() {
             // Closed while joining: on_close did not see this socket.
             self.forget(&ns.name, &socket);
@@ -330,10 +345,6 @@ impl Client {
                 ns.adapter().del_all(id);
             }
             return;
-        }
-        // Missed packets go out before the CONNECT reply; the client buffers them.
-        for messages in &replay {
-            let _ = self.engine.send_all(messages);
         }
         let reply = match pid {
             _ if self.legacy => None,
@@ -357,4 +368,19 @@ impl Client {
         };
         self.send(&Packet::connect_error(ns.name.as_str(), data));
     }
+}
+
+/// A kept packet, encoded for a replay.
+fn encode_stored(nsp: &str, stored: &crate::recovery::StoredPacket) -> Vec<engineio::Message> {
+    encode(&Packet {
+        kind: if stored.attachments.is_empty() {
+            PacketType::Event
+        } else {
+            PacketType::BinaryEvent
+        },
+        nsp: nsp.to_owned(),
+        id: None,
+        data: Some(stored.data.clone()),
+        attachments: stored.attachments.clone(),
+    })
 }

@@ -69,6 +69,18 @@ pub trait SessionStore: Send + Sync + 'static {
         offset: String,
         nsp: &str,
     ) -> BoxFuture<Option<(SavedSession, Vec<StoredPacket>)>>;
+    /// The packets of namespace `nsp` recorded after `offset` that reach `rooms`, when the store
+    /// can tell at once (no IO): a restore asks again just before the socket joins its rooms,
+    /// for what was recorded since it read. `None` (the default): it cannot, and a packet
+    /// recorded in that moment may be missed.
+    fn recorded_after(
+        &self,
+        _offset: &str,
+        _nsp: &str,
+        _rooms: &[Room],
+    ) -> Option<Vec<StoredPacket>> {
+        None
+    }
 }
 
 /// The default, in-process [`SessionStore`]: sessions and packets expire after the
@@ -204,6 +216,19 @@ impl SessionStore for MemoryStore {
             inner.sessions.remove(&pid);
         }
         Box::pin(std::future::ready(found))
+    }
+
+    fn recorded_after(&self, offset: &str, nsp: &str, rooms: &[Room]) -> Option<Vec<StoredPacket>> {
+        let inner = self.lock();
+        let seq = parse_offset(&inner.prefix, offset)?;
+        Some(
+            inner
+                .packets
+                .iter()
+                .filter(|(_, s, p)| *s > seq && p.nsp == nsp && p.reaches(rooms))
+                .map(|(_, _, p)| p.clone())
+                .collect(),
+        )
     }
 }
 

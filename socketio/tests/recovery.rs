@@ -687,3 +687,104 @@ async fn offsets_reach_a_connection_in_the_order_the_store_gave_them() {
     }
     server.stop().await;
 }
+
+/// A [`MemoryStore`](socketio::recovery::MemoryStore) where a broadcast is recorded (on another
+/// thread) right after a restore has read what the session missed, before the socket is back in
+/// its rooms.
+struct BroadcastDuringRestore {
+    inner: Arc<socketio::recovery::MemoryStore>,
+    io: std::sync::OnceLock<SocketIo>,
+}
+
+impl socketio::recovery::SessionStore for BroadcastDuringRestore {
+    fn store_packet(
+        &self,
+        make: &mut dyn FnMut(&str) -> socketio::recovery::StoredPacket,
+    ) -> String {
+        self.inner.store_packet(make)
+    }
+    fn save_session(&self, session: socketio::recovery::SavedSession) {
+        self.inner.save_session(session)
+    }
+    fn restore_session(
+        &self,
+        pid: engineio::Sid,
+        offset: String,
+        nsp: &str,
+    ) -> socketio::adapter::BoxFuture<
+        Option<(
+            socketio::recovery::SavedSession,
+            Vec<socketio::recovery::StoredPacket>,
+        )>,
+    > {
+        let read = self.inner.restore_session(pid, offset, nsp);
+        let io = self.io.get().cloned();
+        Box::pin(async move {
+            let restored = read.await;
+            if let Some(io) = io {
+                let sent = std::thread::spawn(move || io.emit("e", "during the restore"));
+                let _ = sent.join();
+            }
+            restored
+        })
+    }
+    fn recorded_after(
+        &self,
+        offset: &str,
+        nsp: &str,
+        rooms: &[String],
+    ) -> Option<Vec<socketio::recovery::StoredPacket>> {
+        self.inner.recorded_after(offset, nsp, rooms)
+    }
+}
+
+/// A broadcast recorded between a restore's read and the socket's return to its rooms reaches
+/// the recovered client, after the replay and once.
+#[tokio::test]
+async fn a_broadcast_recorded_during_a_restore_is_not_missed() {
+    let store = Arc::new(BroadcastDuringRestore {
+        inner: Arc::new(socketio::recovery::MemoryStore::new(Duration::from_secs(
+            60,
+        ))),
+        io: std::sync::OnceLock::new(),
+    });
+    let io = SocketIo::builder(config().recovery(Recovery::default()).build())
+        .recovery_store(store.clone())
+        .build();
+    let (tx, mut left) = recorder::<()>();
+    io.of("/").on_connection(move |s| {
+        let tx = tx.clone();
+        async move {
+            s.on_disconnect(move |_s, _reason| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(());
+                }
+            });
+        }
+    });
+    let server = TestServer::start(io.clone()).await;
+    let mut ws = server.ws().await;
+    let (sid, pid, _) = connect(&mut ws, "/", "").await;
+    io.emit("e", "first").unwrap();
+    let offset = offset_of(&ws.text().await, "42");
+    ws.close().await;
+    left.next().await;
+    io.emit("e", "missed").unwrap();
+    let _ = store.io.set(io.clone());
+
+    let mut ws = server.ws().await;
+    let auth = format!(r#"{{"pid":"{pid}","offset":"{offset}"}}"#);
+    let (sid2, _, replayed) = connect(&mut ws, "/", &auth).await;
+    assert_eq!(sid2, sid, "recovered");
+    let texts: Vec<Value> = replayed
+        .iter()
+        .map(|f| json_after(f, "42")[1].clone())
+        .collect();
+    assert_eq!(texts, [json!("missed"), json!("during the restore")]);
+    // Nothing else (the same packet live as well) follows.
+    io.emit("e", "after").unwrap();
+    assert_eq!(json_after(&ws.text().await, "42")[1], json!("after"));
+    ws.close().await;
+    server.stop().await;
+}

@@ -210,6 +210,13 @@ impl Adapter for MemoryAdapter {
         }
     }
 
+    fn add_all_after(&self, id: Sid, rooms: &[Room], before: &mut dyn FnMut()) {
+        // Recorded broadcasts hold this lock from their offset to their delivery.
+        let _order = self.recording.lock().unwrap_or_else(|e| e.into_inner());
+        before();
+        self.add_all(id, rooms);
+    }
+
     fn del(&self, id: Sid, room: &str) {
         let mut state = self.write();
         let mut left = false;

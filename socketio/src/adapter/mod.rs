@@ -95,6 +95,13 @@ pub struct AdapterError(pub String);
 pub trait Adapter: Send + Sync + 'static {
     /// Adds a socket to rooms.
     fn add_all(&self, id: Sid, rooms: &[Room]);
+    /// Runs `before`, then adds a socket to rooms, with no recorded broadcast in between: a
+    /// recovered socket is sent what it missed in `before`, and nothing recorded meanwhile may
+    /// slip between that and its joining the rooms. By default, with no such guarantee.
+    fn add_all_after(&self, id: Sid, rooms: &[Room], before: &mut dyn FnMut()) {
+        before();
+        self.add_all(id, rooms);
+    }
     /// Removes a socket from one room.
     fn del(&self, id: Sid, room: &str);
     /// Removes a socket from every room.
