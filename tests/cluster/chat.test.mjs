@@ -12,7 +12,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  barrier, catchUp, chat, chatRefused, elapse, fullHistory, nextId, range, sendMany, seqs, TRANSPORTS,
+  barrier, catchUp, chat, chatAs, chatRefused, elapse, expectError, fullHistory, nextId, range, register, sendMany, seqs, TRANSPORTS,
 } from '../helpers/chatd.mjs';
 import { chatdHasPostgres, Cluster, startCluster } from '../helpers/cluster.mjs';
 
@@ -216,6 +216,22 @@ describe(`chatd cluster: the chat across nodes (${STORE})`, { timeout: 60000 }, 
     const next = await hal.send('catchup', 'welcome back');
     await back.events.message.waitFor((m) => m.id === next.id);
     await again.events.message.waitFor((m) => m.id === next.id);
+  });
+
+  it('a private room is closed on every node; a read marker moved on one node reaches the tabs on the others', T, async (t) => {
+    const ann = (await register(A, nextId('ann').replace(/\W/g, '').slice(0, 20))).token;
+    const bob = (await register(B, nextId('bob').replace(/\W/g, '').slice(0, 20))).token;
+    const onA = await chatAs(t, A, { token: ann });
+    const onC = await chatAs(t, C, { token: ann });
+    const stranger = await chatAs(t, B, { token: bob });
+    const room = nextId('priv').replace(/\W/g, '').slice(0, 30);
+    await onA.ok('room:create', { room, private: true });
+    for (const c of [onA, onC]) await c.ok('room:join', { room });
+    expectError(await stranger.ask('room:join', { room }), 'no_such_room', 'a stranger on another node');
+    const sent = await onA.send(room, 'one');
+    await onC.events.message.waitFor((m) => m.id === sent.id);
+    await onA.ok('room:read', { room, seq: sent.seq });
+    assert.deepEqual(await onC.events.read.waitFor(), { room, seq: sent.seq });
   });
 
   it('rooms:list on a node counts the members the other nodes have, in rooms not running there', T, async (t) => {
