@@ -237,7 +237,7 @@ class Member {
   close() { closeSocket(this.socket); }
 }
 
-describe('chatd cluster under faults', { skip: SKIP, timeout: 90000 }, () => {
+describe('chatd cluster under faults', { skip: SKIP, timeout: 150000 }, () => {
   it('a node killed (SIGKILL) under load: acknowledged messages reach everyone once, in order; presence settles', { timeout: 60000 }, async (t) => {
     const cluster = await startCluster({ t, flags: FLAGS });
     const changed = new Condition();
