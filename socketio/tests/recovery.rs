@@ -99,6 +99,23 @@ fn recovery_server() -> (SocketIo, Rec<Seen>) {
     (io, rec)
 }
 
+/// Records each socket of `/` that leaves (its disconnect handler ran).
+fn departures(io: &SocketIo) -> Rec<()> {
+    let (tx, left) = recorder::<()>();
+    io.of("/").on_connection(move |s| {
+        let tx = tx.clone();
+        async move {
+            s.on_disconnect(move |_s, _reason| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(());
+                }
+            });
+        }
+    });
+    left
+}
+
 /// The trailing offset of an event frame `42[…,"<offset>"]`.
 fn offset_of(frame: &str, prefix: &str) -> String {
     let json = json_after(frame, prefix);
@@ -570,18 +587,7 @@ async fn a_session_that_missed_more_than_max_replay_bytes_is_not_recovered() {
                 })
                 .build(),
         );
-        let (tx, mut left) = recorder::<()>();
-        io.of("/").on_connection(move |s| {
-            let tx = tx.clone();
-            async move {
-                s.on_disconnect(move |_s, _reason| {
-                    let tx = tx.clone();
-                    async move {
-                        let _ = tx.send(());
-                    }
-                });
-            }
-        });
+        let mut left = departures(&io);
         let server = TestServer::start(io.clone()).await;
         let mut ws = server.ws().await;
         let (sid, pid, _) = connect(&mut ws, "/", "").await;
@@ -751,18 +757,7 @@ async fn a_broadcast_recorded_during_a_restore_is_not_missed() {
     let io = SocketIo::builder(config().recovery(Recovery::default()).build())
         .recovery_store(store.clone())
         .build();
-    let (tx, mut left) = recorder::<()>();
-    io.of("/").on_connection(move |s| {
-        let tx = tx.clone();
-        async move {
-            s.on_disconnect(move |_s, _reason| {
-                let tx = tx.clone();
-                async move {
-                    let _ = tx.send(());
-                }
-            });
-        }
-    });
+    let mut left = departures(&io);
     let server = TestServer::start(io.clone()).await;
     let mut ws = server.ws().await;
     let (sid, pid, _) = connect(&mut ws, "/", "").await;
